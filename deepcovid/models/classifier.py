@@ -1,0 +1,128 @@
+"""The LightningModule: a backbone with a 2-class head that outputs P(COVID)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from deepcovid.metrics.epoch import epoch_metrics
+from deepcovid.models.backbones import FINETUNE_MODES, create_backbone, freeze_all_but_head
+from deepcovid.predictions import PredictionStore, Predictions
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
+STAGES = ("val", "test")
+
+
+class CovidClassifier(L.LightningModule):
+    """Transfer-learning classifier: COVID (class 1) vs non-COVID (class 0).
+
+    ``finetune="head"`` is the paper's protocol: only the new last layer learns, and the
+    frozen backbone stays in eval mode (BatchNorm statistics and dropout untouched).
+    """
+
+    def __init__(
+        self,
+        backbone: str = "resnet18",
+        pretrained: bool = True,
+        weights_path: str | None = None,
+        finetune: str = "head",
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+        scheduler_monitor: str = "val/auroc",
+        threshold: float = 0.5,
+        num_classes: int = 2,
+    ) -> None:
+        super().__init__()
+        if finetune not in FINETUNE_MODES:
+            raise ValueError(f"model.finetune={finetune!r}; choose one of {list(FINETUNE_MODES)}")
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        built = create_backbone(backbone, pretrained, weights_path, num_classes)
+        self.net = built.net
+        self.head_name = built.head
+        self.target_layer = built.target_layer
+        if finetune == "head":
+            freeze_all_but_head(built)
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.predictions = nn.ModuleDict({stage: PredictionStore() for stage in STAGES})
+
+    # ---- model ----------------------------------------------------------------------------
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits of shape (N, 2)."""
+        return self.net(images)
+
+    def prob_covid(self, images: torch.Tensor) -> torch.Tensor:
+        """P(COVID) of shape (N,)."""
+        return self(images).softmax(dim=1)[:, 1]
+
+    def train(self, mode: bool = True) -> CovidClassifier:
+        super().train(mode)
+        if mode and self.hparams.finetune == "head":
+            self.net.eval()
+            self.net.get_submodule(self.head_name).train()
+        return self
+
+    # ---- fit ------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        weights = datamodule.loss_weights() if hasattr(datamodule, "loss_weights") else None
+        if weights is not None:
+            self.loss_fn = nn.CrossEntropyLoss(weight=weights.to(self.device))
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.loss_fn(self(batch["image"]), batch["label"])
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True,
+                 batch_size=len(batch["label"]))
+        return loss
+
+    def evaluation_step(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
+        logits = self(batch["image"])
+        loss = self.loss_fn(logits, batch["label"])
+        self.log(f"{stage}/loss", loss, on_epoch=True, sync_dist=True,
+                 batch_size=len(batch["label"]))
+        self.predictions[stage].update(batch["index"], batch["label"], logits.softmax(1)[:, 1])
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self.evaluation_step("val", batch)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self.evaluation_step("test", batch)
+
+    def on_validation_epoch_start(self) -> None:
+        self.predictions["val"].reset()
+
+    def on_test_epoch_start(self) -> None:
+        self.predictions["test"].reset()
+
+    def gathered(self, stage: str) -> Predictions:
+        """This epoch's predictions of ``stage`` from all ranks, one per image."""
+        return self.predictions[stage].compute()
+
+    def log_epoch_metrics(self, stage: str) -> None:
+        scores = epoch_metrics(self.gathered(stage), self.hparams.threshold)
+        # Computed on gathered predictions: identical on every rank, so no further sync.
+        self.log_dict({f"{stage}/{k}": v for k, v in scores.items()}, prog_bar=stage == "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_epoch_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.log_epoch_metrics("test")
+
+    def configure_optimizers(self) -> Any:
+        parameters = [p for p in self.parameters() if p.requires_grad]
+        make_optimizer = self.optimizer_factory or (lambda p: torch.optim.Adam(p, lr=1e-4))
+        optimizer = make_optimizer(parameters)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": self.hparams.scheduler_monitor},
+        }

@@ -1,0 +1,87 @@
+"""Predictions: one record per image (path, label, prob_covid, patient_id, source, …).
+
+:class:`PredictionStore` gathers (index, label, prob_covid) from every DDP rank through
+torchmetrics' state sync and drops the duplicates a DistributedSampler pads with, so consumers
+see each image exactly once, as in a single-process run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
+
+PREDICTION_COLUMNS = ["path", "label", "prob_covid", "patient_id", "source", "finding"]
+
+
+@dataclass
+class Predictions:
+    """Gathered predictions of one split, sorted by sample index, one entry per image."""
+
+    index: np.ndarray
+    label: np.ndarray
+    prob_covid: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+class PredictionStore(Metric):
+    """Accumulates per-image predictions; ``compute()`` returns :class:`Predictions`."""
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("index", default=[], dist_reduce_fx="cat")
+        self.add_state("label", default=[], dist_reduce_fx="cat")
+        self.add_state("prob_covid", default=[], dist_reduce_fx="cat")
+
+    def update(self, index: torch.Tensor, label: torch.Tensor, prob_covid: torch.Tensor) -> None:
+        self.index.append(index.detach().long())
+        self.label.append(label.detach().long())
+        self.prob_covid.append(prob_covid.detach().float())
+
+    def compute(self) -> Predictions:
+        if not self.index:
+            empty = np.zeros(0)
+            return Predictions(empty.astype(int), empty.astype(int), empty)
+        index = dim_zero_cat(self.index).cpu().numpy()
+        label = dim_zero_cat(self.label).cpu().numpy()
+        prob = dim_zero_cat(self.prob_covid).cpu().numpy()
+        index, first = np.unique(index, return_index=True)  # sorted, padding duplicates gone
+        return Predictions(index, label[first], prob[first])
+
+
+def predictions_frame(predictions: Predictions, samples: pd.DataFrame) -> pd.DataFrame:
+    """Join predictions with their sample rows: ``path,label,prob_covid`` + metadata columns
+    that are known for at least one image."""
+    rows = samples.loc[predictions.index]
+    if not np.array_equal(rows["label"].to_numpy(), predictions.label):
+        raise RuntimeError("prediction labels disagree with the sample table: indices are stale")
+    frame = pd.DataFrame(
+        {
+            "path": rows["path"].to_numpy(),
+            "label": predictions.label,
+            "prob_covid": predictions.prob_covid,
+        }
+    )
+    for column in PREDICTION_COLUMNS[3:]:
+        if column in rows and rows[column].notna().any():
+            frame[column] = rows[column].to_numpy()
+    return frame
+
+
+def write_csv_atomic(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write a CSV via a temporary file and rename, so a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    frame.to_csv(partial, index=False)
+    partial.replace(path)
+    return path

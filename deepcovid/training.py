@@ -1,0 +1,65 @@
+"""Fit a classifier, then test its best checkpoint: what ``python -m deepcovid.train`` does."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from deepcovid.instantiate import instantiate_callbacks, instantiate_loggers
+from deepcovid.tracking import finish_loggers
+
+log = logging.getLogger(__name__)
+
+
+def scalar_metrics(trainer: L.Trainer) -> dict[str, float]:
+    """The trainer's latest logged metrics as plain floats."""
+    return {key: float(value) for key, value in trainer.callback_metrics.items()}
+
+
+def best_checkpoint(trainer: L.Trainer) -> str | None:
+    """The best checkpoint of this run, or None when none was saved (e.g. fast_dev_run)."""
+    callback = trainer.checkpoint_callback
+    path = getattr(callback, "best_model_path", "") if callback else ""
+    return path or None
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Seed, fit, test the best checkpoint; return the metrics logged last."""
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    model: L.LightningModule = hydra.utils.instantiate(cfg.model)
+    callbacks = instantiate_callbacks(cfg.get("callbacks"))
+    loggers = instantiate_loggers(cfg.get("logger"))
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False
+    )
+    for logger in loggers:
+        logger.log_hyperparams({"config": OmegaConf.to_container(cfg, resolve=True)})
+    metrics: dict[str, float] = {}
+    try:
+        if cfg.train:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            metrics |= scalar_metrics(trainer)
+        if cfg.test:
+            checkpoint = best_checkpoint(trainer) if cfg.train else cfg.get("ckpt_path")
+            if checkpoint is None:
+                log.warning("no checkpoint was saved: testing the current weights")
+            trainer.test(model, datamodule=datamodule, ckpt_path=checkpoint)
+            metrics |= scalar_metrics(trainer)
+    finally:
+        finish_loggers(loggers)
+    log.info("final metrics: %s", {k: round(v, 4) for k, v in metrics.items()})
+    return metrics
+
+
+def optimized_metric(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
+    """The value a hyper-parameter sweeper maximises (``cfg.optimized_metric``), if set."""
+    name = cfg.get("optimized_metric")
+    if not name:
+        return None
+    value = metrics.get(name, math.nan)
+    return value

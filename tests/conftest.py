@@ -1,0 +1,93 @@
+"""Shared fixtures: generated X-ray-like images in every container mode, real data paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+CXR_DEV = SHARED_DATA / "cxr-dev"
+requires_real_data = pytest.mark.skipif(
+    not CXR_DEV.is_dir(), reason="../shared/data is absent (CI always has it)"
+)
+
+
+def chest_like(size: int, seed: int, positive: bool) -> np.ndarray:
+    """A uint8 grayscale image with a bright blob whose side depends on the class."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    centre = 0.3 if positive else 0.7
+    blob = np.exp(-((x - centre) ** 2 + (y - 0.5) ** 2) / 0.02)
+    image = 60 + 150 * blob + rng.normal(0, 10, (size, size))
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def save_in_mode(array: np.ndarray, path: Path, mode: str) -> Path:
+    """Save a grayscale array as ``mode``: L, RGB, RGBA, P, I;16 (16-bit PNG), or JPEG L/RGB."""
+    image = Image.fromarray(array, mode="L")
+    if mode == "I;16":
+        image = Image.fromarray(array.astype(np.uint16) * 257)
+    elif mode == "P":
+        image = image.convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE)
+    elif mode != "L":
+        image = image.convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return path
+
+
+MODES = [("L", ".png"), ("RGB", ".png"), ("RGBA", ".png"), ("P", ".png"), ("I;16", ".png"),
+         ("L", ".jpg"), ("RGB", ".jpg")]
+
+
+def make_covidx5k(root: Path, n_per_class: dict[str, int] | None = None, size: int = 48) -> Path:
+    """A tiny COVID-Xray-5k tree (train/test × covid/non), cycling through every image mode."""
+    n_per_class = n_per_class or {"train/covid": 12, "train/non": 24, "test/covid": 6,
+                                  "test/non": 8}
+    seed = 0
+    for folder, count in n_per_class.items():
+        for i in range(count):
+            mode, suffix = MODES[seed % len(MODES)]
+            array = chest_like(size, seed, positive=folder.endswith("covid"))
+            save_in_mode(array, root / folder / f"img{i:03d}{suffix}", mode)
+            seed += 1
+    return root
+
+
+@pytest.fixture
+def covidx5k(tmp_path: Path) -> Path:
+    """A generated COVID-Xray-5k style dataset root."""
+    return make_covidx5k(tmp_path / "covidx5k")
+
+
+@pytest.fixture(scope="session")
+def covidx5k_shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same generated dataset, built once per session for read-only tests."""
+    return make_covidx5k(tmp_path_factory.mktemp("data") / "covidx5k")
+
+
+def tiny_overrides(root: Path, out: Path, *extra: str) -> list[str]:
+    """Overrides for a seconds-long CPU training run on generated data."""
+    return [
+        f"data.root={root}",
+        "model.pretrained=false",
+        "data.image_size=32",
+        "data.batch_size=8",
+        "data.num_workers=0",
+        "trainer=cpu",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.log_every_n_steps=1",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "logger=csv",
+        *extra,
+    ]
