@@ -1,0 +1,157 @@
+"""Sample tables: one row per image (path, label, split, patient_id, source, finding).
+
+A sample table is a :class:`pandas.DataFrame` built from a COVID-Xray-5k style folder,
+a generic class-folder tree, or a CSV manifest. Labels are integers: 1 = COVID, 0 = non-COVID.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from deepcovid.data.io import is_image_file
+
+COLUMNS = ["path", "label", "split", "patient_id", "source", "finding"]
+SPLITS = ("train", "val", "test")
+DEFAULT_POSITIVE_NAMES = ("covid", "covid-19", "covid19", "positive", "1")
+DEFAULT_NEGATIVE_NAMES = ("non", "non-covid", "noncovid", "normal", "negative", "0")
+
+
+class DatasetLayoutError(ValueError):
+    """The data on disk does not match any layout deepcovid reads; the message says why."""
+
+
+class LabelMap:
+    """Maps class names (folder names, manifest labels) to 1 = COVID / 0 = non-COVID."""
+
+    def __init__(
+        self,
+        positive: Sequence[str] = DEFAULT_POSITIVE_NAMES,
+        negative: Sequence[str] = DEFAULT_NEGATIVE_NAMES,
+    ) -> None:
+        self.lookup = {str(n).lower(): 1 for n in positive} | {str(n).lower(): 0 for n in negative}
+
+    def __contains__(self, name: object) -> bool:
+        return str(name).strip().lower() in self.lookup
+
+    def __call__(self, name: object) -> int:
+        return self.lookup[str(name).strip().lower()]
+
+    def unknown(self, names: Iterable[object]) -> list[str]:
+        """The names this map cannot label, sorted."""
+        return sorted({str(n) for n in names if n not in self})
+
+
+def list_images(folder: Path) -> list[Path]:
+    """All image files below ``folder``, recursively, in a stable order."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
+
+
+def scan_class_folders(root: Path, split: str | None, labels: LabelMap) -> pd.DataFrame:
+    """Rows for ``root/<class>/**/image`` with the label taken from the class folder name."""
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    unknown = labels.unknown(p.name for p in class_dirs)
+    if unknown:
+        raise DatasetLayoutError(
+            f"{root}: class folders {unknown} are neither COVID nor non-COVID. Rename them, or "
+            "add them to data.positive_names / data.negative_names."
+        )
+    rows = []
+    for class_dir in class_dirs:
+        images = list_images(class_dir)
+        if not images:
+            raise DatasetLayoutError(
+                f"{class_dir}: the class folder holds no images (.png, .jpg, .jpeg, .dcm). "
+                "Add images or remove the folder."
+            )
+        rows += [
+            {"path": str(p), "label": labels(class_dir.name), "split": split} for p in images
+        ]
+    return pd.DataFrame(rows, columns=["path", "label", "split"])
+
+
+def scan_folders(root: str | Path, labels: LabelMap | None = None) -> pd.DataFrame:
+    """Sample table of a folder tree.
+
+    ``root/{train,val,test}/<class>/`` (COVID-Xray-5k: ``train/covid``, ``train/non``, …) keeps
+    the given splits; ``root/<class>/`` yields rows whose split is left for the caller to carve.
+    """
+    root = Path(root)
+    labels = labels or LabelMap()
+    if not root.is_dir():
+        raise DatasetLayoutError(
+            f"{root}: no such data folder. Point data.root at a COVID-Xray-5k style folder "
+            "(train/covid, train/non, test/covid, test/non) or a CSV manifest "
+            "(data.manifest=FILE), or set data.download=true to fetch COVID-Xray-5k."
+        )
+    split_dirs = [root / s for s in SPLITS if (root / s).is_dir()]
+    if split_dirs:
+        parts = [scan_class_folders(d, d.name, labels) for d in split_dirs]
+        table = pd.concat(parts, ignore_index=True)
+    else:
+        table = scan_class_folders(root, None, labels)
+    if table.empty:
+        raise DatasetLayoutError(f"{root}: found no images.")
+    return normalise(table)
+
+
+def split_from_path(relative: str) -> str | None:
+    """The split named by a manifest path's first folder (``train/covid/x.png`` → train)."""
+    first = Path(relative).parts[0] if Path(relative).parts else ""
+    return first if first in SPLITS else None
+
+
+def read_manifest(manifest: str | Path, labels: LabelMap | None = None) -> pd.DataFrame:
+    """Sample table of a CSV manifest with columns ``path,label`` and optionally
+    ``patient_id``, ``split``, ``source``, ``finding``.
+
+    Relative paths are resolved against the manifest's folder. Without a ``split`` column the
+    split comes from the path's first folder when that is train/val/test.
+    """
+    manifest = Path(manifest)
+    labels = labels or LabelMap()
+    if not manifest.is_file():
+        raise DatasetLayoutError(f"{manifest}: no such manifest file.")
+    frame = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    missing = {"path", "label"} - set(frame.columns)
+    if missing:
+        raise DatasetLayoutError(
+            f"{manifest}: missing column(s) {sorted(missing)}; a manifest needs path,label "
+            "(and optionally patient_id, split, source, finding)."
+        )
+    unknown = labels.unknown(frame["label"])
+    if unknown:
+        raise DatasetLayoutError(
+            f"{manifest}: unknown label(s) {unknown}. Use covid / non-covid, or add them to "
+            "data.positive_names / data.negative_names."
+        )
+    table = pd.DataFrame(
+        {
+            "path": [str(resolve(manifest.parent, p)) for p in frame["path"]],
+            "label": [labels(v) for v in frame["label"]],
+            "split": frame["split"] if "split" in frame else frame["path"].map(split_from_path),
+        }
+    )
+    for column in ("patient_id", "source", "finding"):
+        if column in frame:
+            table[column] = frame[column].replace("", None)
+    return normalise(table)
+
+
+def resolve(base: Path, path: str) -> Path:
+    """``path`` as is when absolute, else relative to ``base``."""
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() else base / candidate
+
+
+def normalise(table: pd.DataFrame) -> pd.DataFrame:
+    """Give a sample table every column of :data:`COLUMNS`, in order, with clean dtypes."""
+    table = table.copy()
+    for column in COLUMNS:
+        if column not in table:
+            table[column] = None
+    table["label"] = table["label"].astype(int)
+    table["split"] = table["split"].astype(object).where(table["split"].notna(), None)
+    return table[COLUMNS].reset_index(drop=True)

@@ -1,0 +1,77 @@
+import functools
+import hashlib
+import http.server
+import threading
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deepcovid.data.download import DownloadError, download_dataset
+from deepcovid.data.samples import scan_folders
+from tests.conftest import make_covidx5k
+
+
+@pytest.fixture
+def http_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A real HTTP server on 127.0.0.1 serving files from a temp folder."""
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def zip_dataset(source: Path, archive: Path, prefix: str = "data_upload_v3") -> str:
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for file in sorted(source.rglob("*")):
+            if file.is_file():
+                bundle.write(file, f"{prefix}/{file.relative_to(source)}")
+    return hashlib.sha256(archive.read_bytes()).hexdigest()
+
+
+def test_download_verify_extract_and_lay_out(tmp_path: Path, http_root) -> None:
+    served, url = http_root
+    source = make_covidx5k(tmp_path / "src", {"train/covid": 2, "train/non": 3, "test/covid": 1,
+                                              "test/non": 1}, size=16)
+    digest = zip_dataset(source, served / "covid5k.zip")
+    root = download_dataset(f"{url}/covid5k.zip", tmp_path / "data" / "COVID-Xray-5k", digest)
+    table = scan_folders(root)
+    assert len(table) == 7 and set(table["split"]) == {"train", "test"}
+    assert not list((tmp_path / "data").glob(".download-*"))  # scratch space cleaned up
+    # A second call finds the data in place and does not download again.
+    (served / "covid5k.zip").unlink()
+    assert download_dataset(f"{url}/covid5k.zip", root, digest) == root
+
+
+def test_bad_checksum_is_refused_and_nothing_laid_out(tmp_path: Path, http_root) -> None:
+    served, url = http_root
+    source = make_covidx5k(tmp_path / "src", {"train/covid": 1, "train/non": 1, "test/covid": 1,
+                                              "test/non": 1}, size=16)
+    zip_dataset(source, served / "a.zip")
+    root = tmp_path / "data" / "x"
+    with pytest.raises(DownloadError, match="does not match the expected"):
+        download_dataset(f"{url}/a.zip", root, "0" * 64)
+    assert not root.exists()
+
+
+def test_archive_escaping_the_target_is_refused(tmp_path: Path, http_root) -> None:
+    served, url = http_root
+    with zipfile.ZipFile(served / "evil.zip", "w") as bundle:
+        bundle.writestr("data/train/covid/a.png", b"x")
+        bundle.writestr("../../escaped.txt", b"gotcha")
+    root = tmp_path / "deep" / "data" / "x"
+    with pytest.raises(DownloadError, match="escaped.txt"):
+        download_dataset(f"{url}/evil.zip", root)
+    assert not list(tmp_path.rglob("escaped.txt"))
+
+
+def test_unreachable_url_says_what_to_do(tmp_path: Path, http_root) -> None:
+    _, url = http_root
+    with pytest.raises(DownloadError, match="point data.root"):
+        download_dataset(f"{url}/missing.zip", tmp_path / "x")

@@ -1,0 +1,81 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from deepcovid.data.samples import COLUMNS, DatasetLayoutError, read_manifest, scan_folders
+from tests.conftest import CXR_DEV, chest_like, requires_real_data, save_in_mode
+
+
+def test_covidx5k_layout_counts_and_labels(covidx5k_shared: Path) -> None:
+    table = scan_folders(covidx5k_shared)
+    assert list(table.columns) == COLUMNS
+    counts = table.groupby(["split", "label"]).size().to_dict()
+    assert counts == {("train", 1): 12, ("train", 0): 24, ("test", 1): 6, ("test", 0): 8}
+    covid_rows = table[table["path"].str.contains("/covid/")]
+    assert (covid_rows["label"] == 1).all()
+
+
+def test_class_folder_layout_leaves_split_open(tmp_path: Path) -> None:
+    for name, positive in (("COVID", True), ("normal", False)):
+        for i in range(3):
+            save_in_mode(chest_like(16, i, positive), tmp_path / name / f"{i}.png", "L")
+    table = scan_folders(tmp_path)
+    assert table["split"].isna().all()
+    assert sorted(table["label"].tolist()) == [0, 0, 0, 1, 1, 1]
+
+
+def test_unknown_class_folder_is_named(tmp_path: Path) -> None:
+    save_in_mode(chest_like(16, 0, True), tmp_path / "train" / "covid" / "a.png", "L")
+    save_in_mode(chest_like(16, 0, True), tmp_path / "train" / "pneumonia" / "b.png", "L")
+    with pytest.raises(DatasetLayoutError, match=r"\['pneumonia'\].*negative_names"):
+        scan_folders(tmp_path)
+
+
+def test_empty_class_folder_is_an_error(tmp_path: Path) -> None:
+    save_in_mode(chest_like(16, 0, True), tmp_path / "train" / "covid" / "a.png", "L")
+    (tmp_path / "train" / "non").mkdir()
+    with pytest.raises(DatasetLayoutError, match="non: the class folder holds no images"):
+        scan_folders(tmp_path)
+
+
+def test_missing_root_says_how_to_get_data(tmp_path: Path) -> None:
+    with pytest.raises(DatasetLayoutError, match="data.download=true"):
+        scan_folders(tmp_path / "absent")
+
+
+def test_manifest_with_patients_and_relative_paths(tmp_path: Path) -> None:
+    for i in range(4):
+        save_in_mode(chest_like(16, i, i % 2 == 0), tmp_path / "img" / f"{i}.png", "L")
+    pd.DataFrame(
+        {
+            "path": [f"img/{i}.png" for i in range(4)],
+            "label": ["covid", "non-covid", "COVID", "normal"],
+            "patient_id": ["p1", "p2", "p1", ""],
+            "source": ["s", "s", "t", "t"],
+        }
+    ).to_csv(tmp_path / "m.csv", index=False)
+    table = read_manifest(tmp_path / "m.csv")
+    assert table["label"].tolist() == [1, 0, 1, 0]
+    assert table["patient_id"].tolist()[:3] == ["p1", "p2", "p1"]
+    assert pd.isna(table["patient_id"].iloc[3])
+    assert Path(table["path"].iloc[0]) == tmp_path / "img" / "0.png"
+    assert table["split"].isna().all()
+
+
+def test_manifest_unknown_label_and_missing_column(tmp_path: Path) -> None:
+    pd.DataFrame({"path": ["a.png"], "label": ["maybe"]}).to_csv(tmp_path / "m.csv", index=False)
+    with pytest.raises(DatasetLayoutError, match=r"unknown label\(s\) \['maybe'\]"):
+        read_manifest(tmp_path / "m.csv")
+    pd.DataFrame({"file": ["a.png"]}).to_csv(tmp_path / "n.csv", index=False)
+    with pytest.raises(DatasetLayoutError, match="missing column"):
+        read_manifest(tmp_path / "n.csv")
+
+
+@requires_real_data
+def test_real_cxr_dev_manifest() -> None:
+    table = read_manifest(CXR_DEV / "manifest.csv")
+    counts = table.groupby(["split", "label"]).size().to_dict()
+    assert counts == {("train", 1): 218, ("train", 0): 58, ("test", 1): 106, ("test", 0): 29}
+    assert table["patient_id"].notna().all()
+    assert all(Path(p).is_file() for p in table["path"])
