@@ -44,14 +44,25 @@ def save_in_mode(array: np.ndarray, path: Path, mode: str) -> Path:
     return path
 
 
-MODES = [("L", ".png"), ("RGB", ".png"), ("RGBA", ".png"), ("P", ".png"), ("I;16", ".png"),
-         ("L", ".jpg"), ("RGB", ".jpg")]
+MODES = [
+    ("L", ".png"),
+    ("RGB", ".png"),
+    ("RGBA", ".png"),
+    ("P", ".png"),
+    ("I;16", ".png"),
+    ("L", ".jpg"),
+    ("RGB", ".jpg"),
+]
 
 
 def make_covidx5k(root: Path, n_per_class: dict[str, int] | None = None, size: int = 48) -> Path:
     """A tiny COVID-Xray-5k tree (train/test × covid/non), cycling through every image mode."""
-    n_per_class = n_per_class or {"train/covid": 12, "train/non": 24, "test/covid": 6,
-                                  "test/non": 8}
+    n_per_class = n_per_class or {
+        "train/covid": 12,
+        "train/non": 24,
+        "test/covid": 6,
+        "test/non": 8,
+    }
     seed = 0
     for folder, count in n_per_class.items():
         for i in range(count):

@@ -66,9 +66,7 @@ def scan_class_folders(root: Path, split: str | None, labels: LabelMap) -> pd.Da
                 f"{class_dir}: the class folder holds no images (.png, .jpg, .jpeg, .dcm). "
                 "Add images or remove the folder."
             )
-        rows += [
-            {"path": str(p), "label": labels(class_dir.name), "split": split} for p in images
-        ]
+        rows += [{"path": str(p), "label": labels(class_dir.name), "split": split} for p in images]
     return pd.DataFrame(rows, columns=["path", "label", "split"])
 
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from deepcovid.metrics.epoch import epoch_metrics
 from deepcovid.models.backbones import FINETUNE_MODES, create_backbone, freeze_all_but_head
-from deepcovid.predictions import PredictionStore, Predictions
+from deepcovid.predictions import Predictions, PredictionStore
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
@@ -77,15 +77,22 @@ class CovidClassifier(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.loss_fn(self(batch["image"]), batch["label"])
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True,
-                 batch_size=len(batch["label"]))
+        self.log(
+            "train/loss",
+            loss,
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(batch["label"]),
+        )
         return loss
 
     def evaluation_step(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
         logits = self(batch["image"])
         loss = self.loss_fn(logits, batch["label"])
-        self.log(f"{stage}/loss", loss, on_epoch=True, sync_dist=True,
-                 batch_size=len(batch["label"]))
+        self.log(
+            f"{stage}/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(batch["label"])
+        )
         self.predictions[stage].update(batch["index"], batch["label"], logits.softmax(1)[:, 1])
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:

@@ -9,8 +9,14 @@ from tests.conftest import CXR_DEV, requires_real_data
 
 
 def test_generated_dataset_batches(covidx5k_shared: Path) -> None:
-    dm = XrayDataModule(str(covidx5k_shared), image_size=32, batch_size=4, num_workers=0,
-                        val_fraction=0.25, oversample_factor=2)
+    dm = XrayDataModule(
+        str(covidx5k_shared),
+        image_size=32,
+        batch_size=4,
+        num_workers=0,
+        val_fraction=0.25,
+        oversample_factor=2,
+    )
     dm.setup()
     sizes = dm.table.groupby("split").size().to_dict()
     assert sizes["test"] == 14 and sizes["train"] + sizes["val"] == 36
@@ -18,7 +24,7 @@ def test_generated_dataset_batches(covidx5k_shared: Path) -> None:
     assert batch["image"].shape == (4, 3, 32, 32) and batch["image"].dtype == torch.float32
     # ImageNet-normalised: roughly centred values, not raw [0, 255]
     assert -3 < batch["image"].mean() < 3
-    assert (dm.table.loc[batch["index"].tolist(), "label"].tolist() == batch["label"].tolist())
+    assert dm.table.loc[batch["index"].tolist(), "label"].tolist() == batch["label"].tolist()
     n_train = sizes["train"]
     n_covid = int(dm.split("train")["label"].sum())
     assert len(dm.train_dataloader().sampler) == n_train + n_covid  # minority drawn twice

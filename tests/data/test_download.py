@@ -37,8 +37,11 @@ def zip_dataset(source: Path, archive: Path, prefix: str = "data_upload_v3") -> 
 
 def test_download_verify_extract_and_lay_out(tmp_path: Path, http_root) -> None:
     served, url = http_root
-    source = make_covidx5k(tmp_path / "src", {"train/covid": 2, "train/non": 3, "test/covid": 1,
-                                              "test/non": 1}, size=16)
+    source = make_covidx5k(
+        tmp_path / "src",
+        {"train/covid": 2, "train/non": 3, "test/covid": 1, "test/non": 1},
+        size=16,
+    )
     digest = zip_dataset(source, served / "covid5k.zip")
     root = download_dataset(f"{url}/covid5k.zip", tmp_path / "data" / "COVID-Xray-5k", digest)
     table = scan_folders(root)
@@ -51,8 +54,11 @@ def test_download_verify_extract_and_lay_out(tmp_path: Path, http_root) -> None:
 
 def test_bad_checksum_is_refused_and_nothing_laid_out(tmp_path: Path, http_root) -> None:
     served, url = http_root
-    source = make_covidx5k(tmp_path / "src", {"train/covid": 1, "train/non": 1, "test/covid": 1,
-                                              "test/non": 1}, size=16)
+    source = make_covidx5k(
+        tmp_path / "src",
+        {"train/covid": 1, "train/non": 1, "test/covid": 1, "test/non": 1},
+        size=16,
+    )
     zip_dataset(source, served / "a.zip")
     root = tmp_path / "data" / "x"
     with pytest.raises(DownloadError, match="does not match the expected"):

@@ -18,8 +18,10 @@ def test_oversampling_repeats_minority_factor_times() -> None:
 
 
 def test_epochs_reshuffle_and_seed_reproduces() -> None:
-    a, b = OversamplingSampler(LABELS, LABELS, 5, seed=1), OversamplingSampler(LABELS, LABELS, 5,
-                                                                                seed=1)
+    a, b = (
+        OversamplingSampler(LABELS, LABELS, 5, seed=1),
+        OversamplingSampler(LABELS, LABELS, 5, seed=1),
+    )
     first = list(a)
     assert first == list(b)
     a.set_epoch(1)
@@ -28,8 +30,10 @@ def test_epochs_reshuffle_and_seed_reproduces() -> None:
 
 @pytest.mark.parametrize("world", [2, 3])
 def test_ranks_draw_disjoint_shares_of_one_plan(world: int) -> None:
-    shards = [list(OversamplingSampler(LABELS, LABELS, 5, num_replicas=world, rank=r, seed=7))
-              for r in range(world)]
+    shards = [
+        list(OversamplingSampler(LABELS, LABELS, 5, num_replicas=world, rank=r, seed=7))
+        for r in range(world)
+    ]
     assert len({len(s) for s in shards}) == 1
     single = list(OversamplingSampler(LABELS, LABELS, 5, seed=7))
     padded = np.resize(single, len(shards[0]) * world)

@@ -10,8 +10,14 @@ def synthetic_table(n: int = 200, patients: bool = True, seed: int = 0) -> pd.Da
     label = (rng.random(n) < 0.25).astype(int)
     patient = [f"p{i // 3}" for i in range(n)] if patients else [None] * n
     return pd.DataFrame(
-        {"path": [f"x{i}.png" for i in range(n)], "label": label, "split": "train",
-         "patient_id": patient, "source": None, "finding": None}
+        {
+            "path": [f"x{i}.png" for i in range(n)],
+            "label": label,
+            "split": "train",
+            "patient_id": patient,
+            "source": None,
+            "finding": None,
+        }
     )
 
 

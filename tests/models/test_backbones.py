@@ -56,8 +56,9 @@ def test_local_timm_weights_are_loaded(tmp_path: Path) -> None:
     path = tmp_path / "resnet10t.safetensors"
     save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, path)
     backbone = create_backbone("resnet10t", pretrained=True, weights_path=str(path))
-    assert torch.equal(backbone.net.state_dict()["conv1.0.weight"],
-                       reference.state_dict()["conv1.0.weight"])
+    assert torch.equal(
+        backbone.net.state_dict()["conv1.0.weight"], reference.state_dict()["conv1.0.weight"]
+    )
 
 
 def test_missing_weights_file(tmp_path: Path) -> None:
