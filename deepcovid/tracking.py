@@ -6,8 +6,12 @@ import logging
 import netrc
 import os
 from pathlib import Path
+from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from lightning.pytorch.loggers import Logger, WandbLogger
+from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 WANDB_MODES = ("auto", "online", "offline", "disabled")
@@ -35,14 +39,46 @@ def resolve_wandb_mode(mode: str) -> str:
     return "online" if has_wandb_credentials() else "offline"
 
 
+def hydra_run_identity() -> tuple[str | None, str | None]:
+    """(group, name) for a W&B run: in a multirun the sweep folder groups the jobs and each
+    job is named after its own folder; in a single run only the name is set."""
+    if not HydraConfig.initialized():
+        return None, None
+    hydra_cfg = HydraConfig.get()
+    name = Path(hydra_cfg.runtime.output_dir).name
+    group = Path(hydra_cfg.sweep.dir).name if hydra_cfg.mode == RunMode.MULTIRUN else None
+    return group, name
+
+
+def flatten_config(cfg: DictConfig | dict, prefix: str = "") -> dict[str, Any]:
+    """A nested config as one level of dotted keys (``model.backbone: resnet18``)."""
+    container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    flat: dict[str, Any] = {}
+    for key, value in container.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat |= flatten_config(value, f"{dotted}.")
+        else:
+            flat[dotted] = value
+    return flat
+
+
 def wandb_logger(
-    mode: str = "auto", log_model: bool | str = True, save_dir: str = ".", **kwargs
+    mode: str = "auto",
+    log_model: bool | str = True,
+    save_dir: str = ".",
+    group: str | None = None,
+    name: str | None = None,
+    **kwargs,
 ) -> WandbLogger | None:
     """A WandbLogger in the resolved mode; None when disabled.
 
-    Offline, Lightning refuses ``log_model``: checkpoints then stay in the run directory.
+    ``group`` and ``name`` default to the Hydra sweep and job folders. Offline, Lightning
+    refuses ``log_model``: checkpoints then stay in the run directory.
     """
     mode = resolve_wandb_mode(mode)
+    auto_group, auto_name = hydra_run_identity()
+    group, name = group or auto_group, name or auto_name
     if mode == "disabled":
         log.info("W&B logging disabled")
         return None
@@ -51,7 +87,9 @@ def wandb_logger(
         log.info("W&B offline: checkpoints are kept locally, not uploaded as artifacts")
         log_model = False
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    logger = WandbLogger(offline=offline, log_model=log_model, save_dir=save_dir, **kwargs)
+    logger = WandbLogger(
+        offline=offline, log_model=log_model, save_dir=save_dir, group=group, name=name, **kwargs
+    )
     if offline:
         log.warning(
             "W&B offline (no API key): the run is stored under %s/wandb; upload it later with "
@@ -60,6 +98,19 @@ def wandb_logger(
             save_dir,
         )
     return logger
+
+
+def log_config(loggers: list[Logger], cfg: DictConfig) -> None:
+    """Record the resolved run config (without Hydra's own node) with every logger."""
+    for logger in loggers:
+        logger.log_hyperparams(flatten_config(cfg))
+
+
+def log_summary(loggers: list[Logger], metrics: dict[str, Any]) -> None:
+    """Put final results in the W&B run summary (what the runs table shows)."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.experiment.summary.update(metrics)
 
 
 def finish_loggers(loggers: list[Logger]) -> None:

@@ -7,10 +7,11 @@ import math
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from deepcovid.console import print_config_tree, silence_known_warnings
 from deepcovid.instantiate import instantiate_callbacks, instantiate_loggers
-from deepcovid.tracking import finish_loggers
+from deepcovid.tracking import finish_loggers, log_config, log_summary
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,9 @@ def best_checkpoint(trainer: L.Trainer) -> str | None:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Seed, fit, test the best checkpoint; return the metrics logged last."""
+    silence_known_warnings()
+    if cfg.get("print_config"):
+        print_config_tree(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule: L.LightningDataModule = hydra.utils.instantiate(cfg.data)
     model: L.LightningModule = hydra.utils.instantiate(cfg.model)
@@ -37,8 +41,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False
     )
-    for logger in loggers:
-        logger.log_hyperparams({"config": OmegaConf.to_container(cfg, resolve=True)})
+    log_config(loggers, cfg)
     metrics: dict[str, float] = {}
     try:
         if cfg.train:
@@ -50,6 +53,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 log.warning("no checkpoint was saved: testing the current weights")
             trainer.test(model, datamodule=datamodule, ckpt_path=checkpoint)
             metrics |= scalar_metrics(trainer)
+        log_summary(loggers, metrics)
     finally:
         finish_loggers(loggers)
     log.info("final metrics: %s", {k: round(v, 4) for k, v in metrics.items()})

@@ -11,6 +11,7 @@ import torch
 from deepcovid.config import compose_config
 from deepcovid.training import train
 from tests.conftest import tiny_overrides
+from tests.test_tracking import offline_runs, read_offline_run, read_run_record
 
 PAPER_BACKBONES = ["resnet18", "resnet50", "squeezenet", "densenet121"]
 
@@ -61,7 +62,8 @@ def test_multirun_trains_all_four_paper_backbones(covidx5k_shared: Path, tmp_pat
             "-m",
             f"model={','.join(PAPER_BACKBONES)}",
             *overrides,
-            "logger=csv",
+            "logger=wandb",
+            "logger.wandb.mode=offline",
             f"hydra.sweep.dir={sweep}",
         ],
         check=True,
@@ -74,3 +76,11 @@ def test_multirun_trains_all_four_paper_backbones(covidx5k_shared: Path, tmp_pat
         assert (job / "checkpoints" / "last.ckpt").is_file()
         assert len(pd.read_csv(job / "predictions" / "test.csv")) == 14
         assert (job / ".hydra" / "config.yaml").is_file()
+    # Every job is its own W&B run, named after its folder and grouped under the sweep.
+    runs = [read_offline_run(run) for job in jobs for run in offline_runs(job)]
+    assert len({run["run_id"] for run in runs}) == len(PAPER_BACKBONES)
+    assert [run["config"]["model.backbone"] for run in runs] == PAPER_BACKBONES
+    assert all(run["state"] == "finished" for run in runs)
+    records = [read_run_record(run) for job in jobs for run in offline_runs(job)]
+    assert [r["display_name"] for r in records] == [job.name for job in jobs]
+    assert {r["run_group"] for r in records} == {"sweep"}

@@ -1,0 +1,87 @@
+"""W&B: mode resolution, config flattening, and an offline run read back from its files."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from deepcovid.config import compose_config
+from deepcovid.tracking import flatten_config, resolve_wandb_mode, wandb_logger
+from deepcovid.training import train
+from tests.conftest import tiny_overrides
+
+
+def read_offline_run(run_dir: Path) -> dict:
+    """Summary, config and tags of an offline run, through wandb's own log reader."""
+    result = subprocess.run(
+        ["wandb", "leet", "inspect", "--summary", "--json", str(run_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return json.loads(result.stdout)
+
+
+def read_run_record(run_dir: Path) -> dict:
+    """The run record (id, group, display name, tags) of an offline run's log."""
+    result = subprocess.run(
+        ["wandb", "leet", "inspect", "--json", str(run_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    return next(r["run"] for r in records if r.get("type") == "run")
+
+
+def offline_runs(output_dir: Path) -> list[Path]:
+    return sorted((output_dir / "wandb").glob("offline-run-*"))
+
+
+def test_mode_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    assert resolve_wandb_mode("auto") == "offline"
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert resolve_wandb_mode("auto") == "online"
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert resolve_wandb_mode("auto") == "disabled"
+    assert resolve_wandb_mode("offline") == "offline"
+    with pytest.raises(ValueError, match="logger.wandb.mode"):
+        resolve_wandb_mode("sometimes")
+    assert wandb_logger(mode="disabled") is None
+
+
+def test_offline_refuses_log_model_without_failing(tmp_path: Path) -> None:
+    logger = wandb_logger(mode="offline", log_model=True, save_dir=str(tmp_path))
+    assert logger is not None and logger._log_model is False
+
+
+def test_flatten_config() -> None:
+    cfg = OmegaConf.create({"a": {"b": 1, "c": {"d": "x"}}, "e": [1, 2], "f": {}})
+    assert flatten_config(cfg) == {"a.b": 1, "a.c.d": "x", "e": [1, 2], "f": {}}
+
+
+@pytest.mark.slow
+def test_offline_training_run_is_complete(covidx5k_shared: Path, tmp_path: Path) -> None:
+    overrides = [o for o in tiny_overrides(covidx5k_shared, tmp_path) if o != "logger=csv"]
+    cfg = compose_config(
+        "train",
+        [*overrides, "logger=wandb", "logger.wandb.mode=offline", "model=squeezenet"],
+        output_dir=str(tmp_path),
+    )
+    train(cfg)
+    runs = offline_runs(tmp_path)
+    assert len(runs) == 1
+    run = read_offline_run(runs[0])
+    assert run["state"] == "finished"
+    assert run["config"]["model.backbone"] == "squeezenet"
+    assert run["config"]["data.image_size"] == 32
+    assert {"squeezenet", "finetune-head"} <= set(run["tags"])
+    for key in ("val/auroc", "train/loss_epoch", "test/auroc", "test/sensitivity"):
+        assert key in run["summary"], key
