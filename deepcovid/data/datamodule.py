@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from deepcovid.data.dataset import XrayDataset
 from deepcovid.data.download import download_dataset
+from deepcovid.data.io import DEFAULT_MAX_IMAGE_PIXELS, set_max_image_pixels
 from deepcovid.data.samples import (
     DEFAULT_NEGATIVE_NAMES,
     DEFAULT_POSITIVE_NAMES,
@@ -25,9 +26,11 @@ from deepcovid.data.samples import (
 from deepcovid.data.sampling import BALANCE_MODES, OversamplingSampler, inverse_frequency_weights
 from deepcovid.data.splits import assign_splits, patients_in_several_splits
 from deepcovid.data.transforms import EvalPreset, TrainPreset
+from deepcovid.data.validate import BadFilesError, describe, find_unreadable
 
 log = logging.getLogger(__name__)
 Transform = Callable[[Image.Image], torch.Tensor]
+ON_BAD_FILE = ("error", "skip")
 
 
 class XrayDataModule(L.LightningDataModule):
@@ -58,10 +61,15 @@ class XrayDataModule(L.LightningDataModule):
         download: bool = False,
         download_url: str | None = None,
         download_sha256: str | None = None,
+        on_bad_file: str = "error",
+        validate_files: bool = True,
+        max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
     ) -> None:
         super().__init__()
         if balance not in BALANCE_MODES:
             raise ValueError(f"data.balance={balance!r}; choose one of {list(BALANCE_MODES)}")
+        if on_bad_file not in ON_BAD_FILE:
+            raise ValueError(f"data.on_bad_file={on_bad_file!r}; choose one of {list(ON_BAD_FILE)}")
         self.root = Path(root)
         self.manifest = manifest
         self.val_fraction = val_fraction
@@ -81,7 +89,11 @@ class XrayDataModule(L.LightningDataModule):
         self.download = download
         self.download_url = download_url
         self.download_sha256 = download_sha256
+        self.on_bad_file = on_bad_file
+        self.validate_files = validate_files
+        set_max_image_pixels(max_image_pixels)
         self.table: pd.DataFrame | None = None
+        self.skipped: dict[str, str] = {}  # path -> why, for the files on_bad_file=skip left out
 
     # ---- data on disk -------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -108,6 +120,7 @@ class XrayDataModule(L.LightningDataModule):
             table = read_manifest(manifest, self.labels)
         else:
             table = scan_folders(self.root, self.labels)
+        table = self.drop_unreadable(table)
         table = assign_splits(table, self.val_fraction, self.test_fraction, self.seed)
         leaks = patients_in_several_splits(table)
         if leaks:
@@ -117,6 +130,24 @@ class XrayDataModule(L.LightningDataModule):
                 dict(list(leaks.items())[:3]),
             )
         return table
+
+    def drop_unreadable(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Decode every file once and apply ``on_bad_file`` to those that fail: ``error``
+        names them all, ``skip`` logs them, records them in :attr:`skipped` and drops them."""
+        if not self.validate_files:
+            return table
+        bad = find_unreadable(table["path"])
+        if not bad:
+            return table
+        if self.on_bad_file == "error":
+            raise BadFilesError(
+                f"{len(bad)} of {len(table)} image files cannot be used:\n{describe(bad)}\n"
+                "Fix: remove or re-export these files, or set data.on_bad_file=skip to leave "
+                "them out (they are logged and counted as data/skipped_files)."
+            )
+        log.warning("data.on_bad_file=skip: leaving out %d file(s):\n%s", len(bad), describe(bad))
+        self.skipped = bad
+        return table[~table["path"].isin(list(bad))].reset_index(drop=True)
 
     def setup(self, stage: str | None = None) -> None:
         if self.table is None:

@@ -6,6 +6,8 @@ a generic class-folder tree, or a CSV manifest. Labels are integers: 1 = COVID, 
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -17,6 +19,7 @@ COLUMNS = ["path", "label", "split", "patient_id", "source", "finding"]
 SPLITS = ("train", "val", "test")
 DEFAULT_POSITIVE_NAMES = ("covid", "covid-19", "covid19", "positive", "1")
 DEFAULT_NEGATIVE_NAMES = ("non", "non-covid", "noncovid", "normal", "negative", "0")
+log = logging.getLogger(__name__)
 
 
 class DatasetLayoutError(ValueError):
@@ -85,6 +88,17 @@ def scan_folders(root: str | Path, labels: LabelMap | None = None) -> pd.DataFra
             "(data.manifest=FILE), or set data.download=true to fetch COVID-Xray-5k."
         )
     split_dirs = [root / s for s in SPLITS if (root / s).is_dir()]
+    if split_dirs and not (root / "train").is_dir():
+        raise DatasetLayoutError(
+            f"{root}: has {[d.name for d in split_dirs]} but no train/ folder. Add "
+            "train/<class>/ images, or point data.root at the folder that holds train/."
+        )
+    if split_dirs and not (root / "test").is_dir():
+        log.warning(
+            "%s has no test/ folder: a test split is carved out of train/ "
+            "(data.test_fraction), so results are not comparable with the official split",
+            root,
+        )
     if split_dirs:
         parts = [scan_class_folders(d, d.name, labels) for d in split_dirs]
         table = pd.concat(parts, ignore_index=True)
@@ -119,12 +133,7 @@ def read_manifest(manifest: str | Path, labels: LabelMap | None = None) -> pd.Da
             f"{manifest}: missing column(s) {sorted(missing)}; a manifest needs path,label "
             "(and optionally patient_id, split, source, finding)."
         )
-    unknown = labels.unknown(frame["label"])
-    if unknown:
-        raise DatasetLayoutError(
-            f"{manifest}: unknown label(s) {unknown}. Use covid / non-covid, or add them to "
-            "data.positive_names / data.negative_names."
-        )
+    check_manifest_rows(manifest, frame, labels)
     table = pd.DataFrame(
         {
             "path": [str(resolve(manifest.parent, p)) for p in frame["path"]],
@@ -136,6 +145,40 @@ def read_manifest(manifest: str | Path, labels: LabelMap | None = None) -> pd.Da
         if column in frame:
             table[column] = frame[column].replace("", None)
     return normalise(table)
+
+
+def csv_lines(rows: pd.Series) -> str:
+    """The CSV line numbers of ``rows`` (header = line 1), e.g. ``lines 3, 7``."""
+    numbers = [str(i + 2) for i in rows.index]
+    return f"line{'s' if len(numbers) > 1 else ''} {', '.join(numbers)}"
+
+
+def check_manifest_rows(manifest: Path, frame: pd.DataFrame, labels: LabelMap) -> None:
+    """Refuse empty paths, unknown labels and duplicate paths, naming every offending row.
+
+    Missing files are left to :mod:`deepcovid.data.validate`, so that ``data.on_bad_file``
+    decides whether they stop the run or are skipped.
+    """
+    problems = []
+    empty = frame[frame["path"].str.strip() == ""]
+    if not empty.empty:
+        problems.append(f"empty path at {csv_lines(empty)}: fill it in or delete the row")
+    unknown = frame[~frame["label"].map(lambda label: label in labels)]
+    if not unknown.empty:
+        problems.append(
+            f"unknown label(s) {labels.unknown(unknown['label'])} at {csv_lines(unknown)}: use "
+            "covid / non-covid, or add them to data.positive_names / data.negative_names"
+        )
+    paths = frame["path"].map(lambda p: os.path.normpath(resolve(manifest.parent, p)))
+    duplicated = frame[paths.duplicated(keep=False) & (frame["path"].str.strip() != "")]
+    for path, rows in duplicated.groupby(paths[duplicated.index]):
+        problems.append(
+            f"{path} is listed more than once ({csv_lines(rows)}): keep one row per image"
+        )
+    if problems:
+        raise DatasetLayoutError(
+            f"{manifest}: {len(problems)} problem(s):\n" + "\n".join(f"  {p}" for p in problems)
+        )
 
 
 def resolve(base: Path, path: str) -> Path:
