@@ -12,7 +12,16 @@ from deepcovid.config import CONFIG_DIR, compose_config
 
 GROUP_OPTIONS = {
     group: sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
-    for group in ("model", "trainer", "logger", "callbacks", "debug", "experiment", "data")
+    for group in (
+        "model",
+        "trainer",
+        "logger",
+        "callbacks",
+        "debug",
+        "experiment",
+        "data",
+        "hparams_search",
+    )
 }
 
 
