@@ -1,0 +1,92 @@
+"""A real CLI run killed with SIGKILL mid-epoch resumes with ckpt_path=last and ends exactly
+where an uninterrupted run ends."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pandas as pd
+import pytest
+import torch
+
+from tests.conftest import tiny_overrides
+
+REPO = Path(__file__).resolve().parents[1]
+STEPS_PER_EPOCH = 4
+KILL_AT_STEP = 6  # epoch 1, batch 2: mid-epoch, after last.ckpt of epoch 0 was written
+
+
+class SigkillAtStep(L.Callback):
+    """Kill the process with SIGKILL (no handler can run) when training reaches ``step``."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def cli(root: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    overrides = tiny_overrides(
+        root,
+        out,
+        "trainer.max_epochs=3",
+        f"trainer.limit_train_batches={STEPS_PER_EPOCH}",
+        "trainer.deterministic=true",
+        "data.val_fraction=0.25",
+        "print_config=false",
+        f"hydra.run.dir={out}",
+        *extra,
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "deepcovid.train", *overrides],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=os.environ | {"PYTHONPATH": str(REPO)},
+    )
+
+
+def final_test_metrics(run: Path) -> pd.Series:
+    """The test-stage row of a run's CSV log."""
+    metrics = pd.read_csv(run / "csv" / "metrics.csv")
+    return metrics.dropna(subset=["test/auroc"]).iloc[-1].dropna()
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(
+    covidx5k_shared: Path, tmp_path: Path
+) -> None:
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    done = cli(covidx5k_shared, whole)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    kill = [
+        "+callbacks.sigkill._target_=tests.test_kill_resume.SigkillAtStep",
+        f"+callbacks.sigkill.step={KILL_AT_STEP}",
+    ]
+    crashed = cli(covidx5k_shared, killed, *kill)
+    assert crashed.returncode == -signal.SIGKILL
+    last = torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)
+    assert (last["epoch"], last["global_step"]) == (0, STEPS_PER_EPOCH)  # killed in epoch 1
+    assert not (killed / "predictions").exists()
+
+    resumed = cli(covidx5k_shared, killed, "ckpt_path=last")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    final = {
+        run: torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+        for run in (whole, killed)
+    }
+    assert final[killed]["global_step"] == final[whole]["global_step"] == 3 * STEPS_PER_EPOCH
+    for name, weight in final[whole]["state_dict"].items():
+        assert torch.equal(weight, final[killed]["state_dict"][name]), name
+    expected = pd.read_csv(whole / "predictions" / "test.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(killed / "predictions" / "test.csv"), expected)
+    pd.testing.assert_series_equal(
+        final_test_metrics(killed), final_test_metrics(whole), check_names=False
+    )
