@@ -10,7 +10,6 @@ chest X-rays: distinct radiographs collide at 0-1 bits).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ from PIL import Image
 
 from deepcovid import CLASS_NAMES
 from deepcovid.atomic import write_json_atomic
+from deepcovid.data.download import sha256_of
 from deepcovid.data.io import DICOM_SUFFIXES, load_image
 from deepcovid.data.splits import patients_in_several_splits
 from deepcovid.data.validate import default_workers, printable, problem
@@ -51,15 +51,6 @@ class FileFacts:
     problem: str | None = None
 
 
-def file_sha256(path: str | Path) -> str:
-    """sha256 of the file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def header(path: str | Path) -> tuple[str, int, int]:
     """(mode, width, height) from the file header, without decoding the pixels."""
     if Path(path).suffix.lower() in DICOM_SUFFIXES:
@@ -84,7 +75,7 @@ def inspect_file(path: str, decode: bool, hash_size: int = HASH_SIZE) -> FileFac
     """Facts about one file; ``decode`` also decodes it (unreadable check, perceptual hash)."""
     facts = FileFacts()
     try:
-        facts.sha256 = file_sha256(path)
+        facts.sha256 = sha256_of(Path(path))
         facts.mode, facts.width, facts.height = header(path)
     except Exception as error:  # any header failure is reported, not raised
         facts.problem = f"{type(error).__name__}: {error}"
