@@ -48,7 +48,7 @@ class PredictionStore(Metric):
         self.prob_covid.append(prob_covid.detach().float())
 
     def compute(self) -> Predictions:
-        if not self.index:
+        if len(self.index) == 0:  # a list before the DDP sync, a tensor after it
             empty = np.zeros(0)
             return Predictions(empty.astype(int), empty.astype(int), empty)
         index = dim_zero_cat(self.index).cpu().numpy()

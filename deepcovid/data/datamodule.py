@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import pandas as pd
@@ -12,9 +14,10 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from deepcovid.data.cache import ImageCache, Source, cached_paths, open_cache
 from deepcovid.data.dataset import XrayDataset
 from deepcovid.data.download import download_dataset
-from deepcovid.data.io import DEFAULT_MAX_IMAGE_PIXELS, set_max_image_pixels
+from deepcovid.data.io import DEFAULT_MAX_IMAGE_PIXELS, load_image, set_max_image_pixels
 from deepcovid.data.samples import (
     DEFAULT_NEGATIVE_NAMES,
     DEFAULT_POSITIVE_NAMES,
@@ -25,18 +28,30 @@ from deepcovid.data.samples import (
 )
 from deepcovid.data.sampling import BALANCE_MODES, OversamplingSampler, inverse_frequency_weights
 from deepcovid.data.splits import assign_splits, patients_in_several_splits
-from deepcovid.data.transforms import EvalPreset, TrainPreset
+from deepcovid.data.transforms import EvalPreset, Preset, TrainPreset
 from deepcovid.data.validate import BadFilesError, describe, find_unreadable
 
 log = logging.getLogger(__name__)
-Transform = Callable[[Image.Image], torch.Tensor]
+Transform = Callable[[Image.Image | torch.Tensor], torch.Tensor]
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "deepcovid"
 ON_BAD_FILE = ("error", "skip")
+
+
+def known(value: Any) -> str | None:
+    """A table cell as text, or None where it is missing (None or NaN)."""
+    return None if pd.isna(value) else str(value)
 
 
 class XrayDataModule(L.LightningDataModule):
     """Train/val/test loaders over a COVID-Xray-5k folder, class folders or a CSV manifest.
 
     ``batch_size`` is per device: under DDP with N devices a step sees N × batch_size images.
+
+    With ``cache=True`` images are read from a preprocessed cache (:mod:`deepcovid.data.cache`,
+    built on first use in ``cache_dir``); with ``normalize_on_device=True`` loaders yield uint8
+    images and the float conversion and normalisation run after the transfer to the device
+    (inside a Lightning Trainer only; needs preset transforms). ``pin_memory=None`` pins when
+    the trainer runs on a GPU.
     """
 
     def __init__(
@@ -50,8 +65,8 @@ class XrayDataModule(L.LightningDataModule):
         batch_size: int = 20,
         eval_batch_size: int | None = None,
         num_workers: int = 4,
-        pin_memory: bool = False,
-        persistent_workers: bool = False,
+        pin_memory: bool | None = None,
+        persistent_workers: bool = True,
         balance: str = "oversample",
         oversample_factor: int = 5,
         positive_names: Sequence[str] = DEFAULT_POSITIVE_NAMES,
@@ -64,6 +79,10 @@ class XrayDataModule(L.LightningDataModule):
         on_bad_file: str = "error",
         validate_files: bool = True,
         max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+        cache: bool = False,
+        cache_dir: str | None = None,
+        cache_short_side: int = 256,
+        normalize_on_device: bool = False,
     ) -> None:
         super().__init__()
         if balance not in BALANCE_MODES:
@@ -86,6 +105,17 @@ class XrayDataModule(L.LightningDataModule):
         self.image_size = image_size
         self.train_transform = train_transform or TrainPreset(image_size)
         self.eval_transform = eval_transform or EvalPreset(image_size)
+        presets = all(isinstance(t, Preset) for t in (self.train_transform, self.eval_transform))
+        if normalize_on_device and not presets:
+            raise ValueError(
+                "data.normalize_on_device=true needs preset transforms (TrainPreset/EvalPreset, "
+                "which split into geometry and finish); set it to false for custom transforms."
+            )
+        self.normalize_on_device = normalize_on_device
+        self.cache = cache
+        self.cache_dir = Path(cache_dir) if cache_dir else DEFAULT_CACHE_DIR
+        self.cache_short_side = cache_short_side
+        self.caches: dict[str, ImageCache] = {}
         self.download = download
         self.download_url = download_url
         self.download_sha256 = download_sha256
@@ -136,7 +166,7 @@ class XrayDataModule(L.LightningDataModule):
         names them all, ``skip`` logs them, records them in :attr:`skipped` and drops them."""
         if not self.validate_files:
             return table
-        bad = find_unreadable(table["path"])
+        bad = find_unreadable(self.paths_to_validate(table))
         if not bad:
             return table
         if self.on_bad_file == "error":
@@ -148,6 +178,14 @@ class XrayDataModule(L.LightningDataModule):
         log.warning("data.on_bad_file=skip: leaving out %d file(s):\n%s", len(bad), describe(bad))
         self.skipped = bad
         return table[~table["path"].isin(list(bad))].reset_index(drop=True)
+
+    def paths_to_validate(self, table: pd.DataFrame) -> pd.Series:
+        """The table's paths, less those cached unchanged (they decoded when cached)."""
+        paths = table["path"]
+        if not self.cache or not self.cache_dir.is_dir():
+            return paths
+        cached = cached_paths(self.cache_dir)
+        return paths[~paths.map(os.path.abspath).isin(cached)]
 
     def setup(self, stage: str | None = None) -> None:
         if self.table is None:
@@ -167,21 +205,47 @@ class XrayDataModule(L.LightningDataModule):
         return rows
 
     # ---- loaders ------------------------------------------------------------------------
-    def loader(self, name: str, transform: Transform, batch_size: int, **kwargs) -> DataLoader:
+    def split_cache(self, name: str) -> ImageCache:
+        """The preprocessed cache of one split, built on first use."""
+        if name not in self.caches:
+            rows = self.split(name)
+            sources = [
+                Source(row.path, row.label, known(row.patient_id), known(row.source))
+                for row in rows.itertuples()
+            ]
+            self.caches[name] = open_cache(sources, self.cache_dir, name, self.cache_short_side)
+        return self.caches[name]
+
+    def dataset(self, name: str, transform: Transform) -> XrayDataset:
+        """The split's dataset, read from the cache or the files, with the worker-side
+        transform (only the geometry when normalising on the device)."""
+        loader = self.split_cache(name).load if self.cache else load_image
+        if self.normalize_on_device:
+            transform = transform.geometry
+        return XrayDataset(self.split(name), transform, loader)
+
+    def pinned(self) -> bool:
+        """Whether loaders pin host memory: ``pin_memory``, or when unset, training on a GPU."""
+        if self.pin_memory is not None:
+            return self.pin_memory
+        trainer = self.trainer
+        return trainer is not None and trainer.strategy.root_device.type == "cuda"
+
+    def loader(self, dataset: XrayDataset, batch_size: int, **kwargs) -> DataLoader:
         return DataLoader(
-            XrayDataset(self.split(name), transform),
+            dataset,
             batch_size=batch_size,
             num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
+            pin_memory=self.pinned(),
             persistent_workers=self.persistent_workers,
             **kwargs,
         )
 
     def train_dataloader(self) -> DataLoader:
+        dataset = self.dataset("train", self.train_transform)
         if self.balance != "oversample":
-            return self.loader("train", self.train_transform, self.batch_size, shuffle=True)
+            return self.loader(dataset, self.batch_size, shuffle=True)
         trainer = self.trainer
-        dataset = XrayDataset(self.split("train"), self.train_transform)
         sampler = OversamplingSampler(
             dataset,
             dataset.labels,
@@ -190,20 +254,21 @@ class XrayDataModule(L.LightningDataModule):
             rank=trainer.global_rank if trainer else 0,
             seed=self.seed,
         )
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers,
-        )
+        return self.loader(dataset, self.batch_size, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self.loader("val", self.eval_transform, self.eval_batch_size)
+        return self.loader(self.dataset("val", self.eval_transform), self.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
-        return self.loader("test", self.eval_transform, self.eval_batch_size)
+        return self.loader(self.dataset("test", self.eval_transform), self.eval_batch_size)
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict:
+        """With ``normalize_on_device``: uint8 → normalised float, on the device."""
+        if self.normalize_on_device:
+            training = self.trainer is not None and self.trainer.training
+            preset = self.train_transform if training else self.eval_transform
+            batch["image"] = preset.finish(batch["image"])
+        return batch
 
     def loss_weights(self) -> torch.Tensor | None:
         """Class weights for the loss when ``balance=weighted_loss``, else None."""

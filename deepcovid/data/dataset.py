@@ -17,14 +17,15 @@ class XrayDataset(Dataset):
     """Rows of a sample table as ``{"image", "label", "index"}`` items.
 
     ``index`` is the row's label in the full sample table, so predictions gathered from any
-    rank map back to path, patient and source.
+    rank map back to path, patient and source. ``loader`` reads a path: the file itself
+    (PIL image) or its preprocessed cache entry (uint8 tensor, see :mod:`deepcovid.data.cache`).
     """
 
     def __init__(
         self,
         table: pd.DataFrame,
-        transform: Callable[[Image.Image], torch.Tensor],
-        loader: Callable[[str], Image.Image] = load_image,
+        transform: Callable[[Image.Image | torch.Tensor], torch.Tensor],
+        loader: Callable[[str], Image.Image | torch.Tensor] = load_image,
     ) -> None:
         self.paths = table["path"].tolist()
         self.labels = table["label"].astype(int).tolist()

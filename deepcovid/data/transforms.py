@@ -1,8 +1,13 @@
-"""Train and eval transform presets: grayscale PIL image → normalised 3-channel tensor.
+"""Train and eval transform presets: grayscale image → normalised 3-channel tensor.
 
 As in torchvision's reference scripts, one object per mode built from a few named arguments.
 Defaults follow the Deep-COVID code: RandomResizedCrop + horizontal flip + small rotation for
 training; resize to 256/224 of the input size then center crop for evaluation.
+
+Each preset is two steps: ``geometry`` (PIL "L" image or uint8 (1, H, W) tensor → uint8
+(1, S, S) tensor; cheap on the small images of :mod:`deepcovid.data.cache`) and ``finish``
+(uint8 → normalised float, 3 channels; works on a single image or a batch, so it can run on
+the GPU after transfer).
 """
 
 from __future__ import annotations
@@ -18,22 +23,36 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class GrayToRGB(torch.nn.Module):
-    """Repeat a 1-channel image tensor to the 3 channels ImageNet backbones expect."""
+    """Repeat a 1-channel image (or batch) to the 3 channels ImageNet backbones expect."""
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return image.expand(3, *image.shape[-2:]) if image.shape[-3] == 1 else image
+        if image.shape[-3] != 1:
+            return image
+        return image.expand(*image.shape[:-3], 3, *image.shape[-2:])
 
 
-def finishing(mean: Sequence[float], std: Sequence[float]) -> list[torch.nn.Module]:
-    """The steps every preset ends with: float in [0, 1], 3 channels, normalised."""
-    return [
-        v2.ToDtype(torch.float32, scale=True),
-        GrayToRGB(),
-        v2.Normalize(mean=list(mean), std=list(std)),
-    ]
+def finishing(mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
+    """The step every preset ends with: float in [0, 1], 3 channels, normalised."""
+    return v2.Compose(
+        [
+            v2.ToDtype(torch.float32, scale=True),
+            GrayToRGB(),
+            v2.Normalize(mean=list(mean), std=list(std)),
+        ]
+    )
 
 
-class TrainPreset:
+class Preset:
+    """``geometry`` then ``finish``; subclasses build both."""
+
+    geometry: v2.Compose
+    finish: v2.Compose
+
+    def __call__(self, image: Image.Image | torch.Tensor) -> torch.Tensor:
+        return self.finish(self.geometry(image))
+
+
+class TrainPreset(Preset):
     """Training augmentation: random resized crop, horizontal flip, small rotation."""
 
     def __init__(
@@ -53,13 +72,11 @@ class TrainPreset:
             steps.append(v2.RandomHorizontalFlip(hflip_prob))
         if rotation_degrees > 0:
             steps.append(v2.RandomRotation(rotation_degrees))
-        self.transform = v2.Compose(steps + finishing(mean, std))
-
-    def __call__(self, image: Image.Image) -> torch.Tensor:
-        return self.transform(image)
+        self.geometry = v2.Compose(steps)
+        self.finish = finishing(mean, std)
 
 
-class EvalPreset:
+class EvalPreset(Preset):
     """Evaluation: resize the short side to ``image_size / crop_ratio``, center crop."""
 
     def __init__(
@@ -70,10 +87,7 @@ class EvalPreset:
         std: Sequence[float] = IMAGENET_STD,
     ) -> None:
         resize = round(image_size / crop_ratio)
-        self.transform = v2.Compose(
+        self.geometry = v2.Compose(
             [v2.PILToTensor(), v2.Resize(resize, antialias=True), v2.CenterCrop(image_size)]
-            + finishing(mean, std)
         )
-
-    def __call__(self, image: Image.Image) -> torch.Tensor:
-        return self.transform(image)
+        self.finish = finishing(mean, std)
