@@ -76,11 +76,11 @@ def preprocessing(ckpt_path: Path, given: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_safetensors(net: nn.Module, path: Path, image_size: int) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     state = {name: tensor.contiguous() for name, tensor in net.state_dict().items()}
     with atomic_path(path) as partial:
-        save_file(state, str(partial), metadata={"format": "pt"})
+        partial.write_bytes(save(state, metadata={"format": "pt"}))
 
 
 def save_onnx(net: nn.Module, path: Path, image_size: int) -> None:

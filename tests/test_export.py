@@ -1,0 +1,166 @@
+"""Export → load round trips, and safe checkpoint loading."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from deepcovid.config import compose_config
+from deepcovid.data.io import load_image
+from deepcovid.data.transforms import EvalPreset
+from deepcovid.exporting import export
+from deepcovid.models.loading import UnsafeCheckpointError, load_classifier
+from deepcovid.models.standalone import ExportError, load_exported
+from deepcovid.training import train
+from tests.conftest import tiny_overrides
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(covidx5k_shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The last checkpoint of a tiny training run, with the run's config where Hydra puts it."""
+    run = tmp_path_factory.mktemp("run")
+    cfg = compose_config(
+        "train", tiny_overrides(covidx5k_shared, run, "test=false"), output_dir=str(run)
+    )
+    train(cfg)
+    (run / ".hydra").mkdir()
+    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
+    return run / "checkpoints" / "last.ckpt"
+
+
+def images(root: Path, count: int = 4) -> list[Path]:
+    return sorted((root / "test").rglob("*.*"))[:count]
+
+
+def test_safetensors_export_matches_the_checkpoint(
+    checkpoint: Path, covidx5k_shared: Path, tmp_path: Path
+) -> None:
+    cfg = compose_config("export", [f"ckpt_path={checkpoint}", f"output_dir={tmp_path}"])
+    weights = export(cfg.ckpt_path, cfg.format, cfg.output_dir, cfg.name, dict(cfg.preprocessing))
+    assert weights == tmp_path / "model.safetensors"
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["backbone"] == "resnet18" and meta["class_names"] == ["non-covid", "covid"]
+    assert meta["threshold"] == 0.2 and meta["target_layer"] == "layer4"
+    prep = meta["preprocessing"]
+    assert (prep["image_size"], prep["crop_ratio"]) == (32, 0.875)  # from the run's config
+    assert prep["mean"] == pytest.approx([0.485, 0.456, 0.406])
+
+    exported = load_exported(weights)
+    original = load_classifier(checkpoint)
+    paths = images(covidx5k_shared)
+    batch = torch.stack([exported.eval_transform(load_image(p)) for p in paths])
+    reference = torch.stack([EvalPreset(32, 0.875)(load_image(p)) for p in paths])
+    assert torch.equal(batch, reference)
+    with torch.no_grad():
+        assert torch.equal(exported.prob_covid(batch), original.prob_covid(batch))
+    assert exported.threshold == 0.2 and not exported.training
+
+
+def test_safetensors_export_loads_without_lightning_or_pickle(
+    checkpoint: Path, covidx5k_shared: Path, tmp_path: Path
+) -> None:
+    weights = export(checkpoint, "safetensors", tmp_path)
+    code = f"""
+import pickle, sys
+sys.modules["lightning"] = sys.modules["pytorch_lightning"] = None  # any import fails
+class NoPickle(pickle.Unpickler):
+    def __init__(self, *a, **k):
+        raise AssertionError("unpickling attempted")
+pickle.Unpickler = NoPickle
+import torch
+from deepcovid.data.io import load_image
+from deepcovid.models.standalone import load_exported
+model = load_exported({str(weights)!r})
+image = model.eval_transform(load_image({str(images(covidx5k_shared)[0])!r}))
+with torch.no_grad():
+    print(float(model.prob_covid(image[None])[0]))
+assert not any(name.startswith("lightning") for name in sys.modules if sys.modules[name])
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=os.environ | {"PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 0.0 <= float(result.stdout.strip()) <= 1.0
+
+
+def test_altered_or_incomplete_export_is_refused(checkpoint: Path, tmp_path: Path) -> None:
+    weights = export(checkpoint, "safetensors", tmp_path)
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ExportError, match="sha256 differs"):
+        load_exported(weights)
+    (tmp_path / "model.json").unlink()
+    with pytest.raises(ExportError, match="needs both"):
+        load_exported(weights)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_onnx_and_torchscript_exports_compute_the_same_logits(
+    checkpoint: Path, tmp_path: Path, fmt: str
+) -> None:
+    weights = export(checkpoint, fmt, tmp_path)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["format"] == fmt and meta["weights"] == weights.name
+    batch = torch.randn(3, 3, 32, 32)  # another batch size than the export's example
+    with torch.no_grad():
+        expected = load_classifier(checkpoint)(batch).numpy()
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(weights))
+        logits = session.run(["logits"], {"image": batch.numpy()})[0]
+    else:
+        with torch.no_grad():
+            logits = torch.jit.load(str(weights))(batch).numpy()
+    np.testing.assert_allclose(logits, expected, atol=1e-4)
+
+
+def test_export_needs_known_preprocessing(checkpoint: Path, tmp_path: Path) -> None:
+    lone = tmp_path / "lone.ckpt"
+    lone.write_bytes(checkpoint.read_bytes())  # no training-run config beside it
+    with pytest.raises(ValueError, match="image_size=224 crop_ratio=0.875"):
+        export(lone, "safetensors", tmp_path)
+    export(lone, "safetensors", tmp_path, preprocessing_given={"image_size": 32, "crop_ratio": 1})
+    assert json.loads((tmp_path / "model.json").read_text())["preprocessing"]["crop_ratio"] == 1.0
+    with pytest.raises(ValueError, match="format='keras'"):
+        export(lone, "keras", tmp_path)
+
+
+def test_pickled_objects_are_refused_unless_allowed(checkpoint: Path, tmp_path: Path) -> None:
+    state = torch.load(checkpoint, weights_only=True)
+    state["hyper_parameters"]["note"] = pathlib.PurePosixPath("any/python/object")
+    unsafe = tmp_path / "unsafe.ckpt"
+    torch.save(state, unsafe)
+    with pytest.raises(UnsafeCheckpointError, match="allow_pickle=true") as error:
+        load_classifier(unsafe)
+    assert "format=safetensors allow_pickle=true" in str(error.value)
+    assert load_classifier(unsafe, allow_pickle=True).hparams.backbone == "resnet18"
+
+
+def test_config_from_a_checkpoint_is_never_instantiated(checkpoint: Path, tmp_path: Path) -> None:
+    state = torch.load(checkpoint, weights_only=True)
+    target = {"_target_": "os.system", "command": "touch pwned"}
+    state["hyper_parameters"] |= {"optimizer": target, "scheduler": target}
+    planted = tmp_path / "planted.ckpt"
+    torch.save(state, planted)
+    model = load_classifier(planted)
+    assert model.optimizer_factory is None and model.scheduler_factory is None
+    state["hyper_parameters"]["_instantiator"] = "os.system"
+    torch.save(state, planted)
+    with pytest.raises(ValueError, match="allowlist"):
+        load_classifier(planted)
+    assert not (REPO / "pwned").exists() and not Path("pwned").exists()
