@@ -1,0 +1,145 @@
+"""Figures of evaluation results: arrays in, a matplotlib Figure out (Agg, no pyplot state).
+
+Saving or logging a figure is the caller's job (:func:`save_figure` writes a PNG atomically).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from deepcovid.atomic import atomic_path
+from deepcovid.metrics.calibration import ReliabilityBins
+from deepcovid.metrics.discrimination import Curve
+
+SIZE = (5.0, 4.5)
+CLASS_NAMES = ("non-COVID", "COVID")
+
+
+def new_figure(size: tuple[float, float] = SIZE) -> tuple[Figure, object]:
+    """A figure with one axes, drawn by the Agg canvas."""
+    figure = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure, figure.add_subplot()
+
+
+def roc_figure(
+    curves: Mapping[str, Curve],
+    points: Sequence[tuple[str, float, float]] = (),
+    title: str = "ROC curve",
+) -> Figure:
+    """ROC curves (legend = mapping keys) with optional marked points (label, 1 - spec, sens)."""
+    figure, axes = new_figure()
+    for label, curve in curves.items():
+        axes.plot(curve.x, curve.y, lw=1.5, label=label, drawstyle="steps-post")
+    for label, fpr, tpr in points:
+        axes.plot([fpr], [tpr], marker="o", ls="none", label=label)
+    axes.plot([0, 1], [0, 1], ls=":", color="grey", lw=1)
+    axes.set(
+        xlabel="1 − specificity",
+        ylabel="sensitivity",
+        xlim=(-0.01, 1.01),
+        ylim=(-0.01, 1.01),
+        title=title,
+    )
+    axes.set_aspect("equal")
+    axes.legend(loc="lower right", fontsize="small")
+    return figure
+
+
+def pr_figure(
+    curves: Mapping[str, Curve], prevalence: float | None = None, title: str = "Precision-recall"
+) -> Figure:
+    """Precision-recall curves; ``prevalence`` draws the no-skill line."""
+    figure, axes = new_figure()
+    for label, curve in curves.items():
+        axes.plot(curve.x, curve.y, lw=1.5, label=label, drawstyle="steps-post")
+    if prevalence is not None:
+        axes.axhline(prevalence, ls=":", color="grey", lw=1, label=f"prevalence {prevalence:.2f}")
+    axes.set(
+        xlabel="recall (sensitivity)",
+        ylabel="precision",
+        xlim=(-0.01, 1.01),
+        ylim=(-0.01, 1.01),
+        title=title,
+    )
+    axes.legend(loc="lower left", fontsize="small")
+    return figure
+
+
+def confusion_matrix_figure(matrix: np.ndarray, threshold: float) -> Figure:
+    """A 2×2 confusion matrix (rows true, columns called; non-COVID first) with counts."""
+    figure, axes = new_figure((4.2, 3.8))
+    matrix = np.asarray(matrix)
+    axes.imshow(matrix, cmap="Blues")
+    for (row, column), count in np.ndenumerate(matrix):
+        dark = count > matrix.max() / 2
+        axes.text(column, row, str(count), ha="center", va="center", color="white" if dark else "k")
+    axes.set(
+        xticks=[0, 1],
+        yticks=[0, 1],
+        xticklabels=CLASS_NAMES,
+        yticklabels=CLASS_NAMES,
+        xlabel=f"called (P(COVID) ≥ {threshold:g})",
+        ylabel="true class",
+        title="Confusion matrix",
+    )
+    return figure
+
+
+def score_histogram_figure(
+    label: np.ndarray, prob_covid: np.ndarray, thresholds: Sequence[float] = (), n_bins: int = 20
+) -> Figure:
+    """Histograms of P(COVID) per true class, each normalised to its class size (COVID is
+    usually the rare class), with vertical lines at ``thresholds``."""
+    figure, axes = new_figure((6.0, 3.8))
+    label, prob_covid = np.asarray(label), np.asarray(prob_covid)
+    edges = np.linspace(0, 1, n_bins + 1)
+    for value, name in enumerate(CLASS_NAMES):
+        scores = prob_covid[label == value]
+        weights = np.full(len(scores), 1.0 / max(len(scores), 1))
+        axes.hist(scores, bins=edges, weights=weights, alpha=0.6, label=f"{name} (n={len(scores)})")
+    for threshold in thresholds:
+        axes.axvline(threshold, ls="--", color="k", lw=1)
+    axes.set(
+        xlabel="P(COVID)", ylabel="fraction of the class", xlim=(0, 1), title="Scores by true class"
+    )
+    axes.legend(fontsize="small")
+    return figure
+
+
+def reliability_figure(bins: ReliabilityBins, ece: float | None = None) -> Figure:
+    """Observed COVID fraction against mean P(COVID) per bin, with the diagonal of perfect
+    calibration and the image count per bin below."""
+    figure = Figure(figsize=(5.0, 5.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    filled = bins.count > 0
+    top.plot([0, 1], [0, 1], ls=":", color="grey", lw=1, label="perfect calibration")
+    top.plot(bins.mean_prob_covid[filled], bins.fraction_covid[filled], marker="o", label="model")
+    title = "Reliability" if ece is None else f"Reliability (ECE {ece:.3f})"
+    top.set(ylabel="fraction COVID", ylim=(-0.01, 1.01), title=title)
+    top.legend(loc="upper left", fontsize="small")
+    widths = bins.upper - bins.lower
+    bottom.bar(bins.lower, bins.count, width=widths, align="edge", edgecolor="k", lw=0.5)
+    bottom.set(xlabel="P(COVID)", ylabel="images", xlim=(0, 1))
+    return figure
+
+
+def unavailable_figure(title: str, reason: str) -> Figure:
+    """A placeholder that says why a figure cannot be drawn (e.g. one class only)."""
+    figure, axes = new_figure()
+    axes.text(0.5, 0.5, f"undefined:\n{reason}", ha="center", va="center", wrap=True)
+    axes.set(title=title, xticks=[], yticks=[])
+    return figure
+
+
+def save_figure(figure: Figure, path: str | Path, dpi: int = 120) -> Path:
+    """Write ``figure`` as a PNG atomically."""
+    with atomic_path(path) as partial:
+        figure.savefig(partial, format="png", dpi=dpi)
+    return Path(path)
