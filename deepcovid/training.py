@@ -81,6 +81,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         skipped = {"data/skipped_files": float(len(getattr(datamodule, "skipped", {})))}
         for logger in loggers:
             logger.log_metrics(skipped)
+            logger.save()
         metrics |= skipped
         log_summary(loggers, metrics)
     except SIGTERMException as stop:
