@@ -1,5 +1,5 @@
 """A real CLI run killed with SIGKILL mid-epoch resumes with ckpt_path=last and ends exactly
-where an uninterrupted run ends."""
+where an uninterrupted run ends; SIGTERM saves a checkpoint and exits with status 143."""
 
 import os
 import signal
@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
+from deepcovid.config import compose_config
+from deepcovid.training import SIGTERM_EXIT_CODE, train
 from tests.conftest import tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,15 +21,17 @@ STEPS_PER_EPOCH = 4
 KILL_AT_STEP = 6  # epoch 1, batch 2: mid-epoch, after last.ckpt of epoch 0 was written
 
 
-class SigkillAtStep(L.Callback):
-    """Kill the process with SIGKILL (no handler can run) when training reaches ``step``."""
+class SignalAtStep(L.Callback):
+    """Send this process ``signum`` (SIGKILL by default: no handler can run) when training
+    reaches ``step``."""
 
-    def __init__(self, step: int) -> None:
+    def __init__(self, step: int, signum: int = signal.SIGKILL) -> None:
         self.step = step
+        self.signum = signum
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), self.signum)
 
 
 def cli(root: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -66,7 +70,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(
     assert done.returncode == 0, done.stderr[-3000:]
 
     kill = [
-        "+callbacks.sigkill._target_=tests.test_kill_resume.SigkillAtStep",
+        "+callbacks.sigkill._target_=tests.test_kill_resume.SignalAtStep",
         f"+callbacks.sigkill.step={KILL_AT_STEP}",
     ]
     crashed = cli(covidx5k_shared, killed, *kill)
@@ -90,3 +94,19 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(
     pd.testing.assert_series_equal(
         final_test_metrics(killed), final_test_metrics(whole), check_names=False
     )
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_with_143(covidx5k_shared: Path, tmp_path: Path):
+    overrides = tiny_overrides(
+        covidx5k_shared,
+        tmp_path,
+        "+callbacks.sigterm._target_=tests.test_kill_resume.SignalAtStep",
+        "+callbacks.sigterm.step=1",
+        f"+callbacks.sigterm.signum={int(signal.SIGTERM)}",
+    )
+    with pytest.raises(SystemExit) as stop:
+        train(compose_config("train", overrides, output_dir=str(tmp_path)))
+    assert stop.value.code == SIGTERM_EXIT_CODE == 143
+    saved = torch.load(tmp_path / "checkpoints" / "interrupted.ckpt", weights_only=True)
+    assert saved["global_step"] == 2  # the batch in flight finished, then the run stopped
+    assert not (tmp_path / "predictions").exists()
