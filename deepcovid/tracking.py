@@ -74,7 +74,8 @@ def wandb_logger(
     """A WandbLogger in the resolved mode; None when disabled.
 
     ``group`` and ``name`` default to the Hydra sweep and job folders. Offline, Lightning
-    refuses ``log_model``: checkpoints then stay in the run directory.
+    refuses ``log_model``: checkpoints then stay in the run directory. Online, the run is
+    started here, and if W&B cannot be reached the run goes on offline instead of failing.
     """
     mode = resolve_wandb_mode(mode)
     auto_group, auto_name = hydra_run_identity()
@@ -92,11 +93,17 @@ def wandb_logger(
     )
     if offline:
         log.warning(
-            "W&B offline (no API key): the run is stored under %s/wandb; upload it later with "
+            "W&B offline: the run is stored under %s/wandb; upload it later with "
             "`wandb sync %s/wandb/offline-run-*`",
             save_dir,
             save_dir,
         )
+        return logger
+    try:
+        logger.experiment  # noqa: B018 - starts the run now, not in the middle of training
+    except Exception as error:  # wandb raises many kinds: network, auth, timeouts
+        log.warning("W&B unreachable (%s: %s): continuing offline", type(error).__name__, error)
+        return wandb_logger("offline", False, save_dir, group, name, **kwargs)
     return logger
 
 

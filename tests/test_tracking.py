@@ -62,6 +62,30 @@ def test_offline_refuses_log_model_without_failing(tmp_path: Path) -> None:
     assert logger is not None and logger._log_model is False
 
 
+def test_unreachable_wandb_falls_back_to_offline(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import wandb
+
+    real_init = wandb.init
+    modes = []
+
+    def init(*args, **kwargs):
+        modes.append(kwargs.get("mode"))
+        if kwargs.get("mode") != "offline":
+            raise wandb.errors.CommError("api.wandb.ai unreachable")
+        return real_init(*args, **kwargs)
+
+    monkeypatch.setattr(wandb, "init", init)
+    logger = wandb_logger(mode="online", save_dir=str(tmp_path), project="t")
+    assert modes == [None]  # the online attempt (WandbLogger passes no mode online)
+    assert logger is not None and logger._offline and logger._log_model is False
+    logger.log_metrics({"x": 1.0})
+    assert modes == [None, "offline"]
+    logger.experiment.finish()
+    assert offline_runs(tmp_path)
+
+
 def test_flatten_config() -> None:
     cfg = OmegaConf.create({"a": {"b": 1, "c": {"d": "x"}}, "e": [1, 2], "f": {}})
     assert flatten_config(cfg) == {"a.b": 1, "a.c.d": "x", "e": [1, 2], "f": {}}
