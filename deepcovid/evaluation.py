@@ -30,6 +30,7 @@ from deepcovid.models.loading import load_classifier
 from deepcovid.predictions import predictions_frame, write_csv_atomic
 
 log = logging.getLogger(__name__)
+EVALUATED_SPLITS = ("test", "val")
 
 
 def curve_figure(
@@ -96,6 +97,10 @@ def write_evaluation(
     checkpoint) is recorded as is.
     """
     output_dir = Path(output_dir)
+    # float64 throughout: the CSVs then round-trip exactly, so a recomputation from them
+    # reproduces every count, even for a score equal to a threshold chosen on val
+    frame = frame.astype({"prob_covid": "float64"})
+    val = None if val is None else val.astype({"prob_covid": "float64"})
     metrics = summarize(frame, val, settings, threshold, split, val_reason)
     metrics["model"] = model or {}
     write_csv_atomic(frame, output_dir / "predictions" / f"{split}.csv")
@@ -113,15 +118,13 @@ def write_evaluation(
 def predict_split(
     trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule, split: str
 ) -> pd.DataFrame:
-    """Run ``model`` over one split (eval transform); its predictions frame, from all ranks."""
-    loader = datamodule.loader(split, datamodule.eval_transform, datamodule.eval_batch_size)
+    """Run ``model`` over the val or test split through the datamodule's own loaders; the
+    predictions frame, gathered from all ranks."""
     if split == "val":
-        trainer.validate(model, dataloaders=loader, verbose=False)
-        predictions = model.gathered("val")
+        trainer.validate(model, datamodule=datamodule, verbose=False)
     else:
-        trainer.test(model, dataloaders=loader, verbose=False)
-        predictions = model.gathered("test")
-    return predictions_frame(predictions, datamodule.table)
+        trainer.test(model, datamodule=datamodule, verbose=False)
+    return predictions_frame(model.gathered(split), datamodule.table)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any] | None:
@@ -135,6 +138,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any] | None:
     L.seed_everything(cfg.seed, workers=True)
     data = OmegaConf.to_container(cfg.data, resolve=True)
     split = data.pop("split", "test")
+    if split not in EVALUATED_SPLITS:
+        raise ValueError(f"data.split={split!r}; choose one of {list(EVALUATED_SPLITS)}")
     datamodule = hydra.utils.instantiate(data)
     datamodule.setup("test")
     model = load_classifier(cfg.ckpt_path)

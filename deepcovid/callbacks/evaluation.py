@@ -31,8 +31,8 @@ def frame_to_checkpoint(frame: pd.DataFrame, global_step: int) -> dict[str, Any]
     return {
         "global_step": global_step,
         "path": [str(p) for p in frame["path"]],
-        "label": torch.as_tensor(frame["label"].to_numpy(), dtype=torch.long),
-        "prob_covid": torch.as_tensor(frame["prob_covid"].to_numpy(), dtype=torch.float64),
+        "label": torch.tensor(frame["label"].to_numpy(), dtype=torch.long),
+        "prob_covid": torch.tensor(frame["prob_covid"].to_numpy(), dtype=torch.float64),
     }
 
 

@@ -1,30 +1,29 @@
-"""The scalars logged at every validation/test epoch end, from gathered predictions."""
+"""The scalars logged at every validation/test epoch end, from gathered predictions.
+
+Same definitions as the full evaluation (:mod:`deepcovid.metrics.summary`): COVID is called for
+``prob_covid >= threshold``, and an undefined metric (one class only) is NaN, not a crash.
+"""
 
 from __future__ import annotations
 
 import math
 
-import torch
-from torchmetrics.functional.classification import (
-    binary_auroc,
-    binary_average_precision,
-    binary_stat_scores,
-)
-
+from deepcovid.metrics.discrimination import auroc, average_precision
+from deepcovid.metrics.operating_points import operating_point
+from deepcovid.metrics.undefined import or_nan
 from deepcovid.predictions import Predictions
 
 
 def epoch_metrics(predictions: Predictions, threshold: float) -> dict[str, float]:
     """AUROC, AP, and sensitivity/specificity at ``threshold`` (NaN where undefined)."""
-    prob = torch.as_tensor(predictions.prob_covid, dtype=torch.float32)
-    label = torch.as_tensor(predictions.label, dtype=torch.long)
-    n_pos = int(label.sum())
-    n_neg = len(label) - n_pos
-    both = n_pos > 0 and n_neg > 0
-    tp, fp, tn, fn, _ = binary_stat_scores(prob, label, threshold=threshold).tolist()
+    label, prob = predictions.label, predictions.prob_covid
+    undefined: dict[str, str] = {}
+    point = operating_point(label, prob, threshold)
     return {
-        "auroc": float(binary_auroc(prob, label)) if both else math.nan,
-        "average_precision": float(binary_average_precision(prob, label)) if n_pos else math.nan,
-        "sensitivity": tp / n_pos if n_pos else math.nan,
-        "specificity": tn / n_neg if n_neg else math.nan,
+        "auroc": or_nan(undefined, "auroc", lambda: auroc(label, prob), math.nan),
+        "average_precision": or_nan(
+            undefined, "average_precision", lambda: average_precision(label, prob), math.nan
+        ),
+        "sensitivity": point.sensitivity,
+        "specificity": point.specificity,
     }

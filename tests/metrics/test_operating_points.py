@@ -1,0 +1,71 @@
+"""Counts at a threshold against scikit-learn, intervals against statsmodels, edge cases."""
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+from statsmodels.stats.proportion import proportion_confint
+
+from deepcovid.metrics.operating_points import (
+    confusion_matrix,
+    counts_at,
+    operating_point,
+    unavailable_point,
+)
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("threshold", [0.0, 0.2, 0.5, 0.9, 1.0])
+def test_counts_match_sklearn_with_ties_on_the_threshold(seed: int, threshold: float) -> None:
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, 2, 60)
+    prob = rng.choice([0.0, 0.2, 0.5, 0.9, 1.0, 0.37], 60)  # many scores equal the threshold
+    counts = counts_at(label, prob, threshold)
+    expected = sk_confusion_matrix(label, (prob >= threshold).astype(int), labels=[0, 1])
+    np.testing.assert_array_equal(confusion_matrix(counts), expected)
+
+
+@pytest.mark.parametrize("method", ["wilson", "clopper_pearson", "normal"])
+def test_point_estimates_and_intervals(method: str) -> None:
+    rng = np.random.default_rng(3)
+    label = rng.integers(0, 2, 100)
+    prob = np.clip(0.4 * label + 0.6 * rng.random(100), 0, 1)
+    point = operating_point(label, prob, 0.5, interval=method, confidence=0.9)
+    called = prob >= 0.5
+    tp, fn = int((called & (label == 1)).sum()), int((~called & (label == 1)).sum())
+    tn, fp = int((~called & (label == 0)).sum()), int((called & (label == 0)).sum())
+    assert (point.tp, point.fn, point.tn, point.fp) == (tp, fn, tn, fp)
+    assert point.sensitivity == tp / (tp + fn) and point.specificity == tn / (tn + fp)
+    sm = {"wilson": "wilson", "clopper_pearson": "beta", "normal": "normal"}[method]
+    for (low, high), hits, total in (
+        (point.sensitivity_ci, tp, tp + fn),
+        (point.specificity_ci, tn, tn + fp),
+    ):
+        expected = proportion_confint(hits, total, alpha=0.1, method=sm)
+        assert low == pytest.approx(max(0.0, expected[0]))
+        assert high == pytest.approx(min(1.0, expected[1]))
+    assert point.undefined == {}
+
+
+def test_missing_class_gives_nan_with_reason() -> None:
+    point = operating_point(np.array([1]), np.array([0.7]), 0.5)  # n = 1
+    assert point.sensitivity == 1.0 and (point.tp, point.fn) == (1, 0)
+    assert math.isnan(point.specificity) and all(map(math.isnan, point.specificity_ci))
+    assert "non-COVID" in point.undefined["specificity"]
+    empty = operating_point(np.array([], dtype=int), np.array([]), 0.5)
+    assert math.isnan(empty.sensitivity) and math.isnan(empty.specificity)
+    assert set(empty.undefined) == {
+        "sensitivity",
+        "sensitivity_ci",
+        "specificity",
+        "specificity_ci",
+    }
+
+
+def test_unavailable_point_carries_the_reason_everywhere() -> None:
+    point = unavailable_point("youden", "no val split", chosen_on="val")
+    assert math.isnan(point.threshold) and point.tp is None
+    assert set(point.undefined.values()) == {"no val split"}
+    with pytest.raises(ValueError, match="NaN"):
+        counts_at(np.array([0, 1]), np.array([0.2, 0.8]), math.nan)
