@@ -88,8 +88,16 @@ def wandb_logger(
         log.info("W&B offline: checkpoints are kept locally, not uploaded as artifacts")
         log_model = False
     Path(save_dir).mkdir(parents=True, exist_ok=True)
+    # mode= goes to wandb.init explicitly: Lightning's offline flag only sets WANDB_MODE in the
+    # environment, which would leak into later (online) jobs of an in-process multirun.
     logger = WandbLogger(
-        offline=offline, log_model=log_model, save_dir=save_dir, group=group, name=name, **kwargs
+        offline=offline,
+        mode=mode,
+        log_model=log_model,
+        save_dir=save_dir,
+        group=group,
+        name=name,
+        **kwargs,
     )
     if offline:
         log.warning(

@@ -78,10 +78,10 @@ def test_unreachable_wandb_falls_back_to_offline(
 
     monkeypatch.setattr(wandb, "init", init)
     logger = wandb_logger(mode="online", save_dir=str(tmp_path), project="t")
-    assert modes == [None]  # the online attempt (WandbLogger passes no mode online)
+    assert modes == ["online"]
     assert logger is not None and logger._offline and logger._log_model is False
     logger.log_metrics({"x": 1.0})
-    assert modes == [None, "offline"]
+    assert modes == ["online", "offline"]
     logger.experiment.finish()
     assert offline_runs(tmp_path)
 
