@@ -42,6 +42,14 @@ def known(value: Any) -> str | None:
     return None if pd.isna(value) else str(value)
 
 
+def table_sources(rows: pd.DataFrame) -> list[Source]:
+    """The cache sources of sample-table rows (path, label, patient, source)."""
+    return [
+        Source(row.path, row.label, known(row.patient_id), known(row.source))
+        for row in rows.itertuples()
+    ]
+
+
 class XrayDataModule(L.LightningDataModule):
     """Train/val/test loaders over a COVID-Xray-5k folder, class folders or a CSV manifest.
 
@@ -208,11 +216,7 @@ class XrayDataModule(L.LightningDataModule):
     def split_cache(self, name: str) -> ImageCache:
         """The preprocessed cache of one split, built on first use."""
         if name not in self.caches:
-            rows = self.split(name)
-            sources = [
-                Source(row.path, row.label, known(row.patient_id), known(row.source))
-                for row in rows.itertuples()
-            ]
+            sources = table_sources(self.split(name))
             self.caches[name] = open_cache(sources, self.cache_dir, name, self.cache_short_side)
         return self.caches[name]
 
