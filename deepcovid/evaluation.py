@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from deepcovid import plots
 from deepcovid.atomic import atomic_path, write_json_atomic
 from deepcovid.console import print_config_tree, silence_known_warnings
-from deepcovid.markdown import results_section
+from deepcovid.markdown import results_section, rule_name
 from deepcovid.metrics.calibration import reliability_bins
 from deepcovid.metrics.discrimination import Curve, precision_recall_curve, roc_curve
 from deepcovid.metrics.operating_points import confusion_matrix, counts_at
@@ -34,7 +34,10 @@ EVALUATED_SPLITS = ("test", "val")
 
 
 def curve_figure(
-    make_curve: Callable[..., Curve], draw: Callable[[Curve], Figure], title: str, frame
+    make_curve: Callable[..., Curve],
+    draw: Callable[[Curve], Figure],
+    title: str,
+    frame: pd.DataFrame,
 ) -> Figure:
     """``draw(curve)``, or a placeholder naming why the curve is undefined."""
     try:
@@ -48,9 +51,11 @@ def result_figures(frame: pd.DataFrame, metrics: dict[str, Any]) -> dict[str, Fi
     model's threshold, score histogram, reliability diagram."""
     label, prob = arrays(frame)
     threshold = metrics["threshold"]
-    chosen = [p for p in metrics["operating_points"] if p["chosen_on"] and p["threshold"]]
+    chosen = [
+        p for p in metrics["operating_points"] if p["chosen_on"] and p["threshold"] is not None
+    ]
     marks = [
-        (f"{p['name']} ({p['threshold']:.3g})", 1 - p["specificity"], p["sensitivity"])
+        (f"{rule_name(p)} ({p['threshold']:.3g})", 1 - p["specificity"], p["sensitivity"])
         for p in chosen
         if p["specificity"] is not None and p["sensitivity"] is not None
     ]

@@ -75,7 +75,7 @@ def threshold_text(threshold: float | None) -> str:
 
 def fraction(hits: int | None, misses: int | None) -> str:
     """``39/40``."""
-    return "–" if hits is None else f"{hits}/{hits + misses}"
+    return "–" if hits is None or hits + misses == 0 else f"{hits}/{hits + misses}"
 
 
 def point_row(point: dict) -> list[str]:

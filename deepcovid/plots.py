@@ -35,7 +35,7 @@ def roc_figure(
     """ROC curves (legend = mapping keys) with optional marked points (label, 1 - spec, sens)."""
     figure, axes = new_figure()
     for label, curve in curves.items():
-        axes.plot(curve.x, curve.y, lw=1.5, label=label, drawstyle="steps-post")
+        axes.plot(curve.x, curve.y, lw=1.5, label=label)  # linear between points, as AUROC
     for label, fpr, tpr in points:
         axes.plot([fpr], [tpr], marker="o", ls="none", label=label)
     axes.plot([0, 1], [0, 1], ls=":", color="grey", lw=1)

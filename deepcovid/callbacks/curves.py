@@ -8,6 +8,7 @@ the classifier itself (:func:`deepcovid.metrics.epoch.epoch_metrics`).
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import lightning as L
@@ -33,8 +34,12 @@ def log_to_wandb(logger: WandbLogger, curves: dict[str, Curve], step: int) -> No
     for name, curve in curves.items():
         _, x, y, _ = CURVES[name]
         data = wandb.Table(columns=[x, y, "threshold"])
-        for row in zip(curve.x, curve.y, curve.thresholds, strict=False):
-            data.add_data(*(float(v) for v in row))
+        # PR curves have one threshold fewer than points (the last point has none), and the
+        # first ROC threshold is +inf: both are left empty
+        thresholds = [float(t) if math.isfinite(t) else None for t in curve.thresholds]
+        thresholds += [None] * (len(curve.x) - len(thresholds))
+        for row in zip(curve.x, curve.y, thresholds, strict=True):
+            data.add_data(float(row[0]), float(row[1]), row[2])
         charts[f"val/{name}_curve"] = wandb.plot.line(data, x, y, title=f"val {name} curve")
     logger.experiment.log({**charts, "trainer/global_step": step})
 
