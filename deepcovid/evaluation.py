@@ -93,6 +93,7 @@ def write_evaluation(
     split: str = "test",
     model: dict[str, Any] | None = None,
     val_reason: str = "no validation predictions were given",
+    skipped: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Write ``predictions/<split>.csv`` (and ``val.csv``), ``metrics/<split>.json``,
     ``plots/*.png`` and ``report.md`` under ``output_dir``; return the metrics.
@@ -108,6 +109,9 @@ def write_evaluation(
     val = None if val is None else val.astype({"prob_covid": "float64"})
     metrics = summarize(frame, val, settings, threshold, split, val_reason)
     metrics["model"] = model or {}
+    # Files left out under data.on_bad_file=skip: counted, and named, with the results.
+    metrics["skipped_files"] = len(skipped or {})
+    metrics["skipped"] = [{"path": p, "reason": r} for p, r in sorted((skipped or {}).items())]
     write_csv_atomic(frame, output_dir / "predictions" / f"{split}.csv")
     if val is not None and split != "val":
         write_csv_atomic(val, output_dir / "predictions" / "val.csv")
@@ -167,4 +171,5 @@ def evaluate(cfg: DictConfig) -> dict[str, Any] | None:
         split,
         {"backbone": model.hparams.backbone, "checkpoint": str(cfg.ckpt_path)},
         val_reason,
+        datamodule.skipped,
     )

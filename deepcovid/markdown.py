@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from deepcovid.data.validate import printable
+
 INTERVAL_NAMES = {
     "wilson": "Wilson score",
     "clopper_pearson": "Clopper-Pearson exact",
@@ -218,6 +220,19 @@ def undefined_section(metrics: dict) -> list[str]:
     return ["## Undefined quantities", "", *dict.fromkeys(notes), ""]
 
 
+def skipped_section(metrics: dict) -> list[str]:
+    """A paragraph naming the files left out under ``data.on_bad_file=skip``, if any."""
+    skipped = metrics.get("skipped") or []
+    if not skipped:
+        return []
+    names = "; ".join(f"`{printable(s['path'])}`" for s in skipped[:20])
+    more = f" and {len(skipped) - 20} more" if len(skipped) > 20 else ""
+    return [
+        f"{len(skipped)} unreadable file(s) were left out (data.on_bad_file=skip): {names}{more}.",
+        "",
+    ]
+
+
 def results_section(metrics: dict, plots_dir: str = "plots") -> str:
     """report.md: a results section in the paper's style, from a ``metrics/<split>.json`` dict."""
     model = metrics.get("model") or {}
@@ -227,6 +242,7 @@ def results_section(metrics: dict, plots_dir: str = "plots") -> str:
         "",
         data_sentence(metrics),
         "",
+        *skipped_section(metrics),
         "## Discrimination",
         "",
         discrimination_sentence(metrics),

@@ -1,7 +1,9 @@
+
 """Every bad input of issue 7 through the training DataModule, training, evaluate and the data
 check: each is read correctly, or stops the run naming every offending file and the fix, or
 (``data.on_bad_file=skip``) is left out, logged and counted."""
 
+import json
 import logging
 import os
 import shutil
@@ -218,15 +220,10 @@ def test_training_under_both_policies(bad_run, tmp_path: Path) -> None:
     assert logged["data/skipped_files"].dropna().tolist() == [len(bad)]
     predictions = pd.read_csv(run / "predictions" / "test.csv")
     assert len(predictions) == 14 and not predictions["path"].isin(bad).any()
+    assert json.loads((run / "metrics" / "test.json").read_text())["skipped_files"] == len(bad)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    raises=TypeError,
-    strict=False,
-    reason="evaluation.predict_split calls datamodule.loader(split, transform, batch_size), "
-    "the signature before the cache change (now loader(dataset, batch_size))",
-)
 def test_evaluate_under_both_policies(bad_run, tmp_path: Path) -> None:
     root, run, bad = bad_run
     overrides = [
@@ -244,3 +241,7 @@ def test_evaluate_under_both_policies(bad_run, tmp_path: Path) -> None:
     evaluate(compose_config("eval", skip, output_dir=str(tmp_path)))
     predictions = pd.read_csv(tmp_path / "predictions" / "test.csv")
     assert len(predictions) == 14 and not predictions["path"].isin(bad).any()
+    metrics = json.loads((tmp_path / "metrics" / "test.json").read_text())
+    assert metrics["skipped_files"] == len(bad)
+    assert {s["path"] for s in metrics["skipped"]} == set(bad)
+    assert "left out (data.on_bad_file=skip)" in (tmp_path / "report.md").read_text()

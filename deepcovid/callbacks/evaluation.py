@@ -99,4 +99,5 @@ class EvaluationWriter(L.Callback):
             self.output_dir,
             model={"backbone": pl_module.hparams.backbone, "checkpoint": trainer.ckpt_path},
             val_reason=reason,
+            skipped=getattr(trainer.datamodule, "skipped", None),
         )
