@@ -29,10 +29,10 @@ def scalar_metrics(trainer: L.Trainer) -> dict[str, float]:
 
 
 def best_checkpoint(trainer: L.Trainer) -> str | None:
-    """The best checkpoint of this run, or None when none was saved (e.g. fast_dev_run)."""
-    callback = trainer.checkpoint_callback
-    path = getattr(callback, "best_model_path", "") if callback else ""
-    return path or None
+    """The best checkpoint of this run by its monitored metric (the ModelCheckpoint that has a
+    ``monitor``), or None when none was saved (e.g. fast_dev_run)."""
+    paths = [c.best_model_path for c in trainer.checkpoint_callbacks if c.monitor]
+    return next((p for p in paths if p), None)
 
 
 def check_data(cfg: DictConfig, datamodule: L.LightningDataModule) -> None:
