@@ -9,18 +9,20 @@ drop over the windows that cover it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Integral
 
 import torch
 import torch.nn.functional as F
 
 
-def pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
+def pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
     """``value`` as a (rows, columns) pair of positive ints; ``name`` is used in errors."""
-    rows, cols = (value, value) if isinstance(value, int) else tuple(value)
-    if int(rows) != rows or int(cols) != cols or rows < 1 or cols < 1:
+    values = tuple(value) if isinstance(value, Sequence) else (value, value)
+    if len(values) != 2 or not all(isinstance(v, Integral) and v >= 1 for v in values):
         raise ValueError(f"{name}={value!r}: expected a positive int or a pair of positive ints")
-    return int(rows), int(cols)
+    return int(values[0]), int(values[1])
 
 
 @dataclass(frozen=True)

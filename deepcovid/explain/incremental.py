@@ -156,10 +156,11 @@ def trace(model: nn.Module) -> fx.GraphModule:
     modules = dict(traced.named_modules())
     for node in traced.graph.nodes:
         module = modules.get(node.target) if node.op == "call_module" else None
+        name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
         in_place = (
             getattr(module, "inplace", False)
             or node.kwargs.get("inplace", False)
-            or (node.op == "call_method" and node.target.endswith("_"))
+            or (node.op in ("call_method", "call_function") and name.endswith("_"))
         )
         source = node.args[0] if node.args else None
         if in_place and isinstance(source, fx.Node) and len(source.users) > 1:

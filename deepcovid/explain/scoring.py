@@ -15,6 +15,7 @@ class ProbCovid(nn.Module):
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
+        self.training = net.training  # mirror the network's mode without changing it
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images).softmax(dim=1)[:, 1]

@@ -1,0 +1,165 @@
+"""``deepcovid.predict``: files, folders and CSVs in, predictions.csv and overlays out."""
+
+import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from deepcovid.config import compose_config
+from deepcovid.data.io import load_image
+from deepcovid.data.transforms import EvalPreset
+from deepcovid.models.loading import load_classifier
+from deepcovid.prediction import list_inputs, predict, resolve_image_size
+from deepcovid.training import train
+from tests.conftest import CXR_DEV, SHARED_DATA, requires_real_data, tiny_overrides
+
+DICOM = SHARED_DATA / "dicom"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(covidx5k_shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny trained checkpoint (32 px, 1 epoch, 2 batches, no pretrained weights)."""
+    run = tmp_path_factory.mktemp("run")
+    train(compose_config("train", tiny_overrides(covidx5k_shared, run, "test=false"), str(run)))
+    return run / "checkpoints" / "last.ckpt"
+
+
+def run_predict(checkpoint: Path, inputs: Path, out: Path, *extra: str) -> pd.DataFrame:
+    overrides = [f"ckpt_path={checkpoint}", f"inputs={inputs}", "image_size=32", *extra]
+    written = predict(compose_config("predict", overrides, output_dir=str(out)))
+    assert written == out / "predictions.csv"
+    return pd.read_csv(written)
+
+
+def direct_prob_covid(checkpoint: Path, paths: list[str]) -> np.ndarray:
+    classifier = load_classifier(checkpoint)
+    images = torch.stack([EvalPreset(32)(load_image(p)) for p in paths])
+    with torch.inference_mode():
+        return classifier.prob_covid(images).numpy()
+
+
+def test_folder_with_an_unreadable_file(checkpoint, covidx5k_shared, tmp_path, caplog):
+    inputs = tmp_path / "in"
+    shutil.copytree(covidx5k_shared / "test" / "covid", inputs / "covid")
+    (inputs / "broken.png").write_bytes(b"not an image")
+    with caplog.at_level(logging.WARNING):
+        frame = run_predict(checkpoint, inputs, tmp_path / "out", "heatmap=gradcam")
+    assert list(frame.columns) == ["path", "prob_covid", "predicted_label"]
+    assert len(frame) == 6 and not frame["path"].str.contains("broken").any()
+    assert "broken.png" in caplog.text  # reported by name, the rest still processed
+    assert np.allclose(frame["prob_covid"], direct_prob_covid(checkpoint, list(frame["path"])))
+    threshold = load_classifier(checkpoint).hparams.threshold  # the checkpoint's own cut-off
+    assert (frame["predicted_label"] == (frame["prob_covid"] >= threshold)).all()
+    overlays = sorted((tmp_path / "out" / "heatmaps").glob("*.png"))
+    assert [p.name for p in overlays] == sorted(f"covid__{Path(p).name}.png" for p in frame["path"])
+    assert all(p.read_bytes()[:8] == PNG_SIGNATURE for p in overlays)
+
+
+def test_csv_input_threshold_and_occlusion(checkpoint, covidx5k_shared, tmp_path, caplog):
+    images = sorted((covidx5k_shared / "test" / "non").iterdir())[:2]
+    listing = tmp_path / "list.csv"
+    relative = [str(Path("..") / p.relative_to(covidx5k_shared.parent)) for p in images]
+    shutil.copytree(covidx5k_shared, tmp_path / "covidx5k")
+    pd.DataFrame({"path": [*relative, "missing.png"]}).to_csv(listing, index=False)
+    (tmp_path / "sub").mkdir()
+    shutil.move(listing, tmp_path / "sub" / "list.csv")
+    with caplog.at_level(logging.WARNING):
+        frame = run_predict(
+            checkpoint,
+            tmp_path / "sub" / "list.csv",
+            tmp_path / "out",
+            "threshold=0.5",
+            "heatmap=occlusion",
+            "heatmap.explainer.window=8",
+            "heatmap.explainer.stride=4",
+        )
+    assert len(frame) == 2 and "missing.png" in caplog.text
+    assert (frame["predicted_label"] == (frame["prob_covid"] >= 0.5)).all()
+    assert len(list((tmp_path / "out" / "heatmaps").glob("*.png"))) == 2
+
+
+def test_single_file(checkpoint, covidx5k_shared, tmp_path):
+    image = sorted((covidx5k_shared / "test" / "covid").iterdir())[0]
+    frame = run_predict(checkpoint, image, tmp_path / "out")
+    assert frame["path"].tolist() == [str(image)]
+    assert not (tmp_path / "out" / "heatmaps").exists()  # heatmap=none
+
+
+def test_image_size_comes_from_the_training_run(checkpoint, tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    copy = run / "checkpoints" / "best.ckpt"
+    shutil.copy(checkpoint, copy)
+    with pytest.raises(ValueError, match="pass image_size=N"):
+        resolve_image_size(None, copy)
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "config.yaml").write_text("data:\n  image_size: 48\n")
+    assert resolve_image_size(None, copy) == 48
+    assert resolve_image_size(64, copy) == 64
+
+
+def test_bad_inputs_name_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
+        list_inputs(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="holds no images"):
+        list_inputs(tmp_path / "empty")
+    (tmp_path / "list.csv").write_text("file\nx.png\n")
+    with pytest.raises(ValueError, match="'path' column"):
+        list_inputs(tmp_path / "list.csv")
+
+
+@requires_real_data
+def test_real_radiographs_and_dicom(checkpoint, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for folder in ("covid", "non"):
+        for image in sorted((CXR_DEV / "test" / folder).iterdir())[:2]:
+            shutil.copy(image, inputs / image.name)
+    dicoms = sorted(DICOM.glob("*.dcm")) if DICOM.is_dir() else []
+    for dicom in dicoms:
+        shutil.copy(dicom, inputs / dicom.name)
+    frame = run_predict(
+        checkpoint,
+        inputs,
+        tmp_path / "out",
+        "heatmap=occlusion",
+        "heatmap.explainer.window=8",
+        "heatmap.explainer.stride=8",
+    )
+    assert len(frame) == 4 + len(dicoms)
+    assert frame["prob_covid"].between(0, 1).all()
+    names = {p.name for p in (tmp_path / "out" / "heatmaps").glob("*.png")}
+    assert names == {f"{Path(p).name}.png" for p in frame["path"]}
+    suffixes = {Path(p).suffix.lower() for p in frame["path"]}
+    assert suffixes - {".dcm"} and suffixes - {".dcm"} <= {".jpg", ".jpeg", ".png"}
+    assert (".dcm" in suffixes) == bool(dicoms)
+
+
+@pytest.mark.slow
+def test_command_line(checkpoint, covidx5k_shared, tmp_path):
+    out = tmp_path / "out"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deepcovid.predict",
+            f"ckpt_path={checkpoint}",
+            f"inputs={covidx5k_shared / 'test'}",
+            "image_size=32",
+            "heatmap=gradcam",
+            f"hydra.run.dir={out}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    assert len(pd.read_csv(out / "predictions.csv")) == 14
+    assert len(list((out / "heatmaps").glob("*.png"))) == 14
