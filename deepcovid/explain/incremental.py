@@ -65,6 +65,9 @@ POINTWISE_FUNCTIONS = {
 POINTWISE_METHODS = {"relu", "relu_", "sigmoid", "tanh"}
 MERGE_FUNCTIONS = {operator.add, operator.sub, operator.mul, torch.add, torch.sub, torch.mul}
 MERGE_METHODS = {"add", "sub", "mul"}
+# A node goes full once its changed rectangle covers this share of its output map: measured
+# best among 0.25-0.9 for ResNet18 and DenseNet-121 at 224 px (benchmarks/README.md).
+FULL_FRACTION = 0.75
 
 
 class IncrementalUnsupportedError(ValueError):
@@ -233,7 +236,7 @@ class IncrementalScorer:
         self,
         model: nn.Module,
         grid: OcclusionGrid,
-        full_fraction: float = 0.5,
+        full_fraction: float = FULL_FRACTION,
         profile: bool = False,
     ) -> None:
         self.traced = trace(model)

@@ -22,7 +22,11 @@ import torch
 from torch import nn
 
 from deepcovid.explain.grid import OcclusionGrid
-from deepcovid.explain.incremental import IncrementalScorer, IncrementalUnsupportedError
+from deepcovid.explain.incremental import (
+    FULL_FRACTION,
+    IncrementalScorer,
+    IncrementalUnsupportedError,
+)
 from deepcovid.explain.plain import PlainScorer
 
 log = logging.getLogger(__name__)
@@ -41,7 +45,7 @@ def make_scorer(
     model: Callable[[torch.Tensor], torch.Tensor],
     grid: OcclusionGrid,
     method: str = "auto",
-    full_fraction: float = 0.5,
+    full_fraction: float = FULL_FRACTION,
 ) -> Scorer:
     """The scorer ``method`` asks for; ``auto`` falls back to plain when incremental
     inference does not apply (not an ``nn.Module``, training mode, untraceable)."""
@@ -114,7 +118,7 @@ def attribute(
     baseline: float | torch.Tensor,
     drops: DropsFn,
     method: str = "auto",
-    full_fraction: float = 0.5,
+    full_fraction: float = FULL_FRACTION,
 ) -> torch.Tensor:
     """Attribution shaped like ``x`` from the score ``drops(scorer, f(image), grid)`` of each
     image's window positions (equal across channels)."""
@@ -138,7 +142,7 @@ def occlusion(
     baseline: float | torch.Tensor = 0.0,
     batch_size: int = 32,
     method: str = "auto",
-    full_fraction: float = 0.5,
+    full_fraction: float = FULL_FRACTION,
 ) -> torch.Tensor:
     """Occlusion attribution shaped like ``x`` (equal across channels).
 
