@@ -121,7 +121,8 @@ def predict_files(
     alpha: float = 0.5,
 ) -> tuple[pd.DataFrame, list[Path]]:
     """Predictions for the readable ``paths`` (and overlays in ``heatmap_dir`` when an
-    ``explainer`` is given); returns the frame and the skipped paths."""
+    ``explainer`` is given); returns the frame and the skipped paths. An error when no input
+    is readable."""
     device = next(classifier.parameters()).device
     root = Path(os.path.commonpath([p.resolve().parent for p in paths])) if paths else Path()
     records, skipped = [], []
@@ -145,6 +146,10 @@ def predict_files(
                 to_display(image), heatmap, title, cmap, alpha, explainer.colorbar_label
             )
             save_figure(figure, heatmap_dir / heatmap_name(path, root))
+    if not records:
+        raise ValueError(
+            f"none of the {len(paths)} inputs could be read as an X-ray (see the warnings above)"
+        )
     return pd.DataFrame(records, columns=PREDICTION_COLUMNS), skipped
 
 

@@ -116,6 +116,14 @@ def test_bad_inputs_name_the_problem(tmp_path):
         list_inputs(tmp_path / "list.csv")
 
 
+def test_no_readable_input_is_an_error(checkpoint, tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "empty.png").write_bytes(b"")
+    with pytest.raises(ValueError, match="none of the 1 inputs"):
+        run_predict(checkpoint, tmp_path / "in", tmp_path / "out")
+    assert not (tmp_path / "out" / "predictions.csv").exists()
+
+
 @requires_real_data
 def test_real_radiographs_and_dicom(checkpoint, tmp_path):
     inputs = tmp_path / "in"

@@ -338,15 +338,16 @@ class IncrementalScorer:
         height, width = self.image.shape[-2:]
         size = self.grid.window
         top, left = tops.clamp(max=height - size[0]), lefts.clamp(max=width - size[1])
-        rows = torch.arange(size[0], device=top.device) + top[:, None]
-        cols = torch.arange(size[1], device=top.device) + left[:, None]
-        pixels = (rows[:, :, None] * width + cols[:, None, :]).reshape(-1)
-        crop = self.rows(self.image).index_select(0, pixels)
-        fill = self.rows(self.baseline).index_select(0, pixels)
-        inside = ((rows >= tops[:, None]) & (rows < tops[:, None] + size[0]))[:, :, None] & (
-            (cols >= lefts[:, None]) & (cols < lefts[:, None] + size[1])
-        )[:, None, :]
-        values = torch.where(inside.reshape(-1, 1), fill, crop)
+        rows = torch.arange(size[0], device=top.device) + (top - tops)[:, None]
+        cols = torch.arange(size[1], device=top.device) + (left - lefts)[:, None]
+        occluded = ((rows >= 0) & (rows < size[0]))[:, :, None] & ((cols >= 0) & (cols < size[1]))[
+            :, None, :
+        ]
+        values = torch.where(
+            occluded.reshape(-1, 1),
+            self.gather(self.baseline, top, left, size),
+            self.gather(self.image, top, left, size),
+        )
         return Patch(self.image, as_batch(values, len(top), size), top, left)
 
     def rows(
