@@ -45,8 +45,9 @@ def sample_table(root: Path) -> pd.DataFrame:
 def image_folder(samples: pd.DataFrame, tree: Path, image_size: int) -> datasets.ImageFolder:
     """The seed's pipeline: an ImageFolder (``tree/<class>/<file>`` links) decoding full-size
     RGB with PIL, then torchvision v1 transforms."""
-    for row in samples.itertuples():
-        link = tree / ("covid" if row.label == 1 else "non-covid") / Path(row.path).name
+    for i, row in enumerate(samples.itertuples()):
+        name = f"{i:05d}-{Path(row.path).name}"  # unique even where folders repeat file names
+        link = tree / ("covid" if row.label == 1 else "non-covid") / name
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(Path(row.path).resolve())
     transform = v1.Compose(

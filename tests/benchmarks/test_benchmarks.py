@@ -1,0 +1,59 @@
+"""The benchmark scripts run end to end with tiny settings (no timing asserts: speed is what
+they print, recorded in benchmarks/README.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import dataloader, gpu, throughput
+
+HEAVY = ["pandas", "hydra", "omegaconf", "wandb", "sklearn", "scipy", "matplotlib", "lightning"]
+
+
+def test_dataloader_compares_both_pipelines(covidx5k_shared: Path, capsys) -> None:
+    args = ["--root", str(covidx5k_shared), "--seconds", "0", "--workers", "0"]
+    assert (
+        dataloader.main([*args, "--batch-size", "4", "--image-size", "32", "--short-side", "40"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "50 images" in out and "ImageFolder + PIL" in out and "deepcovid cache" in out
+    assert "ratio cached / ImageFolder + PIL:" in out
+
+
+def test_dataloader_skips_without_data(tmp_path: Path, capsys) -> None:
+    assert dataloader.main(["--root", str(tmp_path / "absent")]) == 0
+    assert "skipped" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_throughput_prints_both_paths_and_the_overhead(capsys) -> None:
+    args = ["--device", "cpu", "--backbones", "squeezenet", "--image-size", "32"]
+    assert throughput.main([*args, "--batch-size", "2", "--steps", "1", "--warmup", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| squeezenet | train |" in out and "| squeezenet | inference |" in out
+    assert "largest Lightning overhead" in out
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_runs_on_cpu_and_writes_its_table(tmp_path: Path) -> None:
+    out = tmp_path / "gpu.md"
+    args = ["--device", "cpu", "--backbones", "squeezenet", "--steps", "1", "--batch-size", "2"]
+    tiny = ["--images", "2", "--source-size", "300", "--image-size", "32", "--workers", "0"]
+    assert gpu.main([*args, *tiny, "--out", str(out)]) == 0
+    assert "| squeezenet |" in out.read_text()
+    results = json.loads(out.with_suffix(".json").read_text())["results"]["squeezenet"]
+    assert set(results) == set(gpu.COLUMNS) and all(v > 0 for v in results.values())
+
+
+def test_gpu_benchmark_imports_nothing_heavy() -> None:
+    """GPU machines may lack pandas, Hydra, W&B…: benchmarks/gpu.py must not need them."""
+    code = f"import sys, benchmarks.gpu; print([m for m in {HEAVY!r} if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
