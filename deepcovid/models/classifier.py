@@ -8,6 +8,7 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from deepcovid.metrics.epoch import epoch_metrics
 from deepcovid.models.backbones import FINETUNE_MODES, create_backbone, freeze_all_but_head
@@ -57,7 +58,9 @@ class CovidClassifier(L.LightningModule):
         self.net.to(memory_format=self.memory_format)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.loss_fn = nn.CrossEntropyLoss()
+        # Class weights of the loss (data.balance=weighted_loss): training state only, so not
+        # saved in checkpoints, which then load the same whatever the balancing was.
+        self.register_buffer("class_weights", None, persistent=False)
         self.predictions = nn.ModuleDict({stage: PredictionStore() for stage in STAGES})
         self.compiled = False
 
@@ -94,10 +97,14 @@ class CovidClassifier(L.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
         weights = datamodule.loss_weights() if hasattr(datamodule, "loss_weights") else None
         if weights is not None:
-            self.loss_fn = nn.CrossEntropyLoss(weight=weights.to(self.device))
+            self.class_weights = weights.to(self.device)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy, class-weighted when ``data.balance=weighted_loss``."""
+        return F.cross_entropy(logits, labels, weight=self.class_weights)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.loss_fn(self(batch["image"]), batch["label"])
+        loss = self.loss(self(batch["image"]), batch["label"])
         # Not on the progress bar: Lightning reads progress-bar values with .item() every
         # step, a GPU sync that cost up to a third of the training speed on an H200.
         self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=len(batch["label"]))
@@ -105,7 +112,7 @@ class CovidClassifier(L.LightningModule):
 
     def evaluation_step(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
         logits = self(batch["image"])
-        loss = self.loss_fn(logits, batch["label"])
+        loss = self.loss(logits, batch["label"])
         self.log(
             f"{stage}/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(batch["label"])
         )

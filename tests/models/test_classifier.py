@@ -11,7 +11,7 @@ def test_head_only_finetuning_changes_only_the_head_and_keeps_bn_stats() -> None
     optimizer = model.configure_optimizers()
     batch = {"image": torch.randn(4, 3, 32, 32), "label": torch.tensor([0, 1, 0, 1])}
     for _ in range(3):
-        loss = model.loss_fn(model(batch["image"]), batch["label"])
+        loss = model.loss(model(batch["image"]), batch["label"])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -39,3 +39,14 @@ def test_prob_covid_is_softmax_of_class_one() -> None:
 def test_bad_finetune_mode() -> None:
     with pytest.raises(ValueError, match="model.finetune"):
         CovidClassifier("resnet18", pretrained=False, finetune="half")
+
+
+def test_loss_weights_are_not_saved_so_checkpoints_load_either_way() -> None:
+    weighted = CovidClassifier("resnet18", pretrained=False)
+    weighted.class_weights = torch.tensor([0.6, 3.0])
+    logits, labels = torch.randn(4, 2), torch.tensor([0, 1, 1, 0])
+    expected = torch.nn.functional.cross_entropy(logits, labels, weight=weighted.class_weights)
+    assert torch.allclose(weighted.loss(logits, labels), expected)
+    plain = CovidClassifier("resnet18", pretrained=False)
+    plain.load_state_dict(weighted.state_dict())  # strict: no loss weights in the state
+    assert "class_weights" not in weighted.state_dict()
