@@ -19,6 +19,7 @@ import argparse
 import logging
 import sys
 import time
+import warnings
 from functools import partial
 from typing import Any
 
@@ -160,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     L.seed_everything(0, verbose=False)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="lightning")  # e.g. "no val_dataloader"
     batches = DeviceBatches(
         args.warmup + args.steps + 1, args.batch_size, args.image_size, args.device
     )
@@ -178,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                 for name in names:
                     speed = runs[name](backbone, mode, loader, args).per_second
                     best[name] = max(best[name], speed)
+            print(backbone, mode, {k: round(v, 1) for k, v in best.items()}, flush=True)
             overhead = {name: best["plain"] / best[name] - 1 for name in names}
             overheads.append(overhead["deepcovid"])
             rows.append(
