@@ -26,6 +26,7 @@ from deepcovid.explain.explainers import Explainer
 from deepcovid.explain.overlay import heatmap_title, overlay_figure, save_figure, to_display
 from deepcovid.models.classifier import CovidClassifier
 from deepcovid.models.loading import load_classifier
+from deepcovid.models.standalone import ExportedClassifier, load_exported
 from deepcovid.predictions import write_csv_atomic
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ def load_batch(paths: Sequence[Path], transform: EvalPreset) -> tuple[list[Path]
 
 
 def predict_files(
-    classifier: CovidClassifier,
+    classifier: CovidClassifier | ExportedClassifier,
     paths: Sequence[Path],
     transform: EvalPreset,
     threshold: float,
@@ -153,12 +154,32 @@ def predict_files(
     return pd.DataFrame(records, columns=PREDICTION_COLUMNS), skipped
 
 
+def load_model(
+    ckpt_path: str | Path, image_size: int | None, crop_ratio: float
+) -> tuple[CovidClassifier | ExportedClassifier, float, EvalPreset]:
+    """(model, its threshold, its eval transform) from a Lightning checkpoint, or from a
+    ``.safetensors`` export (``python -m deepcovid.export``), read without Lightning or pickle
+    with the preprocessing recorded beside it."""
+    if Path(ckpt_path).suffix == ".safetensors":
+        exported = load_exported(ckpt_path)
+        transform = exported.eval_transform
+        if image_size is not None:
+            transform = EvalPreset(image_size, crop_ratio)
+        return exported, exported.threshold, transform
+    classifier = load_classifier(ckpt_path)
+    transform = EvalPreset(resolve_image_size(image_size, ckpt_path), crop_ratio)
+    return classifier, float(classifier.hparams.threshold), transform
+
+
 def predict(cfg: DictConfig) -> Path:
-    """Load the checkpoint, predict every input, write ``predictions.csv`` (+ heatmaps)."""
+    """Load the checkpoint or export, predict every input, write ``predictions.csv``
+    (+ heatmaps)."""
     paths = list_inputs(cfg.inputs)
-    classifier = load_classifier(cfg.ckpt_path).to(resolve_device(cfg.device))
-    threshold = cfg.threshold if cfg.threshold is not None else classifier.hparams.threshold
-    transform = EvalPreset(resolve_image_size(cfg.image_size, cfg.ckpt_path), cfg.crop_ratio)
+    classifier, model_threshold, transform = load_model(
+        cfg.ckpt_path, cfg.image_size, cfg.crop_ratio
+    )
+    classifier = classifier.to(resolve_device(cfg.device))
+    threshold = cfg.threshold if cfg.threshold is not None else model_threshold
     heatmap = cfg.get("heatmap") or {}
     explainer = hydra.utils.instantiate(heatmap["explainer"]) if "explainer" in heatmap else None
     output_dir = Path(cfg.paths.output_dir)

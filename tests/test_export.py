@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -18,6 +19,7 @@ from deepcovid.data.transforms import EvalPreset
 from deepcovid.exporting import export
 from deepcovid.models.loading import UnsafeCheckpointError, load_classifier
 from deepcovid.models.standalone import ExportError, load_exported
+from deepcovid.prediction import predict
 from deepcovid.training import train
 from tests.conftest import tiny_overrides
 
@@ -164,3 +166,20 @@ def test_config_from_a_checkpoint_is_never_instantiated(checkpoint: Path, tmp_pa
     with pytest.raises(ValueError, match="allowlist"):
         load_classifier(planted)
     assert not (REPO / "pwned").exists() and not Path("pwned").exists()
+
+
+def test_predict_from_the_safetensors_export_alone(
+    checkpoint: Path, covidx5k_shared: Path, tmp_path: Path
+) -> None:
+    """export → predict: the export gives the checkpoint's predictions, heatmaps included."""
+    cfg = compose_config("export", [f"ckpt_path={checkpoint}", f"output_dir={tmp_path / 'x'}"])
+    weights = export(cfg.ckpt_path, cfg.format, cfg.output_dir, cfg.name, dict(cfg.preprocessing))
+    inputs = covidx5k_shared / "test"
+    frames = {}
+    for name, model in (("export", weights), ("checkpoint", checkpoint)):
+        overrides = [f"ckpt_path={model}", f"inputs={inputs}", "heatmap=gradcam"]
+        out = tmp_path / name
+        frames[name] = pd.read_csv(predict(compose_config("predict", overrides, str(out))))
+        assert len(list((out / "heatmaps").rglob("*.png"))) == len(frames[name])
+    pd.testing.assert_frame_equal(frames["export"], frames["checkpoint"])
+    assert len(frames["export"]) == 14
