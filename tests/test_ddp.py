@@ -96,9 +96,11 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def two_rank_run(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Train one epoch and test with ``trainer=ddp`` on 2 CPU processes."""
+    """Train one epoch and test with ``trainer=ddp`` on 2 CPU processes, both ranks reading
+    (and at first building, at the same time) the preprocessed cache."""
     out = tmp_path_factory.mktemp("ddp") / "two"
-    finish(cli(out, overrides(data, out, "trainer=ddp", "trainer.devices=2", *ON_CPU)))
+    cache = ["data.cache=true", f"data.cache_dir={out.parent / 'cache'}"]
+    finish(cli(out, overrides(data, out, "trainer=ddp", "trainer.devices=2", *ON_CPU, *cache)))
     return out
 
 
@@ -146,6 +148,7 @@ def test_two_rank_training_splits_the_oversampled_epoch(data: Path, two_rank_run
 def test_two_rank_files_are_written_once(data: Path, two_rank_run: Path, tmp_path: Path) -> None:
     one = tmp_path / "one"
     finish(cli(one, overrides(data, one)))
+    assert len(list((two_rank_run.parent / "cache").glob("*.u8"))) == 3  # built once per split
     # Rank 1 only adds its own Hydra log (Lightning relaunches it with hydra.job.name set).
     assert files_under(two_rank_run) == files_under(one) | {"train_ddp_process_1.log"}
     assert not list(two_rank_run.glob("csv/version_*"))
