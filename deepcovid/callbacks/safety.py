@@ -49,6 +49,16 @@ def exception_checkpoint(trainer: L.Trainer) -> Path | None:
     return None
 
 
+def gradients_finite(module: torch.nn.Module) -> bool:
+    """Whether every gradient is finite, with one fused norm and a single device sync (a
+    check per parameter waited on the GPU once per tensor: half the training speed on an H200).
+    """
+    gradients = [p.grad for p in module.parameters() if p.grad is not None]
+    if not gradients:
+        return True
+    return bool(torch.isfinite(torch.nn.utils.get_total_norm(gradients)))
+
+
 def first_nonfinite_gradient(module: torch.nn.Module) -> str | None:
     """Name of the first parameter whose gradient holds NaN or inf, else None."""
     for name, parameter in module.named_parameters():
@@ -77,8 +87,10 @@ class StopOnNonFiniteLoss(L.Callback):
     ) -> None:
         if not self.check_gradients or getattr(trainer.precision_plugin, "scaler", None):
             return
-        name = first_nonfinite_gradient(pl_module)
-        if trainer.strategy.reduce_boolean_decision(name is not None, all=False):
+        # The fused check runs every step; naming the parameter only once something is wrong.
+        finite = gradients_finite(pl_module)
+        name = None if finite else first_nonfinite_gradient(pl_module)
+        if trainer.strategy.reduce_boolean_decision(not finite, all=False):
             self.stop(
                 trainer, f"the gradient of {name or 'a parameter (on another rank)'} is not finite"
             )
