@@ -1,4 +1,3 @@
-
 """Every bad input of issue 7 through the training DataModule, training, evaluate and the data
 check: each is read correctly, or stops the run naming every offending file and the fix, or
 (``data.on_bad_file=skip``) is left out, logged and counted."""
