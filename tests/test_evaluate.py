@@ -15,20 +15,10 @@ from statsmodels.stats.proportion import proportion_confint
 from deepcovid.config import compose_config
 from deepcovid.evaluation import evaluate
 from deepcovid.training import train
+from tests.callbacks.test_evaluation import FILES
 from tests.conftest import CXR_DEV, requires_real_data
 
 real_data = pytest.mark.realdata
-FILES = [
-    "predictions/test.csv",
-    "predictions/val.csv",
-    "metrics/test.json",
-    "plots/roc.png",
-    "plots/pr.png",
-    "plots/confusion_matrix.png",
-    "plots/score_histogram.png",
-    "plots/reliability.png",
-    "report.md",
-]
 DATA = [f"data.root={CXR_DEV}", "data.image_size=48", "data.num_workers=0"]
 QUIET = ["trainer=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 RESAMPLES = "metrics.bootstrap_resamples=200"
