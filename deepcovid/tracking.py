@@ -128,6 +128,48 @@ def log_summary(loggers: list[Logger], metrics: dict[str, Any]) -> None:
             logger.experiment.summary.update(metrics)
 
 
+def evaluation_summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The final evaluation as flat W&B summary keys: ``test/auroc``, ``test/auroc_ci``, and per
+    operating point ``test/<rule>/{threshold,sensitivity,sensitivity_ci,specificity,…}``
+    (fixed cut-offs are named ``fixed@<threshold>``)."""
+    split = metrics["split"]
+    summary = {
+        f"{split}/{key}": metrics[key]
+        for key in ("auroc", "auroc_ci", "average_precision", "average_precision_ci", "ece")
+    }
+    for point in metrics["operating_points"]:
+        name = point["name"] if point["chosen_on"] else f"fixed@{point['threshold']:g}"
+        for key in (
+            "threshold",
+            "sensitivity",
+            "sensitivity_ci",
+            "specificity",
+            "specificity_ci",
+            "tp",
+            "fp",
+            "tn",
+            "fn",
+        ):
+            summary[f"{split}/{name}/{key}"] = point[key]
+    summary[f"{split}/skipped_files"] = metrics.get("skipped_files", 0)
+    return summary
+
+
+def log_evaluation(loggers: list[Logger], metrics: dict[str, Any], plots_dir: Path) -> None:
+    """Send the final evaluation to W&B: summary keys and the figures of ``plots_dir``."""
+    for logger in loggers:
+        if not isinstance(logger, WandbLogger):
+            continue
+        logger.experiment.summary.update(evaluation_summary(metrics))
+        figures = sorted(plots_dir.glob("*.png"))
+        if figures:
+            logger.log_image(
+                key=f"{metrics['split']}/plots",
+                images=[str(f) for f in figures],
+                caption=[f.stem for f in figures],
+            )
+
+
 def finish_loggers(loggers: list[Logger]) -> None:
     """Close W&B runs so the next job of a multirun starts a fresh one."""
     for logger in loggers:

@@ -96,7 +96,13 @@ def test_offline_training_run_is_complete(covidx5k_shared: Path, tmp_path: Path)
     overrides = [o for o in tiny_overrides(covidx5k_shared, tmp_path) if o != "logger=csv"]
     cfg = compose_config(
         "train",
-        [*overrides, "logger=wandb", "logger.wandb.mode=offline", "model=squeezenet"],
+        [
+            *overrides,
+            "logger=wandb",
+            "logger.wandb.mode=offline",
+            "model=squeezenet",
+            "heatmap=gradcam",
+        ],
         output_dir=str(tmp_path),
     )
     train(cfg)
@@ -109,3 +115,13 @@ def test_offline_training_run_is_complete(covidx5k_shared: Path, tmp_path: Path)
     assert {"squeezenet", "finetune-head"} <= set(run["tags"])
     for key in ("val/auroc", "train/loss_epoch", "test/auroc", "test/sensitivity"):
         assert key in run["summary"], key
+    # the final evaluation, with its intervals and operating points, and its figures
+    metrics = json.loads((tmp_path / "metrics" / "test.json").read_text())
+    summary = run["summary"]
+    assert summary["test/auroc_ci"] == pytest.approx(metrics["auroc_ci"])
+    fixed = next(p for p in metrics["operating_points"] if p["threshold"] == 0.2)
+    assert summary["test/fixed@0.2/sensitivity_ci"] == pytest.approx(fixed["sensitivity_ci"])
+    assert summary["test/fixed@0.2/tp"] == fixed["tp"]
+    assert "test/target_sensitivity/threshold" in summary
+    assert "test/plots" in summary  # the ROC, PR, confusion matrix, histogram, reliability
+    assert "heatmaps/test/gradcam" in summary  # the heatmap panel

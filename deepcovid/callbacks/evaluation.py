@@ -21,6 +21,7 @@ import torch
 from deepcovid.evaluation import write_evaluation
 from deepcovid.metrics.summary import MetricSettings
 from deepcovid.predictions import predictions_frame
+from deepcovid.tracking import log_evaluation
 
 log = logging.getLogger(__name__)
 CHECKPOINT_KEY = "val_predictions"
@@ -101,3 +102,4 @@ class EvaluationWriter(L.Callback):
             val_reason=reason,
             skipped=getattr(trainer.datamodule, "skipped", None),
         )
+        log_evaluation(trainer.loggers, self.metrics, Path(self.output_dir) / "plots")
