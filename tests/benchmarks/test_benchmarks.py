@@ -57,3 +57,21 @@ def test_gpu_benchmark_imports_nothing_heavy() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_occlusion_benchmark_quick_run_reports_every_method() -> None:
+    result = subprocess.run(
+        [sys.executable, "benchmarks/occlusion.py", "--quick", "--threads", "1"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.strip()}
+    for method in ("captum", "captum-batched", "plain", "incremental", "drilldown"):
+        assert method in rows, method
+    # the exact paths agree with Captum (max error column) to within 1e-5
+    for method in ("plain", "incremental"):
+        assert float(rows[method][5]) < 1e-5
+    assert "layer account of incremental inference" in result.stdout
