@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -101,6 +102,16 @@ def load_runs(dirs: list[Path], split: str = "test") -> list[EvaluatedRun]:
     return runs
 
 
+def with_bounds(source: dict[str, Any], *names: str) -> dict[str, Any]:
+    """``name``, ``name_low`` and ``name_high`` for each name, from ``source[name]`` and its
+    interval ``source[name + "_ci"]``."""
+    columns: dict[str, Any] = {}
+    for name in names:
+        low, high = source[f"{name}_ci"]
+        columns |= {name: source[name], f"{name}_low": low, f"{name}_high": high}
+    return columns
+
+
 def comparison_frame(runs: list[EvaluatedRun]) -> pd.DataFrame:
     """One row per run and operating point, every number with its interval bounds."""
     rows = []
@@ -113,12 +124,7 @@ def comparison_frame(runs: list[EvaluatedRun]) -> pd.DataFrame:
             "n": m["n"],
             "n_positive": m["n_positive"],
             "n_negative": m["n_negative"],
-            "auroc": m["auroc"],
-            "auroc_low": m["auroc_ci"][0],
-            "auroc_high": m["auroc_ci"][1],
-            "average_precision": m["average_precision"],
-            "average_precision_low": m["average_precision_ci"][0],
-            "average_precision_high": m["average_precision_ci"][1],
+            **with_bounds(m, "auroc", "average_precision"),
             "ece": m["ece"],
         }
         for point in m["operating_points"]:
@@ -129,12 +135,7 @@ def comparison_frame(runs: list[EvaluatedRun]) -> pd.DataFrame:
                     "target": point["target"],
                     "chosen_on": point["chosen_on"],
                     "threshold": point["threshold"],
-                    "sensitivity": point["sensitivity"],
-                    "sensitivity_low": point["sensitivity_ci"][0],
-                    "sensitivity_high": point["sensitivity_ci"][1],
-                    "specificity": point["specificity"],
-                    "specificity_low": point["specificity_ci"][0],
-                    "specificity_high": point["specificity_ci"][1],
+                    **with_bounds(point, "sensitivity", "specificity"),
                     **{k: point[k] for k in ("tp", "fp", "tn", "fn")},
                 }
             )

@@ -16,6 +16,8 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
+from deepcovid.atomic import atomic_path
+
 PREDICTION_COLUMNS = ["path", "label", "prob_covid", "patient_id", "source", "finding"]
 
 
@@ -78,10 +80,8 @@ def predictions_frame(predictions: Predictions, samples: pd.DataFrame) -> pd.Dat
 
 
 def write_csv_atomic(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write a CSV via a temporary file and rename, so a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    frame.to_csv(partial, index=False)
-    partial.replace(path)
-    return path
+    """Write a CSV atomically (:func:`deepcovid.atomic.atomic_path`): a crash never leaves
+    half a file."""
+    with atomic_path(path) as partial:
+        frame.to_csv(partial, index=False)
+    return Path(path)
