@@ -15,7 +15,7 @@ import torch
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from deepcovid.atomic import atomic_path
+from deepcovid.utils.files import atomic_path
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

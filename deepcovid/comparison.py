@@ -20,7 +20,6 @@ from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
 from deepcovid import plots
-from deepcovid.atomic import atomic_path
 from deepcovid.markdown import (
     INTERVAL_NAMES,
     ci_label,
@@ -33,7 +32,7 @@ from deepcovid.markdown import (
 from deepcovid.metrics.discrimination import precision_recall_curve, roc_curve
 from deepcovid.metrics.summary import arrays
 from deepcovid.metrics.undefined import UndefinedMetric
-from deepcovid.predictions import write_csv_atomic
+from deepcovid.utils.files import atomic_path, save_figure, write_csv_atomic
 
 log = logging.getLogger(__name__)
 
@@ -246,5 +245,5 @@ def write_comparison(dirs: list[Path], output: Path, split: str = "test") -> dic
         partial.write_text(comparison_markdown(runs), encoding="utf-8")
     written["markdown"] = output / "comparison.md"
     for name, figure in overlay_figures(runs).items():
-        written[name] = plots.save_figure(figure, output / f"{name}.png")
+        written[name] = save_figure(figure, output / f"{name}.png")
     return written

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from deepcovid.config import CONFIG_DIR
 from deepcovid.evaluation import evaluate
+from deepcovid.utils.config import CONFIG_PATH
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="eval")
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 

@@ -18,8 +18,6 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
 from deepcovid import plots
-from deepcovid.atomic import atomic_path, write_json_atomic
-from deepcovid.console import print_config_tree, silence_known_warnings
 from deepcovid.markdown import results_section, rule_name
 from deepcovid.metrics.calibration import reliability_bins
 from deepcovid.metrics.discrimination import Curve, precision_recall_curve, roc_curve
@@ -27,7 +25,9 @@ from deepcovid.metrics.operating_points import confusion_matrix, counts_at
 from deepcovid.metrics.summary import MetricSettings, arrays, summarize
 from deepcovid.metrics.undefined import UndefinedMetric
 from deepcovid.models.loading import load_classifier
-from deepcovid.predictions import predictions_frame, write_csv_atomic
+from deepcovid.predictions import predictions_frame
+from deepcovid.utils.console import print_config_tree, silence_known_warnings
+from deepcovid.utils.files import atomic_path, save_figure, write_csv_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
 EVALUATED_SPLITS = ("test", "val")
@@ -117,7 +117,7 @@ def write_evaluation(
         write_csv_atomic(val, output_dir / "predictions" / "val.csv")
     write_json_atomic(metrics, output_dir / "metrics" / f"{split}.json")
     for name, figure in result_figures(frame, metrics).items():
-        plots.save_figure(figure, output_dir / "plots" / f"{name}.png")
+        save_figure(figure, output_dir / "plots" / f"{name}.png")
     with atomic_path(output_dir / "report.md") as partial:
         partial.write_text(results_section(metrics), encoding="utf-8")
     log.info("wrote the %s evaluation to %s", split, output_dir / "report.md")

@@ -6,11 +6,11 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from deepcovid.config import CONFIG_DIR
 from deepcovid.exporting import export
+from deepcovid.utils.config import CONFIG_PATH
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="export")
 def main(cfg: DictConfig) -> None:
     export(
         cfg.ckpt_path,

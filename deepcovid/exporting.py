@@ -18,12 +18,11 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from deepcovid import CLASS_NAMES, __version__
-from deepcovid.atomic import atomic_path, write_json_atomic
-from deepcovid.data.download import sha256_of
 from deepcovid.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from deepcovid.models.classifier import CovidClassifier
 from deepcovid.models.loading import load_classifier
 from deepcovid.models.standalone import METADATA_VERSION, metadata_path
+from deepcovid.utils.files import atomic_path, sha256_of, write_json_atomic
 
 log = logging.getLogger(__name__)
 SUFFIXES = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".pt"}

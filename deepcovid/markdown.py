@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from deepcovid.data.validate import printable
+from deepcovid.utils.files import printable
 
 INTERVAL_NAMES = {
     "wilson": "Wilson score",

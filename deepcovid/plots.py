@@ -6,13 +6,11 @@ Saving or logging a figure is the caller's job (:func:`save_figure` writes a PNG
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from deepcovid.atomic import atomic_path
 from deepcovid.metrics.calibration import ReliabilityBins
 from deepcovid.metrics.discrimination import Curve
 
@@ -136,10 +134,3 @@ def unavailable_figure(title: str, reason: str) -> Figure:
     axes.text(0.5, 0.5, f"undefined:\n{reason}", ha="center", va="center", wrap=True)
     axes.set(title=title, xticks=[], yticks=[])
     return figure
-
-
-def save_figure(figure: Figure, path: str | Path, dpi: int = 120) -> Path:
-    """Write ``figure`` as a PNG atomically."""
-    with atomic_path(path) as partial:
-        figure.savefig(partial, format="png", dpi=dpi)
-    return Path(path)

@@ -8,11 +8,11 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from deepcovid.config import CONFIG_DIR
 from deepcovid.prediction import predict
+from deepcovid.utils.config import CONFIG_PATH
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="predict")
 def main(cfg: DictConfig) -> None:
     predict(cfg)
 

@@ -23,11 +23,11 @@ from deepcovid.data.io import UnreadableImageError, load_image
 from deepcovid.data.samples import list_images
 from deepcovid.data.transforms import EvalPreset
 from deepcovid.explain.explainers import Explainer
-from deepcovid.explain.overlay import heatmap_title, overlay_figure, save_figure, to_display
+from deepcovid.explain.overlay import heatmap_title, overlay_figure, to_display
 from deepcovid.models.classifier import CovidClassifier
 from deepcovid.models.loading import load_classifier
 from deepcovid.models.standalone import ExportedClassifier, load_exported
-from deepcovid.predictions import write_csv_atomic
+from deepcovid.utils.files import save_figure, write_csv_atomic
 
 log = logging.getLogger(__name__)
 PREDICTION_COLUMNS = ["path", "prob_covid", "predicted_label"]

@@ -8,15 +8,12 @@ see each image exactly once, as in a single-process run.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
-
-from deepcovid.atomic import atomic_path
 
 PREDICTION_COLUMNS = ["path", "label", "prob_covid", "patient_id", "source", "finding"]
 
@@ -77,11 +74,3 @@ def predictions_frame(predictions: Predictions, samples: pd.DataFrame) -> pd.Dat
         if column in rows and rows[column].notna().any():
             frame[column] = rows[column].to_numpy()
     return frame
-
-
-def write_csv_atomic(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write a CSV atomically (:func:`deepcovid.atomic.atomic_path`): a crash never leaves
-    half a file."""
-    with atomic_path(path) as partial:
-        frame.to_csv(partial, index=False)
-    return Path(path)

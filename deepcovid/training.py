@@ -14,10 +14,10 @@ from omegaconf import DictConfig
 
 from deepcovid.callbacks.safety import exception_checkpoint
 from deepcovid.checkpoint_io import AtomicCheckpointIO
-from deepcovid.console import print_config_tree, silence_known_warnings
 from deepcovid.data.integrity import check_before_fit
-from deepcovid.instantiate import instantiate_callbacks, instantiate_loggers
 from deepcovid.tracking import finish_loggers, log_config, log_summary
+from deepcovid.utils.console import print_config_tree, silence_known_warnings
+from deepcovid.utils.instantiate import instantiate_callbacks, instantiate_loggers
 
 log = logging.getLogger(__name__)
 SIGTERM_EXIT_CODE = 128 + signal.SIGTERM  # what a shell reports for a job ended by SIGTERM

@@ -13,6 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
+CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CXR_DEV = SHARED_DATA / "cxr-dev"
 requires_real_data = pytest.mark.skipif(

@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from deepcovid.config import compose_config
 from deepcovid.data.datamodule import XrayDataModule
 from deepcovid.data.integrity import build_report
 from deepcovid.data.io import (
@@ -26,6 +25,7 @@ from deepcovid.data.samples import DatasetLayoutError, scan_folders
 from deepcovid.data.validate import BadFilesError, printable
 from deepcovid.evaluation import evaluate
 from deepcovid.training import train
+from deepcovid.utils.config import compose_config
 from tests.conftest import SHARED_DATA, chest_like, make_covidx5k, save_in_mode, tiny_overrides
 
 DICOM = SHARED_DATA / "dicom"

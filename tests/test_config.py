@@ -8,7 +8,8 @@ import hydra
 import pytest
 from omegaconf import OmegaConf
 
-from deepcovid.config import CONFIG_DIR, compose_config
+from deepcovid.utils.config import compose_config
+from tests.conftest import CONFIG_DIR
 
 GROUP_OPTIONS = {
     group: sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
@@ -58,7 +59,7 @@ def test_paper_defaults(tmp_path: Path) -> None:
 
 
 def test_trainer_and_logger_instantiate(tmp_path: Path) -> None:
-    from deepcovid.instantiate import instantiate_loggers
+    from deepcovid.utils.instantiate import instantiate_loggers
 
     cfg = compose_config("train", ["trainer=cpu", "logger=tensorboard"], str(tmp_path))
     trainer = hydra.utils.instantiate(cfg.trainer, logger=instantiate_loggers(cfg.logger))

@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepcovid.config import compose_config
 from deepcovid.data.sampling import OversamplingSampler
 from deepcovid.models.loading import load_classifier
 from deepcovid.training import train
+from deepcovid.utils.config import compose_config
 from tests.conftest import make_covidx5k, tiny_overrides
 
 METRICS = ["auroc", "average_precision", "sensitivity", "specificity"]

@@ -13,7 +13,6 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from deepcovid.config import compose_config
 from deepcovid.data.io import load_image
 from deepcovid.data.transforms import EvalPreset
 from deepcovid.exporting import export
@@ -21,6 +20,7 @@ from deepcovid.models.loading import UnsafeCheckpointError, load_classifier
 from deepcovid.models.standalone import ExportError, load_exported
 from deepcovid.prediction import predict
 from deepcovid.training import train
+from deepcovid.utils.config import compose_config
 from tests.conftest import tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]

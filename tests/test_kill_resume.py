@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-from deepcovid.config import compose_config
 from deepcovid.training import SIGTERM_EXIT_CODE, train
+from deepcovid.utils.config import compose_config
 from tests.conftest import tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]

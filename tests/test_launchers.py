@@ -14,8 +14,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from deepcovid.config import CONFIG_DIR
-from tests.conftest import tiny_overrides
+from tests.conftest import CONFIG_DIR, tiny_overrides
 
 LAUNCHERS = ["submitit_slurm", "submitit_local", "joblib", "slurm"]
 TRAINERS = sorted(p.stem for p in (Path(CONFIG_DIR) / "trainer").glob("*.yaml"))

@@ -6,8 +6,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from deepcovid.config import compose_config
 from deepcovid.training import train
+from deepcovid.utils.config import compose_config
 from tests.conftest import tiny_overrides
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))

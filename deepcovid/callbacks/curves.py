@@ -17,6 +17,7 @@ from lightning.pytorch.loggers import WandbLogger
 from deepcovid import plots
 from deepcovid.metrics.discrimination import Curve, precision_recall_curve, roc_curve
 from deepcovid.metrics.undefined import UndefinedMetric
+from deepcovid.utils.files import save_figure
 
 log = logging.getLogger(__name__)
 # name: (curve function, x column, y column, figure)
@@ -78,4 +79,4 @@ class ValidationCurves(L.Callback):
             path = (
                 self.output_dir / "plots" / "val" / f"{name}-epoch{trainer.current_epoch:03d}.png"
             )
-            self.written.append(plots.save_figure(figure, path))
+            self.written.append(save_figure(figure, path))

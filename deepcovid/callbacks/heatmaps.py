@@ -22,11 +22,11 @@ from deepcovid.explain.overlay import (
     grid_figure,
     heatmap_title,
     overlay_figure,
-    save_figure,
     to_display,
 )
 from deepcovid.explain.panel import fixed_sample, select_panel
 from deepcovid.predictions import Predictions
+from deepcovid.utils.files import save_figure
 
 log = logging.getLogger(__name__)
 

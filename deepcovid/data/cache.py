@@ -40,8 +40,8 @@ from filelock import FileLock, Timeout
 from torchvision.transforms.v2 import functional as F
 from tqdm.auto import tqdm
 
-from deepcovid.data.download import sha256_of
 from deepcovid.data.io import load_image
+from deepcovid.utils.files import sha256_of
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1

@@ -13,10 +13,10 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from deepcovid.atomic import write_json_atomic
 from deepcovid.data.integrity import HASH_SIZE, MAX_DISTANCE, DataReport, build_report
 from deepcovid.data.io import DEFAULT_MAX_IMAGE_PIXELS, set_max_image_pixels
 from deepcovid.data.samples import read_manifest, scan_folders
+from deepcovid.utils.files import write_json_atomic
 
 EXIT_LEAK = 1
 

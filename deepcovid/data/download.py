@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import tempfile
@@ -12,21 +11,14 @@ from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
 
+from deepcovid.utils.files import sha256_of
+
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20
 
 
 class DownloadError(RuntimeError):
     """A download that failed, did not verify, or holds an unsafe archive."""
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fetch(url: str, target: Path, timeout: float = 60.0) -> Path:

@@ -23,11 +23,10 @@ import pandas as pd
 from PIL import Image
 
 from deepcovid import CLASS_NAMES
-from deepcovid.atomic import write_json_atomic
-from deepcovid.data.download import sha256_of
 from deepcovid.data.io import DICOM_SUFFIXES, load_image
 from deepcovid.data.splits import patients_in_several_splits
-from deepcovid.data.validate import default_workers, printable, problem
+from deepcovid.data.validate import default_workers, problem
+from deepcovid.utils.files import printable, sha256_of, write_json_atomic
 
 log = logging.getLogger(__name__)
 HASH_SIZE = 16

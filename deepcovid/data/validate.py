@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from deepcovid.data.io import UnreadableImageError, load_image
+from deepcovid.utils.files import printable
 
 NON_UTF8_NAME = (
     "the file name is not valid UTF-8, so it cannot be written to CSV/JSON results; rename "
@@ -27,11 +28,6 @@ class BadFilesError(ValueError):
 def default_workers() -> int:
     """Threads for decoding: image decoders release the GIL, so a few more than the cores."""
     return min(32, (os.cpu_count() or 1) + 4)
-
-
-def printable(path: str | Path) -> str:
-    """``path`` as text that can always be printed or written (undecodable bytes escaped)."""
-    return str(path).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def problem(path: str | Path) -> str | None:

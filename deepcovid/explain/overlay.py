@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -110,11 +109,3 @@ def grid_figure(
         axes = figure.add_subplot(rows, columns, position + 1)
         draw_overlay(axes, image, heatmap, title, cmap, alpha, colorbar_label)
     return figure
-
-
-def save_figure(figure: Figure, path: str | Path, dpi: int = 100) -> Path:
-    """Write ``figure`` as a PNG (creating folders)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=dpi, format="png")
-    return path

@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from deepcovid.data.download import sha256_of
 from deepcovid.data.transforms import EvalPreset
 from deepcovid.models.backbones import create_backbone
+from deepcovid.utils.files import sha256_of
 
 METADATA_VERSION = 1
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from deepcovid.config import compose_config
 from deepcovid.training import train
+from deepcovid.utils.config import compose_config
 from tests.conftest import tiny_overrides
 
 

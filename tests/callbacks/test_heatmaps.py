@@ -6,10 +6,10 @@ from types import SimpleNamespace
 import pytest
 
 from deepcovid.callbacks.heatmaps import HeatmapLogger
-from deepcovid.config import compose_config
 from deepcovid.explain.explainers import GradCamExplainer
-from deepcovid.instantiate import instantiate_callbacks
 from deepcovid.training import train
+from deepcovid.utils.config import compose_config
+from deepcovid.utils.instantiate import instantiate_callbacks
 from tests.conftest import tiny_overrides
 from tests.test_tracking import offline_runs
 

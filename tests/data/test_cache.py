@@ -15,7 +15,7 @@ import torch
 from deepcovid.data import cache as cache_module
 from deepcovid.data.cache import Source, open_cache, shrink
 from deepcovid.data.datamodule import XrayDataModule
-from deepcovid.data.download import sha256_of
+from deepcovid.utils.files import sha256_of
 from tests.conftest import MODES, chest_like, make_covidx5k, save_in_mode
 
 SHORT = 32

@@ -10,9 +10,9 @@ from deepcovid.explain.overlay import (
     grid_figure,
     heatmap_title,
     overlay_figure,
-    save_figure,
     to_display,
 )
+from deepcovid.utils.files import save_figure
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
