@@ -31,7 +31,7 @@ from deepcovid.data.datamodule import table_sources
 from deepcovid.data.dataset import XrayDataset
 from deepcovid.data.samples import read_manifest, scan_folders
 from deepcovid.data.transforms import IMAGENET_MEAN, IMAGENET_STD, TrainPreset
-from deepcovid.markdown import table
+from deepcovid.results.markdown import table
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "cxr-fullres"
 

@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset
 from benchmarks.loops import PRECISIONS, inference_step, timed, train_step
 from deepcovid.data.cache import ImageCache, Source, open_cache
 from deepcovid.data.transforms import EvalPreset, Preset, TrainPreset
-from deepcovid.markdown import table
+from deepcovid.results.markdown import table
 from deepcovid.models.backbones import create_backbone
 
 BACKBONES = ["resnet18", "resnet50", "squeezenet", "densenet121"]

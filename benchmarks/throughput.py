@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.loops import PRECISIONS, Timing, inference_step, synchronize, timed, train_step
 from deepcovid.callbacks.safety import StopOnNonFiniteLoss
-from deepcovid.markdown import table
+from deepcovid.results.markdown import table
 from deepcovid.models.classifier import CovidClassifier
 
 BACKBONES = ["resnet18", "resnet50", "squeezenet", "densenet121"]

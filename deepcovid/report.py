@@ -8,7 +8,7 @@ import logging
 import os
 from pathlib import Path
 
-from deepcovid.comparison import write_comparison
+from deepcovid.results.comparison import write_comparison
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from deepcovid.data.datamodule import XrayDataModule
-from deepcovid.data.integrity import build_report
+from deepcovid.data.leaks import build_report
 from deepcovid.data.io import (
     DEFAULT_MAX_IMAGE_PIXELS,
     UnreadableImageError,
@@ -24,7 +24,7 @@ from deepcovid.data.io import (
 from deepcovid.data.samples import DatasetLayoutError, scan_folders
 from deepcovid.data.validate import BadFilesError, printable
 from deepcovid.evaluation import evaluate
-from deepcovid.training import train
+from deepcovid.train import train
 from deepcovid.utils.config import compose_config
 from tests.conftest import SHARED_DATA, chest_like, make_covidx5k, save_in_mode, tiny_overrides
 

@@ -21,8 +21,8 @@ import pandas as pd
 import pytest
 
 from deepcovid.data.sampling import OversamplingSampler
-from deepcovid.models.loading import load_classifier
-from deepcovid.training import train
+from deepcovid.models.checkpoints import load_classifier
+from deepcovid.train import train
 from deepcovid.utils.config import compose_config
 from tests.conftest import make_covidx5k, tiny_overrides
 

@@ -13,7 +13,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from statsmodels.stats.proportion import proportion_confint
 
 from deepcovid.evaluation import evaluate
-from deepcovid.training import train
+from deepcovid.train import train
 from deepcovid.utils.config import compose_config
 from tests.callbacks.test_evaluation import FILES
 from tests.conftest import CXR_DEV, requires_real_data

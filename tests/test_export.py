@@ -15,11 +15,11 @@ from omegaconf import OmegaConf
 
 from deepcovid.data.io import load_image
 from deepcovid.data.transforms import EvalPreset
-from deepcovid.exporting import export
-from deepcovid.models.loading import UnsafeCheckpointError, load_classifier
-from deepcovid.models.standalone import ExportError, load_exported
-from deepcovid.prediction import predict
-from deepcovid.training import train
+from deepcovid.export import export
+from deepcovid.models.checkpoints import UnsafeCheckpointError, load_classifier
+from deepcovid.models.exported import ExportError, load_exported
+from deepcovid.predict import predict
+from deepcovid.train import train
 from deepcovid.utils.config import compose_config
 from tests.conftest import tiny_overrides
 
@@ -80,7 +80,7 @@ class NoPickle(pickle.Unpickler):
 pickle.Unpickler = NoPickle
 import torch
 from deepcovid.data.io import load_image
-from deepcovid.models.standalone import load_exported
+from deepcovid.models.exported import load_exported
 model = load_exported({str(weights)!r})
 image = model.eval_transform(load_image({str(images(covidx5k_shared)[0])!r}))
 with torch.no_grad():

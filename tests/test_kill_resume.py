@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from deepcovid.training import SIGTERM_EXIT_CODE, train
+from deepcovid.train import SIGTERM_EXIT_CODE, train
 from deepcovid.utils.config import compose_config
 from tests.conftest import tiny_overrides
 

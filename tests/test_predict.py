@@ -13,9 +13,9 @@ import torch
 
 from deepcovid.data.io import load_image
 from deepcovid.data.transforms import EvalPreset
-from deepcovid.models.loading import load_classifier
-from deepcovid.prediction import list_inputs, predict, resolve_image_size
-from deepcovid.training import train
+from deepcovid.models.checkpoints import load_classifier
+from deepcovid.predict import list_inputs, predict, resolve_image_size
+from deepcovid.train import train
 from deepcovid.utils.config import compose_config
 from tests.conftest import CXR_DEV, SHARED_DATA, requires_real_data, tiny_overrides
 

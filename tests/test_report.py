@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from deepcovid.comparison import find_run_dirs, load_runs
+from deepcovid.results.comparison import find_run_dirs, load_runs
 from deepcovid.evaluation import write_evaluation
 from deepcovid.metrics.summary import MetricSettings
 from deepcovid.report import main

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from deepcovid.tracking import flatten_config, resolve_wandb_mode, wandb_logger
-from deepcovid.training import train
+from deepcovid.utils.tracking import flatten_config, resolve_wandb_mode, wandb_logger
+from deepcovid.train import train
 from deepcovid.utils.config import compose_config
 from tests.conftest import tiny_overrides
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from deepcovid.training import train
+from deepcovid.train import train
 from deepcovid.utils.config import compose_config
 from tests.conftest import tiny_overrides
 from tests.test_tracking import offline_runs, read_offline_run, read_run_record

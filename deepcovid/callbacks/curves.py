@@ -14,16 +14,16 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 
-from deepcovid import plots
 from deepcovid.metrics.discrimination import Curve, precision_recall_curve, roc_curve
 from deepcovid.metrics.undefined import UndefinedMetric
+from deepcovid.results import figures
 from deepcovid.utils.files import save_figure
 
 log = logging.getLogger(__name__)
 # name: (curve function, x column, y column, figure)
 CURVES = {
-    "roc": (roc_curve, "fpr", "tpr", plots.roc_figure),
-    "pr": (precision_recall_curve, "recall", "precision", plots.pr_figure),
+    "roc": (roc_curve, "fpr", "tpr", figures.roc_figure),
+    "pr": (precision_recall_curve, "recall", "precision", figures.pr_figure),
 }
 
 

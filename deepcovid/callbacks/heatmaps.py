@@ -1,7 +1,7 @@
 """Heatmap panels at the end of validation (every N epochs) and of testing.
 
 On rank 0 the callback picks a panel (:mod:`deepcovid.explain.panel`) from the gathered
-predictions, computes heatmaps with the configured explainer (``heatmap=occlusion|gradcam``),
+predictions, computes heatmaps with the configured explainer (``explainer=occlusion|gradcam``),
 writes one overlay per image and a grid to ``<output_dir>/heatmaps/<stage>/epochNNN/`` and
 logs the overlays to W&B when a W&B logger is attached.
 """
@@ -25,7 +25,7 @@ from deepcovid.explain.overlay import (
     to_display,
 )
 from deepcovid.explain.panel import fixed_sample, select_panel
-from deepcovid.predictions import Predictions
+from deepcovid.results.predictions import Predictions
 from deepcovid.utils.files import save_figure
 
 log = logging.getLogger(__name__)
@@ -117,3 +117,8 @@ class HeatmapLogger(L.Callback):
                 key = f"heatmaps/{stage}/{self.explainer.name}"
                 logger.log_image(key, [str(p) for p in paths], trainer.global_step, caption=titles)
         log.info("wrote %d %s heatmaps to %s", len(paths), stage, folder)
+
+
+def heatmap_logger(explainer: Explainer | None, **settings) -> HeatmapLogger | None:
+    """A :class:`HeatmapLogger`, or None (no callback) when no explainer is chosen."""
+    return None if explainer is None else HeatmapLogger(explainer, **settings)

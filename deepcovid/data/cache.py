@@ -1,19 +1,23 @@
-"""Preprocessed image cache: decode, convert to 8-bit grayscale and shrink each image once.
+"""What reading each image file tells, kept so that every file is read and decoded once.
 
-Decoding multi-megapixel radiographs, not the network, limits training. :func:`open_cache`
-stores the images of one split as grayscale uint8 with the short side shrunk to
-``short_side`` (never enlarged), packed into one flat file that is read back through
-``numpy.memmap``, plus a JSON index: per image its path, label, patient, source, original
-size, sha256 content hash, file stat and place in the packed file.
+Start-up used to pass over the data several times (decode to validate, read again for sha256,
+decode again for the perceptual hash and for the preprocessed cache). Here one read and one
+decode per file give all of it, in :func:`inspect_file`:
 
-- Reuse: a cache is named by its split and a digest of its source paths, so sweep jobs and
-  later runs over the same split find it.
-- Invalidation: a source whose mtime or size changed is hashed again; only images whose
-  content changed are decoded again.
-- Concurrency: builders take a file lock; files are written under temporary names and
-  renamed; the index is written last and names the packed file it describes.
-- Corruption: an index that does not parse, or a packed file of the wrong size or checksum,
-  is rebuilt.
+- its facts: size and mtime, sha256 of the bytes, container mode and size, the reason it cannot
+  be used (``problem``), and, when asked, the 256-bit difference hash of the decoded image;
+- with ``data.cache=true``, its pixels: 8-bit grayscale with the short side shrunk to
+  ``short_side`` (never enlarged), appended to one packed file read back through ``numpy.memmap``.
+
+:class:`FileCache` keeps both in a cache folder shared by later runs and sweep jobs: an index
+(JSON, one entry per absolute path) and the packed pixels.
+
+- Reuse: an entry is trusted while the file's size and mtime are unchanged; a file whose mtime
+  changed is read and hashed again, and decoded again only if its content changed.
+- Concurrency: writers take a file lock; the packed file only grows (readers' memory maps stay
+  valid) and the index is replaced atomically after the pixels are on disk.
+- Corruption: an index that does not parse is rebuilt; pixels beyond the packed file's end are
+  decoded again; each image's CRC-32 is checked when it is read.
 
 Imports only numpy, torch, torchvision, Pillow, tqdm and filelock (no pandas), so GPU
 benchmarks can use it on bare machines.
@@ -21,13 +25,13 @@ benchmarks can use it on bare machines.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import os
-import uuid
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,29 +41,22 @@ from typing import Any
 import numpy as np
 import torch
 from filelock import FileLock, Timeout
+from PIL import Image
 from torchvision.transforms.v2 import functional as F
 from tqdm.auto import tqdm
 
-from deepcovid.data.io import load_image
-from deepcovid.utils.files import sha256_of
+from deepcovid.data.io import UnreadableImageError, decode_image
+from deepcovid.utils.files import write_text_atomic
+from deepcovid.utils.system import available_cpus
 
 log = logging.getLogger(__name__)
-FORMAT_VERSION = 1
-CHUNK = 1 << 24
-ENTRY_FIELDS = {
-    "path",
-    "label",
-    "patient_id",
-    "source",
-    "width",
-    "height",
-    "sha256",
-    "mtime_ns",
-    "size",
-    "offset",
-    "cached_height",
-    "cached_width",
-}
+FORMAT_VERSION = 2
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "deepcovid"
+HASH_SIZE = 16  # dHash of a 17 x 16 thumbnail: 256 bits
+NON_UTF8_NAME = (
+    "the file name is not valid UTF-8, so it cannot be written to CSV/JSON results; rename "
+    "the file (e.g. `convmv -f latin1 -t utf8 --notest FILE`)"
+)
 
 
 class CacheError(RuntimeError):
@@ -67,68 +64,130 @@ class CacheError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Source:
-    """One image to cache: its file and the metadata the index records with it."""
+class Placement:
+    """Where an image's shrunk pixels sit in the packed file."""
 
-    path: str
-    label: int
-    patient_id: str | None = None
-    source: str | None = None
+    offset: int
+    height: int
+    width: int
+    crc32: int
 
 
-def shrink(path: str | Path, short_side: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """Decode ``path`` to grayscale uint8 (H, W), short side shrunk to ``short_side``; also
-    return the original (width, height).
+@dataclass(frozen=True)
+class FileFacts:
+    """What one read of a file told. ``problem`` says why it cannot be used (None: it decodes);
+    ``dhash`` and ``pixels`` are None unless they were asked for."""
 
-    Uses the same antialiased resize as :class:`~deepcovid.data.transforms.EvalPreset`.
-    """
-    image = load_image(path)
+    size: int | None = None
+    mtime_ns: int | None = None
+    sha256: str | None = None
+    container_mode: str | None = None
+    width: int | None = None
+    height: int | None = None
+    problem: str | None = None
+    dhash: str | None = None
+    pixels: Placement | None = None
+
+    @property
+    def readable(self) -> bool:
+        return self.problem is None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, entry: dict[str, Any]) -> FileFacts:
+        pixels = entry.get("pixels")
+        return cls(**{**entry, "pixels": Placement(**pixels) if pixels else None})
+
+
+def dhash(image: Image.Image, size: int = HASH_SIZE) -> str:
+    """Difference hash: is each pixel of a (size+1) x size thumbnail brighter than its right
+    neighbour; ``size * size`` bits as hex."""
+    thumb = np.asarray(image.convert("L").resize((size + 1, size), Image.Resampling.BILINEAR))
+    bits = thumb[:, 1:].astype(np.int16) > thumb[:, :-1]
+    return np.packbits(bits.ravel()).tobytes().hex()
+
+
+def shrink(image: Image.Image, short_side: int) -> np.ndarray:
+    """Grayscale uint8 (H, W) with the short side shrunk to ``short_side`` (never enlarged),
+    by the antialiased resize of :class:`~deepcovid.data.transforms.EvalPreset`."""
     pixels = F.pil_to_tensor(image)
     if min(pixels.shape[-2:]) > short_side:
         pixels = F.resize(pixels, short_side, antialias=True)
-    return pixels[0].numpy(), image.size
+    return pixels[0].numpy()
 
 
-def file_stat(path: str | Path) -> tuple[int, int]:
-    """(mtime in ns, size in bytes) of a file: the fast change check."""
+def file_stat(path: str) -> tuple[int, int]:
+    """(size in bytes, mtime in ns): the fast change check."""
     stat = os.stat(path)
-    return stat.st_mtime_ns, stat.st_size
+    return stat.st_size, stat.st_mtime_ns
 
 
-def crc32_of(path: Path) -> int:
-    """CRC-32 of a file, read in chunks."""
-    crc = 0
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b""):
-            crc = zlib.crc32(chunk, crc)
-    return crc
+def inspect_file(
+    path: str,
+    want_dhash: bool = False,
+    short_side: int | None = None,
+    previous: FileFacts | None = None,
+) -> tuple[FileFacts, np.ndarray | None]:
+    """Read ``path`` once: its facts, and its shrunk pixels when ``short_side`` is given.
+
+    ``previous`` facts are kept (no decode) when the bytes still have their sha256 and carry
+    everything asked for.
+    """
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return FileFacts(problem=NON_UTF8_NAME), None
+    try:
+        size, mtime_ns = file_stat(path)
+        data = Path(path).read_bytes()
+    except OSError as error:
+        problem = "no such file." if isinstance(error, FileNotFoundError) else str(error)
+        return FileFacts(problem=problem), None
+    stat = {"size": size, "mtime_ns": mtime_ns, "sha256": hashlib.sha256(data).hexdigest()}
+    if (
+        previous is not None
+        and previous.readable
+        and previous.sha256 == stat["sha256"]
+        and (previous.dhash is not None or not want_dhash)
+        and (previous.pixels is not None or short_side is None)
+    ):
+        return dataclasses.replace(previous, **stat), None
+    try:
+        decoded = decode_image(data, path)
+    except UnreadableImageError as error:
+        return FileFacts(**stat, problem=str(error).removeprefix(f"{path}: ")), None
+    image = decoded.image
+    facts = FileFacts(
+        **stat,
+        container_mode=decoded.container_mode,
+        width=image.width,
+        height=image.height,
+        dhash=dhash(image) if want_dhash else None,
+    )
+    return facts, None if short_side is None else shrink(image, short_side)
 
 
-def cache_stem(name: str, sources: Sequence[Source], short_side: int) -> str:
-    """File stem of a split's cache: its name plus a digest of its absolute source paths."""
-    paths = [os.path.abspath(s.path) for s in sources]
-    key = json.dumps([FORMAT_VERSION, short_side, paths]).encode()
-    return f"{name}-{hashlib.sha256(key).hexdigest()[:16]}"
+def decoding_threads() -> int:
+    """Threads for reading and decoding: decoders release the GIL, so a few more than the CPUs
+    this process may use."""
+    return min(32, available_cpus() + 4)
 
 
-class ImageCache:
-    """A split's cached images, read from the packed file through a lazily opened memmap.
+class CachedImages:
+    """The cached pixels of some files, read through a lazily opened memmap of the packed file.
 
     Picklable for DataLoader workers: each process opens its own memmap.
     """
 
-    def __init__(self, data_path: Path, sources: Sequence[Source], index: dict[str, Any]) -> None:
+    def __init__(self, data_path: Path, placements: dict[str, Placement]) -> None:
         self.data_path = data_path
-        self.images: list[dict[str, Any]] = index["images"]
-        self.short_side: int = index["short_side"]
-        self.places = {
-            s.path: (e["offset"], e["cached_height"], e["cached_width"])
-            for s, e in zip(sources, self.images, strict=True)
-        }
+        self.placements = placements
         self._data: np.memmap | None = None
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.placements)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_data": None}
@@ -136,192 +195,19 @@ class ImageCache:
     def data(self) -> np.memmap:
         """The packed file, memory-mapped read-only."""
         if self._data is None:
-            try:
-                self._data = np.memmap(self.data_path, dtype=np.uint8, mode="r")
-            except FileNotFoundError as error:
-                raise CacheError(
-                    f"{self.data_path} vanished: another job rebuilt this cache because a "
-                    "source image changed while this run was starting. Restart the run."
-                ) from error
+            self._data = np.memmap(self.data_path, dtype=np.uint8, mode="r")
         return self._data
 
     def load(self, path: str) -> torch.Tensor:
         """The cached image of ``path`` as a uint8 tensor of shape (1, H, W)."""
-        offset, height, width = self.places[path]
-        pixels = np.array(self.data()[offset : offset + height * width])
-        return torch.from_numpy(pixels).view(1, height, width)
-
-
-def read_index(index_path: Path, short_side: int) -> dict[str, Any] | None:
-    """The index at ``index_path`` if it and its packed file are intact, else None."""
-    try:
-        index = json.loads(index_path.read_text())
-        data_path = index_path.parent / index["data_file"]
-        intact = (
-            index["version"] == FORMAT_VERSION
-            and index["short_side"] == short_side
-            and data_path.is_file()
-            and data_path.stat().st_size == index["data_bytes"]
-            and all(entry.keys() >= ENTRY_FIELDS for entry in index["images"])
-            and crc32_of(data_path) == index["data_crc32"]
-        )
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        log.warning("cache index %s is unreadable (%s): rebuilding", index_path, error)
-        return None
-    if not intact:
-        log.warning("cache %s is incomplete or corrupt: rebuilding", index_path)
-        return None
-    return index
-
-
-def cached_paths(cache_dir: str | Path) -> set[str]:
-    """Absolute paths of the images cached in ``cache_dir`` whose file is unchanged (by mtime
-    and size) since: they decoded then, so they decode now."""
-    found = set()
-    for index_path in Path(cache_dir).glob("*.json"):
-        try:
-            images = json.loads(index_path.read_text())["images"]
-            for entry in images:
-                if list(file_stat(entry["path"])) == [entry["mtime_ns"], entry["size"]]:
-                    found.add(entry["path"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # a corrupt index proves nothing; open_cache rebuilds it
-    return found
-
-
-def metadata(source: Source) -> dict[str, Any]:
-    """The index fields that come from the sample table rather than the file."""
-    return {
-        "path": os.path.abspath(source.path),
-        "label": int(source.label),
-        "patient_id": None if source.patient_id is None else str(source.patient_id),
-        "source": None if source.source is None else str(source.source),
-    }
-
-
-def is_fresh(index: dict[str, Any], sources: Sequence[Source]) -> bool:
-    """Whether the index describes exactly ``sources`` and no source file changed (by stat)."""
-    images = index["images"]
-    if len(images) != len(sources):
-        return False
-    for source, entry in zip(sources, images, strict=True):
-        if {k: entry[k] for k in metadata(source)} != metadata(source):
-            return False
-        try:
-            if list(file_stat(source.path)) != [entry["mtime_ns"], entry["size"]]:
-                return False
-        except OSError:
-            return False
-    return True
-
-
-def reusable(entry: dict[str, Any] | None, path: str) -> dict[str, Any] | None:
-    """``entry``'s file facts, with the current stat, if ``path`` still has its content."""
-    if entry is None:
-        return None
-    try:
-        stat = list(file_stat(path))
-    except OSError:
-        return None  # decoding it says what is wrong
-    if stat == [entry["mtime_ns"], entry["size"]]:
-        return entry
-    if sha256_of(Path(path)) != entry["sha256"]:
-        return None
-    return {**entry, "mtime_ns": stat[0], "size": stat[1]}
-
-
-def file_facts(path: str, shrunk: tuple[np.ndarray, tuple[int, int]]) -> dict[str, Any]:
-    """Index fields of a freshly decoded file (its offset is filled in when written)."""
-    pixels, (width, height) = shrunk
-    mtime_ns, size = file_stat(path)
-    return {
-        "width": width,
-        "height": height,
-        "sha256": sha256_of(Path(path)),
-        "mtime_ns": mtime_ns,
-        "size": size,
-        "cached_height": int(pixels.shape[0]),
-        "cached_width": int(pixels.shape[1]),
-    }
-
-
-def decoded_in_order(
-    paths: Sequence[str], short_side: int, workers: int, desc: str
-) -> Iterable[tuple[np.ndarray, tuple[int, int]]]:
-    """Shrunk images of ``paths``, in order, decoded by a thread pool, with a progress bar."""
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        shrunk = pool.map(lambda p: shrink(p, short_side), paths)
-        yield from tqdm(shrunk, total=len(paths), desc=desc, unit="img")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file next to ``path``, then rename it into place."""
-    partial = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.partial")
-    partial.write_text(text)
-    partial.replace(path)
-
-
-def rebuild(
-    index_path: Path,
-    stem: str,
-    sources: Sequence[Source],
-    short_side: int,
-    old: dict[str, Any] | None,
-    workers: int,
-) -> dict[str, Any]:
-    """Write a new index (and a new packed file if any image must be decoded); return it.
-
-    Images whose content is unchanged are copied from the old packed file; the others are
-    decoded. Call with the cache's lock held.
-    """
-    directory = index_path.parent
-    for leftover in directory.glob(f"{stem}.*.partial"):  # from a builder that crashed
-        leftover.unlink(missing_ok=True)
-    old_entries = {e["path"]: e for e in old["images"]} if old else {}
-    unique = list(dict.fromkeys(s.path for s in sources))
-    kept = {p: reusable(old_entries.get(os.path.abspath(p)), p) for p in unique}
-    to_decode = [p for p in unique if kept[p] is None]
-    if old is not None and not to_decode:
-        facts = kept  # pixels unchanged: point the new index at the same packed file
-        data_file, data_bytes, crc = old["data_file"], old["data_bytes"], old["data_crc32"]
-    else:
-        log.info("caching %d image(s) of '%s' in %s", len(to_decode), stem, directory)
-        old_data = np.memmap(directory / old["data_file"], mode="r") if old else None
-        decoded = iter(decoded_in_order(to_decode, short_side, workers, f"caching {stem}"))
-        data_file = f"{stem}.{uuid.uuid4().hex[:8]}.u8"
-        partial = directory / f"{data_file}.partial"
-        facts, data_bytes, crc = {}, 0, 0
-        with partial.open("wb") as out:
-            for path in unique:
-                entry = kept[path]
-                if entry is None:
-                    shrunk = next(decoded)
-                    entry = file_facts(path, shrunk)
-                    chunk = np.ascontiguousarray(shrunk[0]).tobytes()
-                else:
-                    start = entry["offset"]
-                    length = entry["cached_height"] * entry["cached_width"]
-                    chunk = old_data[start : start + length].tobytes()
-                facts[path] = {**entry, "offset": data_bytes}
-                out.write(chunk)
-                crc = zlib.crc32(chunk, crc)
-                data_bytes += len(chunk)
-        partial.replace(directory / data_file)
-    images = [{**facts[s.path], **metadata(s)} for s in sources]
-    index = {
-        "version": FORMAT_VERSION,
-        "short_side": short_side,
-        "data_file": data_file,
-        "data_bytes": data_bytes,
-        "data_crc32": crc,
-        "images": images,
-    }
-    write_atomic(index_path, json.dumps(index))
-    if old is not None and old["data_file"] != data_file:
-        (directory / old["data_file"]).unlink(missing_ok=True)
-    return index
+        place = self.placements[path]
+        pixels = np.array(self.data()[place.offset : place.offset + place.height * place.width])
+        if zlib.crc32(pixels) != place.crc32:
+            raise CacheError(
+                f"{self.data_path}: the cached pixels of {path} are corrupt (CRC mismatch). "
+                f"Delete {self.data_path.parent} and run again: the cache is rebuilt."
+            )
+        return torch.from_numpy(pixels).view(1, place.height, place.width)
 
 
 @contextmanager
@@ -331,7 +217,7 @@ def exclusive(lock_path: Path) -> Iterator[None]:
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        log.info("waiting for another job to finish building %s", lock_path.with_suffix(""))
+        log.info("waiting for another job to finish updating %s", lock_path.with_suffix(""))
         lock.acquire()
     try:
         yield
@@ -339,31 +225,126 @@ def exclusive(lock_path: Path) -> Iterator[None]:
         lock.release()
 
 
-def open_cache(
-    sources: Sequence[Source],
-    cache_dir: str | Path,
-    name: str,
-    short_side: int = 256,
-    workers: int | None = None,
-) -> ImageCache:
-    """The cache of ``sources`` in ``cache_dir``: reused when fresh, else (re)built first.
+class FileCache:
+    """Facts and (optionally) shrunk pixels of image files, kept in ``directory``.
 
-    ``name`` (e.g. the split) prefixes the file names; ``workers`` threads decode images
-    (default: the CPU count, at most 8). Safe when several processes call it at once.
+    One index and one packed file per ``short_side`` (``files-s256.json``, ``files-s256.u8``).
     """
-    if not sources:
-        raise ValueError(f"cache '{name}': no images to cache")
-    if short_side < 1:
-        raise ValueError(f"data.cache_short_side must be ≥ 1, got {short_side}")
-    directory = Path(cache_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    stem = cache_stem(name, sources, short_side)
-    index_path = directory / f"{stem}.json"
-    index = read_index(index_path, short_side)
-    if index is None or not is_fresh(index, sources):
-        with exclusive(directory / f"{stem}.lock"):
-            index = read_index(index_path, short_side)  # another job may have built it
-            if index is None or not is_fresh(index, sources):
-                workers = workers or min(8, os.cpu_count() or 1)
-                index = rebuild(index_path, stem, sources, short_side, index, workers)
-    return ImageCache(directory / index["data_file"], sources, index)
+
+    def __init__(self, directory: str | Path, short_side: int = 256) -> None:
+        if short_side < 1:
+            raise ValueError(f"data.cache_short_side must be ≥ 1, got {short_side}")
+        self.directory = Path(directory)
+        self.short_side = short_side
+        stem = f"files-s{short_side}"
+        self.index_path = self.directory / f"{stem}.json"
+        self.data_path = self.directory / f"{stem}.u8"
+        self.lock_path = self.directory / f"{stem}.lock"
+
+    def read_index(self) -> dict[str, Any]:
+        """The index, without the pixels that the packed file does not hold."""
+        empty = {"version": FORMAT_VERSION, "short_side": self.short_side, "files": {}}
+        try:
+            index = json.loads(self.index_path.read_text(encoding="utf-8"))
+            if index["version"] != FORMAT_VERSION or index["short_side"] != self.short_side:
+                return empty
+            files = {path: FileFacts.from_json(entry) for path, entry in index["files"].items()}
+        except FileNotFoundError:
+            return empty
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            log.warning("cache index %s is unreadable (%s): rebuilding it", self.index_path, error)
+            return empty
+        held = self.data_path.stat().st_size if self.data_path.is_file() else 0
+        for path, facts in files.items():
+            place = facts.pixels
+            if place is not None and place.offset + place.height * place.width > held:
+                files[path] = dataclasses.replace(facts, pixels=None)
+        return {**index, "files": files}
+
+    @staticmethod
+    def is_current(facts: FileFacts | None, path: str, want_dhash: bool, pixels: bool) -> bool:
+        """Whether ``facts`` still describe ``path`` (unchanged size and mtime) with everything
+        asked for. Unusable files are always looked at again."""
+        if facts is None or not facts.readable:
+            return False
+        if (want_dhash and facts.dhash is None) or (pixels and facts.pixels is None):
+            return False
+        try:
+            return file_stat(path) == (facts.size, facts.mtime_ns)
+        except OSError:
+            return False
+
+    def scan(
+        self,
+        paths: Sequence[str],
+        want_dhash: bool = False,
+        pixels: bool = False,
+        workers: int | None = None,
+    ) -> dict[str, FileFacts]:
+        """Facts of every path (keyed as given), reading only the files that are new or changed
+        since the last scan; ``pixels`` also caches their shrunk pixels."""
+        absolute = {path: os.path.abspath(path) for path in paths}
+        wanted = list(dict.fromkeys(absolute.values()))
+        index = self.read_index()
+        todo = [
+            p for p in wanted if not self.is_current(index["files"].get(p), p, want_dhash, pixels)
+        ]
+        if todo:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with exclusive(self.lock_path):
+                index = self.read_index()  # another job may have done it meanwhile
+                files = index["files"]
+                todo = [
+                    p for p in wanted if not self.is_current(files.get(p), p, want_dhash, pixels)
+                ]
+                if todo:
+                    self.update(index, todo, want_dhash, pixels, workers or decoding_threads())
+        return {path: index["files"][absolute[path]] for path in paths}
+
+    def update(
+        self, index: dict[str, Any], todo: list[str], want_dhash: bool, pixels: bool, workers: int
+    ) -> None:
+        """Read ``todo``, append new pixels to the packed file, then replace the index (with the
+        lock held). Unusable files are returned but not kept."""
+        files: dict[str, FileFacts] = index["files"]
+        short_side = self.short_side if pixels else None
+        log.info("reading %d image file(s) (cache: %s)", len(todo), self.directory)
+        data_bytes = self.data_path.stat().st_size if self.data_path.is_file() else 0
+        data_bytes = min(data_bytes, self.used_bytes(files))
+        with (
+            ThreadPoolExecutor(max_workers=workers) as pool,
+            self.data_path.open("ab") as packed,
+        ):
+            packed.truncate(data_bytes)  # drop what a crashed writer left after the last entry
+            inspected = pool.map(
+                lambda p: inspect_file(p, want_dhash, short_side, files.get(p)), todo
+            )
+            for path, (facts, shrunk) in zip(
+                todo, tqdm(inspected, total=len(todo), desc="reading images", unit="img"),
+                strict=True,
+            ):  # fmt: skip
+                if shrunk is not None:
+                    chunk = np.ascontiguousarray(shrunk).tobytes()
+                    packed.write(chunk)
+                    place = Placement(data_bytes, *shrunk.shape, zlib.crc32(chunk))
+                    facts = dataclasses.replace(facts, pixels=place)
+                    data_bytes += len(chunk)
+                files[path] = facts
+            packed.flush()
+            os.fsync(packed.fileno())
+        kept = {p: f.to_json() for p, f in files.items() if f.readable}
+        write_text_atomic(json.dumps({**index, "files": kept}), self.index_path)
+
+    @staticmethod
+    def used_bytes(files: dict[str, FileFacts]) -> int:
+        """End of the last image the index places in the packed file."""
+        ends = [
+            f.pixels.offset + f.pixels.height * f.pixels.width for f in files.values() if f.pixels
+        ]
+        return max(ends, default=0)
+
+    def images(self, facts: dict[str, FileFacts]) -> CachedImages:
+        """A loader of the cached pixels of the files in ``facts`` (a :meth:`scan` result with
+        ``pixels=True``)."""
+        placements = {path: f.pixels for path, f in facts.items() if f.pixels is not None}
+        return CachedImages(self.data_path, placements)

@@ -1,6 +1,6 @@
 """``python -m deepcovid.data.check ROOT_OR_MANIFEST``: counts, image modes and sizes,
-unreadable files, and leaks across splits (identical or near-identical images, shared
-patients), as console tables and a JSON file. Exits 1 when the splits leak.
+unreadable and implausible files, and leaks across splits (identical or near-identical images,
+shared patients), as console tables and a JSON file. Exits 1 when the splits leak.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from deepcovid.data.integrity import HASH_SIZE, MAX_DISTANCE, DataReport, build_report
+from deepcovid.data.cache import DEFAULT_CACHE_DIR, HASH_SIZE, FileCache
 from deepcovid.data.io import DEFAULT_MAX_IMAGE_PIXELS, set_max_image_pixels
+from deepcovid.data.leaks import MAX_DISTANCE, DataReport, build_report
 from deepcovid.data.samples import read_manifest, scan_folders
 from deepcovid.utils.files import write_json_atomic
 
@@ -48,6 +49,10 @@ def render(report: DataReport, console: Console, limit: int = 20) -> None:
     console.print(table_of("modes", ["mode", "images"], [list(m) for m in report.modes.items()]))
     sizes = [[axis, *s.values()] for axis, s in report.sizes.items()]
     console.print(table_of("sizes (px)", ["axis", "min", "median", "max"], sizes))
+    if report.implausible:
+        rows = [[p, why] for p, why in list(report.implausible.items())[:limit]]
+        title = f"implausible as chest radiographs ({len(report.implausible)})"
+        console.print(table_of(title, ["file", "why"], rows))
     if report.unreadable:
         rows = [[p, why] for p, why in list(report.unreadable.items())[:limit]]
         console.print(
@@ -77,9 +82,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("root_or_manifest", help="dataset folder or CSV manifest")
     parser.add_argument("--json", default="data_check.json", help="where to write the report")
     parser.add_argument(
-        "--fast",
-        action="store_true",
-        help="skip decoding: no unreadable-file or near-duplicate search",
+        "--fast", action="store_true", help="skip the near-duplicate search (no dHash)"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        default=str(DEFAULT_CACHE_DIR),
+        help="where the facts of each file are kept, so unchanged files are not read again "
+        "(data.cache_dir of training)",
     )
     parser.add_argument(
         "--max-distance",
@@ -88,7 +97,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"near-duplicate threshold in bits of the {HASH_SIZE * HASH_SIZE}-bit dHash",
     )
     parser.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_IMAGE_PIXELS)
-    parser.add_argument("--workers", type=int, default=None, help="decoding threads")
     return parser.parse_args(argv)
 
 
@@ -97,9 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     set_max_image_pixels(args.max_image_pixels)
     table = load_samples(args.root_or_manifest)
-    report = build_report(
-        table, decode=not args.fast, max_distance=args.max_distance, workers=args.workers
-    )
+    facts = FileCache(args.cache_dir).scan(table["path"].tolist(), want_dhash=not args.fast)
+    report = build_report(table, facts, near=not args.fast, max_distance=args.max_distance)
     render(report, Console())
     write_json_atomic(report.to_dict(), args.json)
     print(f"report written to {args.json}")

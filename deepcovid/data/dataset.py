@@ -18,7 +18,12 @@ class XrayDataset(Dataset):
 
     ``index`` is the row's label in the full sample table, so predictions gathered from any
     rank map back to path, patient and source. ``loader`` reads a path: the file itself
-    (PIL image) or its preprocessed cache entry (uint8 tensor, see :mod:`deepcovid.data.cache`).
+    (PIL image) or its cached pixels (uint8 tensor, see :mod:`deepcovid.data.cache`).
+
+    An item asked for as ``(position, seed)`` (what :class:`~deepcovid.data.sampling.
+    TrainingSampler` yields) is transformed with the random generator seeded by ``seed``: its
+    augmentation then depends on nothing else, in whichever worker process it is made, so a run
+    resumed at an epoch boundary sees the same images as the uninterrupted run.
     """
 
     def __init__(
@@ -36,6 +41,13 @@ class XrayDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, position: int) -> dict[str, Any]:
-        image = self.transform(self.loader(self.paths[position]))
+    def __getitem__(self, item: int | tuple[int, int]) -> dict[str, Any]:
+        position, seed = item if isinstance(item, tuple) else (item, None)
+        image = self.loader(self.paths[position])
+        if seed is None:
+            image = self.transform(image)
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                image = self.transform(image)
         return {"image": image, "label": self.labels[position], "index": self.indices[position]}

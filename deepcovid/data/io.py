@@ -7,7 +7,9 @@ resizing and channel replication to the transforms.
 
 from __future__ import annotations
 
+import io
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,13 +57,22 @@ def pil_to_grayscale(image: Image.Image) -> Image.Image:
     return image.convert("RGB").convert("L")
 
 
-def read_dicom(path: Path) -> Image.Image:
-    """Decode a DICOM radiograph, apply its VOI LUT and invert MONOCHROME1."""
+@dataclass(frozen=True)
+class DecodedImage:
+    """A decoded radiograph: the 8-bit grayscale image and the container it came in (e.g.
+    ``RGB``, ``I;16``, ``MONOCHROME1/12bit``)."""
+
+    image: Image.Image
+    container_mode: str
+
+
+def decode_dicom(data: bytes, path: Path) -> DecodedImage:
+    """Decode DICOM bytes, apply the VOI LUT and invert MONOCHROME1."""
     import pydicom
     from pydicom.pixels import apply_voi_lut
 
     try:
-        dataset = pydicom.dcmread(path)
+        dataset = pydicom.dcmread(io.BytesIO(data))
         check_pixel_count(path, int(dataset.Rows) * int(dataset.Columns))
         pixels = dataset.pixel_array
     except UnreadableImageError:
@@ -71,27 +82,29 @@ def read_dicom(path: Path) -> Image.Image:
             f"{path}: not a readable DICOM image ({type(error).__name__}: {error}). "
             "Remove the file or replace it with a valid export."
         ) from error
+    photometric = str(getattr(dataset, "PhotometricInterpretation", ""))
+    container = f"{photometric}/{getattr(dataset, 'BitsStored', '?')}bit"
     if pixels.ndim == 3 and pixels.shape[-1] in (3, 4):
-        return pil_to_grayscale(Image.fromarray(pixels[..., :3].astype(np.uint8)))
+        rgb = Image.fromarray(pixels[..., :3].astype(np.uint8))
+        return DecodedImage(pil_to_grayscale(rgb), container)
     if pixels.ndim != 2:
         raise UnreadableImageError(
             f"{path}: DICOM pixel data has shape {pixels.shape}; expected a single 2-D frame."
         )
-    pixels = apply_voi_lut(pixels, dataset)
-    gray = to_uint8(pixels)
-    if getattr(dataset, "PhotometricInterpretation", "") == "MONOCHROME1":
+    gray = to_uint8(apply_voi_lut(pixels, dataset))
+    if photometric == "MONOCHROME1":
         gray = 255 - gray
-    return Image.fromarray(gray, mode="L")
+    return DecodedImage(Image.fromarray(gray, mode="L"), container)
 
 
-def read_raster(path: Path) -> Image.Image:
-    """Decode a PNG/JPEG/BMP/TIFF file fully (so truncation is detected here)."""
+def decode_raster(data: bytes, path: Path) -> DecodedImage:
+    """Decode PNG/JPEG/BMP/TIFF bytes fully (so truncation is detected here)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(io.BytesIO(data)) as image:
                 image.load()
-                return pil_to_grayscale(image)
+                return DecodedImage(pil_to_grayscale(image), image.mode)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
         raise UnreadableImageError(f"{path}: {error} {RAISE_LIMIT}") from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
@@ -101,19 +114,27 @@ def read_raster(path: Path) -> Image.Image:
         ) from error
 
 
+def decode_image(data: bytes, path: str | Path) -> DecodedImage:
+    """Decode the bytes of the chest X-ray file ``path`` (named in errors)."""
+    path = Path(path)
+    if not data:
+        raise UnreadableImageError(f"{path}: the file is empty (0 bytes); remove it.")
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        return decode_dicom(data, path)
+    return decode_raster(data, path)
+
+
 def load_image(path: str | Path) -> Image.Image:
     """Read a chest X-ray file into an 8-bit grayscale PIL image.
 
     Raises :class:`UnreadableImageError` naming the file when it cannot be decoded.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UnreadableImageError(f"{path}: no such file.")
-    if path.stat().st_size == 0:
-        raise UnreadableImageError(f"{path}: the file is empty (0 bytes); remove it.")
-    if path.suffix.lower() in DICOM_SUFFIXES:
-        return read_dicom(path)
-    return read_raster(path)
+    try:
+        data = path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError) as error:
+        raise UnreadableImageError(f"{path}: no such file.") from error
+    return decode_image(data, path).image
 
 
 def set_max_image_pixels(max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> None:

@@ -1,4 +1,4 @@
-"""Sample tables: one row per image (path, label, split, patient_id, source, finding).
+"""Sample tables: one row per image (path, label, split, patient_id, source, finding, lung_mask).
 
 A sample table is a :class:`pandas.DataFrame` built from a COVID-Xray-5k style folder,
 a generic class-folder tree, or a CSV manifest. Labels are integers: 1 = COVID, 0 = non-COVID.
@@ -15,8 +15,17 @@ import pandas as pd
 
 from deepcovid.data.io import is_image_file
 
-COLUMNS = ["path", "label", "split", "patient_id", "source", "finding"]
+COLUMNS = ["path", "label", "split", "patient_id", "source", "finding", "lung_mask"]
 SPLITS = ("train", "val", "test")
+# Manifest ``split`` values (stripped, lower-cased) and the split each one names; empty = unset.
+SPLIT_NAMES = {
+    "train": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
 DEFAULT_POSITIVE_NAMES = ("covid", "covid-19", "covid19", "positive", "1")
 DEFAULT_NEGATIVE_NAMES = ("non", "non-covid", "noncovid", "normal", "negative", "0")
 log = logging.getLogger(__name__)
@@ -117,7 +126,7 @@ def split_from_path(relative: str) -> str | None:
 
 def read_manifest(manifest: str | Path, labels: LabelMap | None = None) -> pd.DataFrame:
     """Sample table of a CSV manifest with columns ``path,label`` and optionally
-    ``patient_id``, ``split``, ``source``, ``finding``.
+    ``patient_id``, ``split``, ``source``, ``finding``, ``lung_mask``.
 
     Relative paths are resolved against the manifest's folder. Without a ``split`` column the
     split comes from the path's first folder when that is train/val/test.
@@ -131,19 +140,26 @@ def read_manifest(manifest: str | Path, labels: LabelMap | None = None) -> pd.Da
     if missing:
         raise DatasetLayoutError(
             f"{manifest}: missing column(s) {sorted(missing)}; a manifest needs path,label "
-            "(and optionally patient_id, split, source, finding)."
+            "(and optionally patient_id, split, source, finding, lung_mask)."
         )
     check_manifest_rows(manifest, frame, labels)
+    splits = frame["split"].str.strip().str.lower() if "split" in frame else None
     table = pd.DataFrame(
         {
             "path": [str(resolve(manifest.parent, p)) for p in frame["path"]],
             "label": [labels(v) for v in frame["label"]],
-            "split": frame["split"] if "split" in frame else frame["path"].map(split_from_path),
+            "split": frame["path"].map(split_from_path)
+            if splits is None
+            else splits.map(lambda v: SPLIT_NAMES.get(v)),
         }
     )
     for column in ("patient_id", "source", "finding"):
         if column in frame:
             table[column] = frame[column].replace("", None)
+    if "lung_mask" in frame:  # a mask image per row (a path, relative to the manifest's folder)
+        table["lung_mask"] = [
+            str(resolve(manifest.parent, m)) if m.strip() else None for m in frame["lung_mask"]
+        ]
     return normalise(table)
 
 
@@ -169,6 +185,15 @@ def check_manifest_rows(manifest: Path, frame: pd.DataFrame, labels: LabelMap) -
             f"unknown label(s) {labels.unknown(unknown['label'])} at {csv_lines(unknown)}: use "
             "covid / non-covid, or add them to data.positive_names / data.negative_names"
         )
+    if "split" in frame:
+        values = frame["split"].str.strip().str.lower()
+        odd = frame[(values != "") & ~values.isin(list(SPLIT_NAMES))]
+        if not odd.empty:
+            problems.append(
+                f"unknown split value(s) {sorted(set(odd['split']))} at {csv_lines(odd)}: use "
+                "train, val (valid, validation) or test (testing), or leave it empty to let "
+                "deepcovid carve the split"
+            )
     paths = frame["path"].map(lambda p: os.path.normpath(resolve(manifest.parent, p)))
     duplicated = frame[paths.duplicated(keep=False) & (frame["path"].str.strip() != "")]
     for path, rows in duplicated.groupby(paths[duplicated.index]):

@@ -1,9 +1,11 @@
-"""Class balancing: over-sampling the minority class (the paper's ~5× COVID augmentation) or
-loss weights.
+"""Class balancing and the order of training images.
 
-:class:`OversamplingSampler` is a :class:`~torch.utils.data.DistributedSampler`, so Lightning
-leaves it in place under DDP: every rank draws a disjoint share of one seeded epoch plan in
-which each minority-class image (COVID in COVID-Xray-5k) appears ``factor`` times.
+:class:`TrainingSampler` draws each epoch's images from one seeded plan in which each
+minority-class image (COVID in COVID-Xray-5k) appears ``factor`` times (the paper's ~5×
+augmentation; ``factor=1`` is a plain shuffle). It is a
+:class:`~torch.utils.data.DistributedSampler`, so Lightning leaves it in place under DDP: every
+rank draws a disjoint share of the plan. Each draw carries its own augmentation seed, a function
+of (seed, epoch, draw number) only.
 """
 
 from __future__ import annotations
@@ -17,14 +19,24 @@ from torch.utils.data import Dataset, DistributedSampler
 BALANCE_MODES = ("oversample", "weighted_loss", "none")
 
 
-class OversamplingSampler(DistributedSampler):
-    """Repeat minority-class samples ``factor`` times, shuffle per epoch, shard across ranks."""
+def augmentation_seeds(seed: int, epoch: int, draws: np.ndarray) -> np.ndarray:
+    """A 63-bit seed per draw number, from (seed, epoch, draw) alone."""
+    base = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint64)
+    mixed = (draws.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ base[0]
+    mixed ^= mixed >> np.uint64(31)
+    mixed = mixed * np.uint64(0xBF58476D1CE4E5B9) + base[1]
+    return (mixed >> np.uint64(1)).astype(np.int64)
+
+
+class TrainingSampler(DistributedSampler):
+    """Repeat minority-class samples ``factor`` times, shuffle per epoch, shard across ranks;
+    yields ``(position, augmentation seed)`` pairs."""
 
     def __init__(
         self,
         dataset: Dataset,
         labels: Sequence[int],
-        factor: int,
+        factor: int = 1,
         num_replicas: int = 1,
         rank: int = 0,
         seed: int = 0,
@@ -39,11 +51,13 @@ class OversamplingSampler(DistributedSampler):
         self.num_samples = -(-len(self.plan) // num_replicas)
         self.total_size = self.num_samples * num_replicas
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[tuple[int, int]]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         order = self.plan[torch.randperm(len(self.plan), generator=generator).numpy()]
         padded = np.resize(order, self.total_size)  # wraps around, as DistributedSampler pads
-        return iter(padded[self.rank : self.total_size : self.num_replicas].tolist())
+        draws = np.arange(self.rank, self.total_size, self.num_replicas)
+        seeds = augmentation_seeds(self.seed, self.epoch, draws)
+        return iter(zip(padded[draws].tolist(), seeds.tolist(), strict=True))
 
     def __len__(self) -> int:
         return self.num_samples

@@ -1,9 +1,9 @@
 """Heatmap methods behind one call: ``explainer(classifier, images) → (N, H, W)`` maps.
 
-These are what ``conf/heatmap/*.yaml`` instantiates, for the training callback and for
-``deepcovid.predict``. The classifier is anything with ``net`` (logits ``(N, 2)``) and
-``target_layer`` (its last conv block), e.g. a :class:`~deepcovid.models.classifier.CovidClassifier`
-in eval mode.
+These are what ``conf/explainer/*.yaml`` instantiates, for the heatmap callback of training,
+for ``deepcovid.predict`` and for the audit. The classifier is anything with ``net`` (logits
+``(N, 2)``) and ``target_layer`` (its last conv block), e.g. a
+:class:`~deepcovid.models.classifier.CovidClassifier` in eval mode.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from torch import nn
 from deepcovid.explain.drilldown import drilldown_occlusion
 from deepcovid.explain.gradcam import grad_cam
 from deepcovid.explain.occlusion import occlusion
-from deepcovid.explain.scoring import ProbCovid
+from deepcovid.explain.scoring import SCORE_LABELS, score_module
 
 
 class Explainable(Protocol):
@@ -34,11 +34,11 @@ class Explainer(Protocol):
 
 
 class OcclusionExplainer:
-    """Occlusion sensitivity of P(COVID): exact (incremental inference when the network
-    traces), or approximate with ``drilldown=True``."""
+    """Occlusion sensitivity of the ``score`` (``prob``: P(COVID), ``logit``: its log-odds):
+    exact (incremental inference when the network traces), or approximate with
+    ``drilldown=True``."""
 
     name = "occlusion"
-    colorbar_label = "drop in P(COVID) when occluded"
 
     def __init__(
         self,
@@ -48,14 +48,17 @@ class OcclusionExplainer:
         batch_size: int = 32,
         method: str = "auto",
         drilldown: bool = False,
+        score: str = "prob",
     ) -> None:
         self.window, self.stride, self.baseline = window, stride, baseline
         self.batch_size, self.method, self.drilldown = batch_size, method, drilldown
+        self.score = score
+        self.colorbar_label = f"drop in {SCORE_LABELS[score]} when occluded"
 
     def __call__(self, classifier: Explainable, images: torch.Tensor) -> torch.Tensor:
         attribute = drilldown_occlusion if self.drilldown else occlusion
         maps = attribute(
-            ProbCovid(classifier.net),
+            score_module(classifier.net, self.score),
             images,
             self.window,
             self.stride,
@@ -67,10 +70,14 @@ class OcclusionExplainer:
 
 
 class GradCamExplainer:
-    """Grad-CAM of the COVID logit at the classifier's last conv block."""
+    """Grad-CAM of the ``score`` (default: the log-odds of COVID) at the classifier's last
+    conv block."""
 
     name = "gradcam"
-    colorbar_label = "Grad-CAM (COVID)"
+
+    def __init__(self, score: str = "logit") -> None:
+        self.score = score
+        self.colorbar_label = f"Grad-CAM ({SCORE_LABELS[score]})"
 
     def __call__(self, classifier: Explainable, images: torch.Tensor) -> torch.Tensor:
-        return grad_cam(classifier.net, classifier.target_layer, images)
+        return grad_cam(classifier.net, classifier.target_layer, images, self.score)

@@ -1,8 +1,9 @@
 """Grad-CAM (Selvaraju et al., 2017): class-discriminative maps from the last conv block.
 
 The map is ``ReLU(Σ_k α_k A_k)`` where ``A`` is the target layer's output and ``α_k`` the
-spatial mean of the gradient of the COVID logit with respect to ``A_k``; it is upsampled to
-the input size and scaled to [0, 1] per image. One forward and one backward pass per batch.
+spatial mean of the gradient of the explained score (by default the log-odds of COVID) with
+respect to ``A_k``; it is upsampled to the input size and scaled to [0, 1] per image. One
+forward and one backward pass per batch.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-COVID = 1
+from deepcovid.explain.scoring import score_module
 
 
 def grad_cam(
-    net: nn.Module, target_layer: str, images: torch.Tensor, target_class: int = COVID
+    net: nn.Module, target_layer: str, images: torch.Tensor, score: str = "logit"
 ) -> torch.Tensor:
-    """Grad-CAM maps ``(N, H, W)`` in [0, 1] of ``net``'s ``target_class`` logit at the module
-    named ``target_layer`` (e.g. ``Backbone.target_layer``). Works under inference mode."""
+    """Grad-CAM maps ``(N, H, W)`` in [0, 1] of ``net``'s ``score`` (``logit``: the log-odds of
+    COVID, ``prob``: P(COVID)) at the module named ``target_layer`` (e.g.
+    ``Backbone.target_layer``). Works under inference mode."""
     if images.dim() != 4:
         raise ValueError(f"images have shape {tuple(images.shape)}; expected (N, C, H, W)")
     try:
@@ -39,8 +41,8 @@ def grad_cam(
     handle = layer.register_forward_hook(keep)
     try:
         with torch.inference_mode(False), torch.enable_grad():
-            logits = net(images.clone())
-            (gradients,) = torch.autograd.grad(logits[:, target_class].sum(), captured[0])
+            scores = score_module(net, score)(images.clone())
+            (gradients,) = torch.autograd.grad(scores.sum(), captured[0])
     finally:
         handle.remove()
     activations = captured[0].detach()

@@ -15,7 +15,8 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-CLASS_NAMES = {0: "non-COVID", 1: "COVID"}
+from deepcovid import CLASS_TITLES
+
 NAME_LENGTH = 36  # longer file names are cut in titles
 
 
@@ -43,13 +44,13 @@ def heatmap_title(
     name: str | None = None,
 ) -> str:
     """``name`` / ``P(COVID)=0.93 → COVID (threshold 0.2)`` / ``label: COVID``."""
-    predicted = CLASS_NAMES[int(prob_covid >= threshold)]
+    predicted = CLASS_TITLES[int(prob_covid >= threshold)]
     if name and len(name) > NAME_LENGTH:
         name = name[: NAME_LENGTH - 1] + "…"
     lines = [name] if name else []
     lines.append(f"P(COVID)={prob_covid:.3f} → {predicted} (threshold {threshold:g})")
     if label is not None:
-        lines.append(f"label: {CLASS_NAMES[int(label)]}")
+        lines.append(f"label: {CLASS_TITLES[int(label)]}")
     return "\n".join(lines)
 
 

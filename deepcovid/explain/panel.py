@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepcovid.predictions import Predictions
+from deepcovid.results.predictions import Predictions
 
 CATEGORIES = ("true_positive", "false_negative", "false_positive")
 

@@ -11,7 +11,7 @@ import math
 from deepcovid.metrics.discrimination import auroc, average_precision
 from deepcovid.metrics.operating_points import operating_point
 from deepcovid.metrics.undefined import or_nan
-from deepcovid.predictions import Predictions
+from deepcovid.results.predictions import Predictions
 
 
 def epoch_metrics(predictions: Predictions, threshold: float) -> dict[str, float]:
@@ -24,6 +24,6 @@ def epoch_metrics(predictions: Predictions, threshold: float) -> dict[str, float
         "average_precision": or_nan(
             undefined, "average_precision", lambda: average_precision(label, prob), math.nan
         ),
-        "sensitivity": point.sensitivity,
-        "specificity": point.specificity,
+        "sensitivity": math.nan if point.sensitivity is None else point.sensitivity,
+        "specificity": math.nan if point.specificity is None else point.specificity,
     }

@@ -15,7 +15,8 @@ from torchmetrics.functional.classification import binary_confusion_matrix
 from deepcovid.metrics.discrimination import as_tensors
 from deepcovid.metrics.intervals import proportion_interval
 
-NAN_PAIR = (math.nan, math.nan)
+Interval = tuple[float | None, float | None]
+NO_INTERVAL: Interval = (None, None)
 ESTIMATES = ("threshold", "sensitivity", "sensitivity_ci", "specificity", "specificity_ci")
 
 
@@ -28,6 +29,10 @@ class Counts:
     tn: int
     fn: int
 
+    def matrix(self) -> np.ndarray:
+        """2×2, rows = true class, columns = called class, in the order (non-COVID, COVID)."""
+        return np.array([[self.tn, self.fp], [self.fn, self.tp]])
+
 
 def counts_at(label: np.ndarray, prob_covid: np.ndarray, threshold: float) -> Counts:
     """tp, fp, tn, fn when COVID is called for ``prob_covid >= threshold``."""
@@ -39,24 +44,21 @@ def counts_at(label: np.ndarray, prob_covid: np.ndarray, threshold: float) -> Co
     return Counts(tp=int(tp), fp=int(fp), tn=int(tn), fn=int(fn))
 
 
-@dataclass
+@dataclass(frozen=True)
 class OperatingPoint:
     """Sensitivity and specificity (with intervals and counts) at one threshold.
 
     ``name`` says where the threshold comes from (``fixed``, or a rule applied on the split
-    ``chosen_on``); ``undefined`` maps each NaN field to the reason it is NaN.
+    ``chosen_on``); a None estimate has its reason in ``undefined``.
     """
 
     name: str
-    threshold: float
-    sensitivity: float
-    sensitivity_ci: tuple[float, float]
-    specificity: float
-    specificity_ci: tuple[float, float]
-    tp: int | None
-    fp: int | None
-    tn: int | None
-    fn: int | None
+    threshold: float | None
+    sensitivity: float | None = None
+    sensitivity_ci: Interval = NO_INTERVAL
+    specificity: float | None = None
+    specificity_ci: Interval = NO_INTERVAL
+    counts: Counts | None = None
     target: float | None = None
     chosen_on: str | None = None
     undefined: dict[str, str] = field(default_factory=dict)
@@ -72,53 +74,30 @@ def operating_point(
     target: float | None = None,
     chosen_on: str | None = None,
 ) -> OperatingPoint:
-    """Apply ``threshold`` to the scores; NaN (with the reason) for a class that is absent."""
+    """Apply ``threshold`` to the scores; None (with the reason) for a class that is absent."""
     counts = counts_at(label, prob_covid, threshold)
-    point = OperatingPoint(
-        name,
-        threshold,
-        math.nan,
-        NAN_PAIR,
-        math.nan,
-        NAN_PAIR,
-        **vars(counts),
-        target=target,
-        chosen_on=chosen_on,
-    )
+    estimates: dict[str, object] = {}
+    undefined: dict[str, str] = {}
     for metric, hits, total, absent in (
         ("sensitivity", counts.tp, counts.tp + counts.fn, "COVID"),
         ("specificity", counts.tn, counts.tn + counts.fp, "non-COVID"),
     ):
         if total == 0:
             reason = f"{metric} needs {absent} cases; there are none"
-            point.undefined |= {metric: reason, f"{metric}_ci": reason}
+            undefined |= {metric: reason, f"{metric}_ci": reason}
             continue
-        setattr(point, metric, hits / total)
-        setattr(point, f"{metric}_ci", proportion_interval(hits, total, interval, confidence))
-    return point
+        estimates[metric] = hits / total
+        estimates[f"{metric}_ci"] = proportion_interval(hits, total, interval, confidence)
+    return OperatingPoint(
+        name, float(threshold), **estimates, counts=counts, target=target,
+        chosen_on=chosen_on, undefined=undefined,
+    )  # fmt: skip
 
 
 def unavailable_point(
     name: str, reason: str, target: float | None = None, chosen_on: str | None = None
 ) -> OperatingPoint:
-    """An operating point whose threshold could not be chosen: every estimate NaN, ``reason``."""
+    """An operating point whose threshold could not be chosen: every estimate None, ``reason``."""
     return OperatingPoint(
-        name,
-        math.nan,
-        math.nan,
-        NAN_PAIR,
-        math.nan,
-        NAN_PAIR,
-        None,
-        None,
-        None,
-        None,
-        target=target,
-        chosen_on=chosen_on,
-        undefined=dict.fromkeys(ESTIMATES, reason),
+        name, None, target=target, chosen_on=chosen_on, undefined=dict.fromkeys(ESTIMATES, reason)
     )
-
-
-def confusion_matrix(counts: Counts) -> np.ndarray:
-    """2×2 matrix, rows = true class, columns = called class, in the order (non-COVID, COVID)."""
-    return np.array([[counts.tn, counts.fp], [counts.fn, counts.tp]])

@@ -1,32 +1,39 @@
-"""Everything ``metrics/<split>.json`` holds, from test (and validation) predictions.
+"""The evaluation of one split as one typed object (:class:`Evaluation`), from its predictions
+and the validation predictions its operating points are chosen on.
 
-Metrics that the data cannot give are ``None`` in the result, with the reason under the
-``undefined`` key of the same object: the end of a long run never crashes on a degenerate split.
+Figures, report.md, the comparison table and W&B read this object; it is turned into JSON only
+when written (``metrics/<split>.json``) and read back with :meth:`Evaluation.from_json`.
+Metrics that the data cannot give are None, with the reason under ``undefined``: the end of a
+long run never crashes on a degenerate split.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from deepcovid.metrics.bootstrap import Statistic, bootstrap_interval
-from deepcovid.metrics.calibration import expected_calibration_error, reliability_bins
+from deepcovid.metrics.calibration import (
+    ReliabilityBins,
+    expected_calibration_error,
+    reliability_bins,
+)
 from deepcovid.metrics.discrimination import auroc, average_precision
 from deepcovid.metrics.intervals import INTERVAL_METHODS
 from deepcovid.metrics.operating_points import (
-    NAN_PAIR,
+    NO_INTERVAL,
+    Interval,
     OperatingPoint,
     operating_point,
     unavailable_point,
 )
-from deepcovid.metrics.threshold_selection import select_threshold
-from deepcovid.metrics.undefined import UndefinedMetric, class_counts, or_nan
+from deepcovid.metrics.threshold_selection import SELECTION_RULES, select_threshold
+from deepcovid.metrics.undefined import UndefinedMetric, class_counts
+from deepcovid.utils.serialize import from_jsonable, to_jsonable
 
 PAPER_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -59,38 +66,13 @@ class MetricSettings:
                 raise ValueError(f"metrics.{name}={getattr(self, name)}: must be in (0, 1]")
 
     def targets(self) -> dict[str, float | None]:
-        """The target of each threshold-selection rule."""
-        return {
-            "target_sensitivity": self.target_sensitivity,
-            "youden": None,
-            "target_specificity": self.target_specificity,
-        }
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` with dataclasses, tuples and numpy scalars made plain, NaN and ±inf → None."""
-    if dataclasses.is_dataclass(value):
-        return jsonable(dataclasses.asdict(value))
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+        """The target of each threshold-selection rule (a rule named like a setting has it)."""
+        return {rule: getattr(self, rule, None) for rule in SELECTION_RULES}
 
 
 def arrays(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(label, prob_covid) of a predictions frame."""
     return frame["label"].to_numpy(dtype=int), frame["prob_covid"].to_numpy(dtype=np.float64)
-
-
-def class_summary(frame: pd.DataFrame) -> dict[str, int]:
-    """Image counts of a predictions frame."""
-    n_positive, n_negative = class_counts(frame["label"].to_numpy(dtype=int))
-    return {"n": len(frame), "n_positive": n_positive, "n_negative": n_negative}
 
 
 def patient_ids(frame: pd.DataFrame) -> pd.Series | None:
@@ -100,24 +82,158 @@ def patient_ids(frame: pd.DataFrame) -> pd.Series | None:
     return None
 
 
+@dataclass(frozen=True)
+class ClassSummary:
+    """Image (and patient) counts of a split."""
+
+    n: int
+    n_positive: int
+    n_negative: int
+    n_patients: int | None = None
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> ClassSummary:
+        n_positive, n_negative = class_counts(frame["label"].to_numpy(dtype=int))
+        ids = patient_ids(frame)
+        return cls(len(frame), n_positive, n_negative, None if ids is None else ids.nunique())
+
+
+@dataclass(frozen=True)
+class BootstrapSettings:
+    """How the AUROC and AP intervals were resampled."""
+
+    n_resamples: int
+    unit: str  # "patient" or "image"
+    seed: int
+    n_valid: dict[str, int | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Expected calibration error and the reliability diagram's bins."""
+
+    ece: float | None
+    n_bins: int
+    bins: ReliabilityBins
+
+
+@dataclass(frozen=True)
+class Subgroup:
+    """One value of a subgroup column (e.g. one source): counts, AUROC, AP, and the operating
+    point at the model's threshold."""
+
+    value: str
+    counts: ClassSummary
+    auroc: float | None
+    average_precision: float | None
+    point: OperatingPoint
+    undefined: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The split the operating points were chosen on: where it comes from, its counts, and
+    each chosen point applied to it."""
+
+    source: str
+    counts: ClassSummary
+    points: list[OperatingPoint]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Which model was evaluated: its backbone, checkpoint, starting weights, and the seed and
+    cross-validation fold of its training run."""
+
+    backbone: str
+    checkpoint: str | None = None
+    pretrained_on: tuple[str, ...] = ()
+    seed: int | None = None
+    fold: int | None = None
+    num_folds: int | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything ``metrics/<split>.json`` holds (see the module docstring)."""
+
+    split: str
+    counts: ClassSummary
+    threshold: float  # the model's default cut-off (among the fixed points; subgroups use it)
+    auroc: float | None
+    auroc_ci: Interval
+    average_precision: float | None
+    average_precision_ci: Interval
+    bootstrap: BootstrapSettings
+    calibration: Calibration
+    fixed_points: list[OperatingPoint]
+    chosen_points: list[OperatingPoint]
+    validation: Validation | None
+    subgroups: dict[str, list[Subgroup]]
+    confidence: float
+    interval: str
+    model: ModelInfo
+    mode: str = "the training data"  # or "external data, frozen / site-recalibrated …"
+    precision: str = "32-true"
+    skipped: dict[str, str] = field(default_factory=dict)
+    undefined: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def point_at(self, threshold: float) -> OperatingPoint:
+        """The fixed operating point at ``threshold``."""
+        return next(p for p in self.fixed_points if p.threshold == threshold)
+
+    def to_json(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Evaluation:
+        return from_jsonable(cls, data)
+
+
+def or_none(undefined: dict[str, str], key: str, compute: Any) -> Any:
+    """``compute()``, or None with the reason recorded as ``undefined[key]``."""
+    try:
+        return compute()
+    except UndefinedMetric as reason:
+        undefined[key] = str(reason)
+        return None
+
+
+def choose_thresholds(val: pd.DataFrame, settings: MetricSettings) -> dict[str, dict[str, Any]]:
+    """Per selection rule, the threshold chosen on ``val`` (None with the reason if none)."""
+    chosen = {}
+    for rule, target in settings.targets().items():
+        try:
+            threshold, reason = select_threshold(rule, *arrays(val), target), None
+        except UndefinedMetric as error:
+            threshold, reason = None, str(error)
+        chosen[rule] = {"threshold": threshold, "target": target, "reason": reason}
+    return chosen
+
+
 def chosen_points(
-    test: pd.DataFrame, val: pd.DataFrame | None, settings: MetricSettings, val_reason: str
+    test: pd.DataFrame,
+    val: pd.DataFrame | None,
+    settings: MetricSettings,
+    chosen_on: str,
+    val_reason: str,
 ) -> tuple[list[OperatingPoint], list[OperatingPoint]]:
     """For each selection rule: (the point on test, the point on val) at the val threshold."""
+    options = {"interval": settings.interval, "confidence": settings.confidence}
+    if val is None:
+        return [
+            unavailable_point(rule, val_reason, target, chosen_on)
+            for rule, target in settings.targets().items()
+        ], []
     on_test, on_val = [], []
-    for rule, target in settings.targets().items():
-        common = {"name": rule, "target": target, "chosen_on": "val"}
-        if val is None:
-            on_test.append(unavailable_point(reason=val_reason, **common))
+    for rule, choice in choose_thresholds(val, settings).items():
+        common = {"name": rule, "target": choice["target"], "chosen_on": chosen_on}
+        if choice["threshold"] is None:
+            on_test.append(unavailable_point(reason=f"on val: {choice['reason']}", **common))
             continue
-        try:
-            threshold = select_threshold(rule, *arrays(val), target)
-        except UndefinedMetric as reason:
-            on_test.append(unavailable_point(reason=f"on the val split: {reason}", **common))
-            continue
-        options = {"interval": settings.interval, "confidence": settings.confidence}
-        on_test.append(operating_point(*arrays(test), threshold, **common, **options))
-        on_val.append(operating_point(*arrays(val), threshold, **common, **options))
+        on_test.append(operating_point(*arrays(test), choice["threshold"], **common, **options))
+        on_val.append(operating_point(*arrays(val), choice["threshold"], **common, **options))
     return on_test, on_val
 
 
@@ -134,14 +250,14 @@ def fixed_points(
 
 def with_interval(
     frame: pd.DataFrame, statistic: Statistic, settings: MetricSettings, name: str, undefined: dict
-) -> tuple[float, tuple[float, float], int | None]:
-    """(estimate, bootstrap interval, resamples used), NaN with reasons where undefined."""
+) -> tuple[float | None, Interval, int | None]:
+    """(estimate, bootstrap interval, resamples used); None with reasons where undefined."""
     label, prob = arrays(frame)
-    value = or_nan(undefined, name, lambda: statistic(label, prob), math.nan)
-    if math.isnan(value):
+    value = or_none(undefined, name, lambda: statistic(label, prob))
+    if value is None:
         undefined[f"{name}_ci"] = undefined[name]
-        return value, NAN_PAIR, None
-    interval = or_nan(
+        return None, NO_INTERVAL, None
+    interval = or_none(
         undefined,
         f"{name}_ci",
         lambda: bootstrap_interval(
@@ -153,38 +269,37 @@ def with_interval(
             settings.confidence,
             settings.seed,
         ),
-        None,
     )
     if interval is None:
-        return value, NAN_PAIR, None
+        return value, NO_INTERVAL, None
     return value, (interval.low, interval.high), interval.n_valid
 
 
-def subgroup_row(
+def subgroup(
     value: Any, group: pd.DataFrame, settings: MetricSettings, threshold: float
-) -> dict[str, Any]:
+) -> Subgroup:
     """Counts, AUROC, AP and the operating point at ``threshold`` of one subgroup."""
     undefined: dict[str, str] = {}
     label, prob = arrays(group)
-    return {
-        "value": value,
-        **class_summary(group),
-        "auroc": or_nan(undefined, "auroc", lambda: auroc(label, prob), math.nan),
-        "average_precision": or_nan(
-            undefined, "average_precision", lambda: average_precision(label, prob), math.nan
+    return Subgroup(
+        value=str(value),
+        counts=ClassSummary.of(group),
+        auroc=or_none(undefined, "auroc", lambda: auroc(label, prob)),
+        average_precision=or_none(
+            undefined, "average_precision", lambda: average_precision(label, prob)
         ),
-        "operating_point": fixed_points(group, [threshold], settings)[0],
-        "undefined": undefined,
-    }
+        point=fixed_points(group, [threshold], settings)[0],
+        undefined=undefined,
+    )
 
 
-def subgroup_summary(
+def subgroups(
     frame: pd.DataFrame, settings: MetricSettings, threshold: float
-) -> dict[str, list[dict]]:
-    """Per value of each subgroup column present in ``frame``: see :func:`subgroup_row`."""
+) -> dict[str, list[Subgroup]]:
+    """Per value of each subgroup column present in ``frame``: see :func:`subgroup`."""
     return {
         column: [
-            subgroup_row(value, group, settings, threshold)
+            subgroup(value, group, settings, threshold)
             for value, group in frame.groupby(column, sort=True)
         ]
         for column in settings.subgroups
@@ -197,13 +312,21 @@ def summarize(
     val: pd.DataFrame | None,
     settings: MetricSettings,
     threshold: float,
+    model: ModelInfo,
     split: str = "test",
+    chosen_on: str = "val",
+    val_source: str = "the val split of the same data",
     val_reason: str = "no validation predictions were given",
-) -> dict[str, Any]:
-    """The metrics of ``split`` as a JSON-ready dict (see ``metrics/test.json``).
+    precision: str = "32-true",
+    skipped: dict[str, str] | None = None,
+    notes: Sequence[str] = (),
+    mode: str = "the training data",
+) -> Evaluation:
+    """The :class:`Evaluation` of ``split``.
 
     ``threshold`` is the model's default cut-off (added to the fixed ones, used for subgroups);
-    the selection rules choose their thresholds on ``val`` (``val_reason`` says why it is None).
+    the selection rules choose their thresholds on ``val`` (``val_source`` says what it is,
+    ``val_reason`` why it is None) and are labelled ``chosen_on``.
     """
     undefined: dict[str, str] = {}
     label, prob = arrays(test)
@@ -211,34 +334,37 @@ def summarize(
     ap_value, ap_ci, ap_valid = with_interval(
         test, average_precision, settings, "average_precision", undefined
     )
-    ids = patient_ids(test)
     bins = settings.calibration_bins
-    on_test, on_val = chosen_points(test, val, settings, val_reason)
-    summary = {
-        "split": split,
-        **class_summary(test),
-        "n_patients": None if ids is None else int(ids.nunique()),
-        "threshold": threshold,
-        "auroc": auroc_value,
-        "auroc_ci": auroc_ci,
-        "average_precision": ap_value,
-        "average_precision_ci": ap_ci,
-        "ece": or_nan(
-            undefined, "ece", lambda: expected_calibration_error(label, prob, bins), math.nan
+    on_test, on_val = chosen_points(test, val, settings, chosen_on, val_reason)
+    return Evaluation(
+        split=split,
+        counts=ClassSummary.of(test),
+        threshold=float(threshold),
+        auroc=auroc_value,
+        auroc_ci=auroc_ci,
+        average_precision=ap_value,
+        average_precision_ci=ap_ci,
+        bootstrap=BootstrapSettings(
+            settings.bootstrap_resamples,
+            "image" if patient_ids(test) is None else "patient",
+            settings.seed,
+            {"auroc": auroc_valid, "average_precision": ap_valid},
         ),
-        "confidence": settings.confidence,
-        "interval": settings.interval,
-        "bootstrap": {
-            "n_resamples": settings.bootstrap_resamples,
-            "unit": "image" if ids is None else "patient",
-            "seed": settings.seed,
-            "n_valid": {"auroc": auroc_valid, "average_precision": ap_valid},
-        },
-        "calibration": {"n_bins": bins, "bins": reliability_bins(label, prob, bins)},
-        "operating_points": fixed_points(test, [*settings.thresholds, threshold], settings)
-        + on_test,
-        "validation": None if val is None else {**class_summary(val), "operating_points": on_val},
-        "subgroups": subgroup_summary(test, settings, threshold),
-        "undefined": undefined,
-    }
-    return jsonable(summary)
+        calibration=Calibration(
+            or_none(undefined, "ece", lambda: expected_calibration_error(label, prob, bins)),
+            bins,
+            reliability_bins(label, prob, bins),
+        ),
+        fixed_points=fixed_points(test, [*settings.thresholds, threshold], settings),
+        chosen_points=on_test,
+        validation=None if val is None else Validation(val_source, ClassSummary.of(val), on_val),
+        subgroups=subgroups(test, settings, threshold),
+        confidence=settings.confidence,
+        interval=settings.interval,
+        model=model,
+        mode=mode,
+        precision=precision,
+        skipped=dict(sorted((skipped or {}).items())),
+        undefined=undefined,
+        notes=list(notes),
+    )

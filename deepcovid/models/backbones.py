@@ -1,7 +1,9 @@
-"""Backbone registry: a name → an ImageNet CNN with a 2-class head, frozen as asked.
+"""Backbone registry: a name → a pretrained CNN with a 2-class head, frozen as asked.
 
-The paper's four backbones come from torchvision and are described here as data (builder,
-weights, head and last conv layer); any other name is looked up in timm's registry.
+Each backbone is described as data (:class:`BackboneSpec`): how to build it, which layer is its
+classification head and which its last conv block (Grad-CAM), the preprocessing its weights
+expect, and what those weights were trained on. The paper's four come from torchvision; any
+other name is looked up in timm's registry, whose ``pretrained_cfg`` supplies the same facts.
 """
 
 from __future__ import annotations
@@ -14,36 +16,44 @@ import torch
 import torchvision
 from torch import nn
 
+from deepcovid.data.transforms import Preprocessing
+
 log = logging.getLogger(__name__)
 FINETUNE_MODES = ("head", "full")
+IMAGENET_1K = ("ImageNet-1k (ILSVRC 2012)",)
 
 
 @dataclass(frozen=True)
-class TorchvisionSpec:
-    """How to build one torchvision backbone and where its classifier sits."""
+class BackboneSpec:
+    """One backbone as data: builder and weights, head and Grad-CAM layer, the preprocessing
+    its weights expect, and the corpora they were trained on (provenance)."""
 
     builder: str  # torchvision.models.get_model name
     weights: str  # weights enum member, e.g. "IMAGENET1K_V1"
     head: str  # dotted path of the classification layer to replace
     target_layer: str  # dotted path of the last conv block (for Grad-CAM)
+    preprocessing: Preprocessing = Preprocessing()
+    pretrained_on: tuple[str, ...] = IMAGENET_1K
 
 
 # The paper's backbones, with the ImageNet weights of its time (torchvision's V1).
-TORCHVISION_BACKBONES: dict[str, TorchvisionSpec] = {
-    "resnet18": TorchvisionSpec("resnet18", "IMAGENET1K_V1", "fc", "layer4"),
-    "resnet50": TorchvisionSpec("resnet50", "IMAGENET1K_V1", "fc", "layer4"),
-    "squeezenet": TorchvisionSpec("squeezenet1_0", "IMAGENET1K_V1", "classifier.1", "features"),
-    "densenet121": TorchvisionSpec("densenet121", "IMAGENET1K_V1", "classifier", "features"),
+TORCHVISION_BACKBONES: dict[str, BackboneSpec] = {
+    "resnet18": BackboneSpec("resnet18", "IMAGENET1K_V1", "fc", "layer4"),
+    "resnet50": BackboneSpec("resnet50", "IMAGENET1K_V1", "fc", "layer4"),
+    "squeezenet": BackboneSpec("squeezenet1_0", "IMAGENET1K_V1", "classifier.1", "features"),
+    "densenet121": BackboneSpec("densenet121", "IMAGENET1K_V1", "classifier", "features"),
 }
 
 
 @dataclass
 class Backbone:
-    """A built network plus the dotted names of its head and its last conv block."""
+    """A built network and what the rest of deepcovid needs to know about it."""
 
     net: nn.Module
     head: str
     target_layer: str
+    preprocessing: Preprocessing
+    pretrained_on: tuple[str, ...]
 
 
 class UnknownBackboneError(ValueError):
@@ -80,7 +90,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def build_torchvision(
-    spec: TorchvisionSpec, name: str, pretrained: bool, weights_path: str | None
+    spec: BackboneSpec, name: str, pretrained: bool, weights_path: str | None
 ) -> nn.Module:
     """A torchvision model with its ImageNet head, weights from the hub or a local file."""
     if weights_path:
@@ -99,13 +109,33 @@ def build_torchvision(
         ) from error
 
 
-def build_timm(name: str, pretrained: bool, weights_path: str | None) -> tuple[nn.Module, str]:
+def timm_spec(net: nn.Module) -> BackboneSpec:
+    """The facts of a timm model, from its ``pretrained_cfg``."""
+    cfg = net.pretrained_cfg
+    tag = str(cfg.get("tag") or "")
+    corpora = {"in1k": "ImageNet-1k", "in22k": "ImageNet-22k", "in12k": "ImageNet-12k"}
+    pretrained_on = tuple(name for key, name in corpora.items() if key in tag) or (
+        f"as timm's pretrained_cfg states: {cfg.get('hf_hub_id') or tag or 'unknown'}",
+    )
+    preprocessing = Preprocessing(
+        image_size=int(cfg.get("input_size", (3, 224, 224))[-1]),
+        crop_ratio=float(cfg.get("crop_pct", 0.875)),
+        mean=tuple(cfg.get("mean", Preprocessing.mean)),
+        std=tuple(cfg.get("std", Preprocessing.std)),
+    )
+    head = cfg.get("classifier", "head")
+    return BackboneSpec(
+        cfg.get("architecture", ""), tag, head, last_conv_block(net), preprocessing, pretrained_on
+    )
+
+
+def build_timm(name: str, pretrained: bool, weights_path: str | None) -> nn.Module:
     """A timm model with its own head, weights from the hub or a local file."""
     import timm
 
     overlay = {"file": str(weights_path)} if weights_path else None
     try:
-        net = timm.create_model(
+        return timm.create_model(
             name, pretrained=pretrained or bool(weights_path), pretrained_cfg_overlay=overlay
         )
     except (OSError, RuntimeError) as error:
@@ -113,7 +143,6 @@ def build_timm(name: str, pretrained: bool, weights_path: str | None) -> tuple[n
             f"could not load pretrained weights for timm model {name} ({error}). Without "
             "internet, pass model.weights_path=FILE or model.pretrained=false."
         ) from error
-    return net, net.pretrained_cfg.get("classifier", "head")
 
 
 def last_conv_block(net: nn.Module) -> str:
@@ -133,12 +162,11 @@ def available_backbones() -> list[str]:
 def create_backbone(
     name: str, pretrained: bool = True, weights_path: str | None = None, num_classes: int = 2
 ) -> Backbone:
-    """Build ``name`` with ImageNet weights (hub or ``weights_path``) and a new
+    """Build ``name`` with pretrained weights (hub or ``weights_path``) and a new
     ``num_classes`` head."""
     spec = TORCHVISION_BACKBONES.get(name)
     if spec is not None:
         net = build_torchvision(spec, name, pretrained, weights_path)
-        head, target = spec.head, spec.target_layer
     else:
         import timm
 
@@ -147,10 +175,10 @@ def create_backbone(
                 f"unknown model '{name}'. Choose one of {available_backbones()} or any timm "
                 "model name (timm.list_models(), e.g. efficientnet_b0, convnext_tiny)."
             )
-        net, head = build_timm(name, pretrained, weights_path)
-        target = last_conv_block(net)
-    replace_layer(net, head, new_head(net.get_submodule(head), num_classes))
-    return Backbone(net=net, head=head, target_layer=target)
+        net = build_timm(name, pretrained, weights_path)
+        spec = timm_spec(net)
+    replace_layer(net, spec.head, new_head(net.get_submodule(spec.head), num_classes))
+    return Backbone(net, spec.head, spec.target_layer, spec.preprocessing, spec.pretrained_on)
 
 
 def freeze_all_but_head(backbone: Backbone) -> None:

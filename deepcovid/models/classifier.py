@@ -1,22 +1,38 @@
-"""The LightningModule: a backbone with a 2-class head that outputs P(COVID)."""
+"""The LightningModule: a backbone with a 2-class head that outputs P(COVID), and writes its
+record (preprocessing, thresholds, data, val predictions) into every checkpoint."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import lightning as L
+import pandas as pd
 import torch
+from lightning.pytorch.loggers import WandbLogger
 from torch import nn
 from torch.nn import functional as F
 
 from deepcovid.metrics.epoch import epoch_metrics
+from deepcovid.metrics.summary import MetricSettings, choose_thresholds
 from deepcovid.models.backbones import FINETUNE_MODES, create_backbone, freeze_all_but_head
-from deepcovid.predictions import Predictions, PredictionStore
+from deepcovid.models.record import CHECKPOINT_KEY, ModelRecord
+from deepcovid.models.scores import prob_covid
+from deepcovid.results.predictions import Predictions, PredictionStore, predictions_frame
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
 STAGES = ("val", "test")
+# What the classifier logs: the names a checkpoint monitor or a sweep objective may use.
+LOGGED_METRICS = (
+    "train/loss",
+    "val/loss",
+    "val/auroc",
+    "val/average_precision",
+    "val/sensitivity",
+    "val/specificity",
+)
 
 
 class CovidClassifier(L.LightningModule):
@@ -24,6 +40,9 @@ class CovidClassifier(L.LightningModule):
 
     ``finetune="head"`` is the paper's protocol: only the new last layer learns, and the
     frozen backbone stays in eval mode (BatchNorm statistics and dropout untouched).
+
+    ``full_precision_eval``: validation and test run the network in float32 even under mixed
+    precision training, so scores and thresholds do not depend on the training precision.
 
     Speed switches: ``channels_last`` stores weights and inputs NHWC (faster convolutions on
     tensor cores); ``compile`` compiles the network with ``torch.compile`` when the trainer
@@ -43,6 +62,7 @@ class CovidClassifier(L.LightningModule):
         num_classes: int = 2,
         channels_last: bool = False,
         compile: bool = False,
+        full_precision_eval: bool = True,
     ) -> None:
         super().__init__()
         if finetune not in FINETUNE_MODES:
@@ -52,6 +72,8 @@ class CovidClassifier(L.LightningModule):
         self.net = built.net
         self.head_name = built.head
         self.target_layer = built.target_layer
+        self.preprocessing = built.preprocessing  # the backbone's; the run's is recorded
+        self.pretrained_on = built.pretrained_on
         if finetune == "head":
             freeze_all_but_head(built)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -63,6 +85,9 @@ class CovidClassifier(L.LightningModule):
         self.register_buffer("class_weights", None, persistent=False)
         self.predictions = nn.ModuleDict({stage: PredictionStore() for stage in STAGES})
         self.compiled = False
+        self.settings = MetricSettings()  # threshold rules recorded in checkpoints (train sets it)
+        self.latest_val: tuple[int, int, pd.DataFrame] | None = None  # step, epoch, predictions
+        self.record: ModelRecord | None = None  # read from the checkpoint this model came from
 
     # ---- model ----------------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -70,8 +95,8 @@ class CovidClassifier(L.LightningModule):
         return self.net(images.contiguous(memory_format=self.memory_format))
 
     def prob_covid(self, images: torch.Tensor) -> torch.Tensor:
-        """P(COVID) of shape (N,)."""
-        return self(images).softmax(dim=1)[:, 1]
+        """P(COVID) of shape (N,), in float32."""
+        return prob_covid(self(images))
 
     def train(self, mode: bool = True) -> CovidClassifier:
         super().train(mode)
@@ -101,7 +126,7 @@ class CovidClassifier(L.LightningModule):
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy, class-weighted when ``data.balance=weighted_loss``."""
-        return F.cross_entropy(logits, labels, weight=self.class_weights)
+        return F.cross_entropy(logits.float(), labels, weight=self.class_weights)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.loss(self(batch["image"]), batch["label"])
@@ -110,13 +135,22 @@ class CovidClassifier(L.LightningModule):
         self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=len(batch["label"]))
         return loss
 
+    def evaluation_precision(self) -> contextlib.AbstractContextManager:
+        """float32 for val and test when ``full_precision_eval`` (autocast off), else as is."""
+        if self.hparams.full_precision_eval:
+            return torch.autocast(self.device.type, enabled=False)
+        return contextlib.nullcontext()
+
     def evaluation_step(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
-        logits = self(batch["image"])
+        with self.evaluation_precision():
+            logits = self(
+                batch["image"].float() if self.hparams.full_precision_eval else batch["image"]
+            )
         loss = self.loss(logits, batch["label"])
         self.log(
             f"{stage}/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(batch["label"])
         )
-        self.predictions[stage].update(batch["index"], batch["label"], logits.softmax(1)[:, 1])
+        self.predictions[stage].update(batch["index"], batch["label"], prob_covid(logits))
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self.evaluation_step("val", batch)
@@ -134,16 +168,60 @@ class CovidClassifier(L.LightningModule):
         """This epoch's predictions of ``stage`` from all ranks, one per image."""
         return self.predictions[stage].compute()
 
-    def log_epoch_metrics(self, stage: str) -> None:
-        scores = epoch_metrics(self.gathered(stage), self.hparams.threshold)
-        # Computed on gathered predictions: identical on every rank, so no further sync.
-        self.log_dict({f"{stage}/{k}": v for k, v in scores.items()}, prog_bar=stage == "val")
-
     def on_validation_epoch_end(self) -> None:
-        self.log_epoch_metrics("val")
+        """Log the val scalars (the only writer of ``val/*``) and keep the predictions for
+        the record of the checkpoints saved after this validation."""
+        predictions = self.gathered("val")  # collective: every rank takes part
+        scores = epoch_metrics(predictions, self.hparams.threshold)
+        # Computed on gathered predictions: identical on every rank, so no further sync.
+        self.log_dict({f"val/{k}": v for k, v in scores.items()}, prog_bar=True)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if not self.trainer.sanity_checking and datamodule is not None:
+            frame = predictions_frame(predictions, datamodule.table)
+            self.latest_val = (self.trainer.global_step, self.trainer.current_epoch, frame)
 
-    def on_test_epoch_end(self) -> None:
-        self.log_epoch_metrics("test")
+    # ---- the record -----------------------------------------------------------------------
+    @property
+    def trained_from(self) -> tuple[str, ...]:
+        """The corpora the starting weights were trained on (none when trained from scratch)."""
+        if self.record is not None:
+            return self.record.pretrained_on
+        return self.pretrained_on if self.hparams.pretrained else ()
+
+    def make_record(self) -> ModelRecord:
+        """What this model's checkpoints carry (see :class:`ModelRecord`)."""
+        trainer = self.trainer
+        datamodule = getattr(trainer, "datamodule", None)
+        val, epoch, points = None, None, {}
+        if self.latest_val is not None and self.latest_val[0] == trainer.global_step:
+            _, epoch, val = self.latest_val
+            points = choose_thresholds(val, self.settings)
+            val = val.assign(path=[datamodule.relative(p) for p in val["path"]])
+        wandb = next((lg for lg in trainer.loggers if isinstance(lg, WandbLogger)), None)
+        tracking = {}
+        if wandb is not None and wandb._experiment is not None:
+            run = wandb.experiment
+            tracking = {"project": run.project, "group": run.group, "name": run.name, "id": run.id}
+        return ModelRecord(
+            backbone=self.hparams.backbone,
+            target_layer=self.target_layer,
+            preprocessing=getattr(datamodule, "preprocessing", self.preprocessing),
+            threshold=float(self.hparams.threshold),
+            pretrained_on=self.trained_from,
+            operating_points=points,
+            val_predictions=val,
+            val_epoch=epoch,
+            data=datamodule.record() if hasattr(datamodule, "record") else None,
+            training_precision=str(trainer.precision),
+            tracking=tracking,
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_KEY] = self.make_record().to_checkpoint()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if CHECKPOINT_KEY in checkpoint:
+            self.record = ModelRecord.from_checkpoint(checkpoint[CHECKPOINT_KEY])
 
     def configure_optimizers(self) -> Any:
         parameters = [p for p in self.parameters() if p.requires_grad]

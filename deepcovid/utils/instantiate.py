@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import hydra
 from lightning.pytorch import Callback
@@ -12,15 +13,23 @@ from omegaconf import DictConfig
 log = logging.getLogger(__name__)
 
 
+def instantiate_with(config: DictConfig, **objects: Any) -> Any:
+    """Instantiate ``config`` with ``objects`` passed as they are (given to ``instantiate``
+    directly, Hydra would turn a dataclass into a config)."""
+    return hydra.utils.instantiate(config, _partial_=True)(**objects)
+
+
 def instantiate_group(group: DictConfig | None) -> list:
-    """Instantiate every entry of a config group that has a ``_target_`` (skips nulls)."""
+    """Instantiate every entry of a config group that has a ``_target_``; entries that are
+    null, or whose factory returns None (switched off), are left out."""
     if not group:
         return []
-    return [
+    built = [
         hydra.utils.instantiate(entry)
         for entry in group.values()
         if isinstance(entry, DictConfig) and "_target_" in entry
     ]
+    return [item for item in built if item is not None]
 
 
 def instantiate_callbacks(group: DictConfig | None) -> list[Callback]:
@@ -29,5 +38,5 @@ def instantiate_callbacks(group: DictConfig | None) -> list[Callback]:
 
 
 def instantiate_loggers(group: DictConfig | None) -> list[Logger]:
-    """The loggers of ``cfg.logger``, minus any that resolved to None (e.g. W&B disabled)."""
-    return [logger for logger in instantiate_group(group) if logger is not None]
+    """The loggers of ``cfg.logger`` (W&B off: none)."""
+    return instantiate_group(group)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from deepcovid.training import train
+from deepcovid.train import train
 from deepcovid.utils.config import compose_config
 from tests.conftest import tiny_overrides
 

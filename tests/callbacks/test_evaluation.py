@@ -11,7 +11,7 @@ import torch
 from deepcovid.callbacks.evaluation import CHECKPOINT_KEY
 from deepcovid.metrics.threshold_selection import threshold_for_sensitivity, youden_threshold
 from deepcovid.metrics.undefined import UndefinedMetric
-from deepcovid.training import train
+from deepcovid.train import train
 from deepcovid.utils.config import compose_config
 from tests.conftest import tiny_overrides
 

@@ -7,7 +7,7 @@ import pytest
 
 from deepcovid.callbacks.heatmaps import HeatmapLogger
 from deepcovid.explain.explainers import GradCamExplainer
-from deepcovid.training import train
+from deepcovid.train import train
 from deepcovid.utils.config import compose_config
 from deepcovid.utils.instantiate import instantiate_callbacks
 from tests.conftest import tiny_overrides

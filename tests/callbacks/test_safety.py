@@ -15,7 +15,7 @@ from deepcovid.callbacks.safety import (
     NonFiniteLossError,
     StopOnNonFiniteLoss,
 )
-from deepcovid.checkpoint_io import AtomicCheckpointIO
+from deepcovid.models.checkpoints import AtomicCheckpointIO
 
 
 class Toy(L.LightningModule):

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from deepcovid.data.check import main
-from deepcovid.data.integrity import (
+from deepcovid.data.leaks import (
     DataLeakError,
     build_report,
     check_before_fit,

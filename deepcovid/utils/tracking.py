@@ -13,6 +13,9 @@ from hydra.types import RunMode
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from deepcovid.metrics.operating_points import OperatingPoint
+from deepcovid.metrics.summary import Evaluation
+
 log = logging.getLogger(__name__)
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 
@@ -121,52 +124,68 @@ def log_config(loggers: list[Logger], cfg: DictConfig) -> None:
         logger.log_hyperparams(flatten_config(cfg))
 
 
-def log_summary(loggers: list[Logger], metrics: dict[str, Any]) -> None:
-    """Put final results in the W&B run summary (what the runs table shows)."""
+def log_summary(loggers: list[Logger], values: dict[str, Any]) -> None:
+    """Put values in the W&B run summary (what the runs table shows)."""
     for logger in loggers:
         if isinstance(logger, WandbLogger):
-            logger.experiment.summary.update(metrics)
+            logger.experiment.summary.update(values)
 
 
-def evaluation_summary(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The final evaluation as flat W&B summary keys: ``test/auroc``, ``test/auroc_ci``, and per
-    operating point ``test/<rule>/{threshold,sensitivity,sensitivity_ci,specificity,…}``
-    (fixed cut-offs are named ``fixed@<threshold>``)."""
-    split = metrics["split"]
+def point_key(point: OperatingPoint) -> str:
+    """``youden``, ``target_sensitivity``… or ``fixed@0.2``: an operating point in W&B keys."""
+    return f"fixed@{point.threshold:g}" if point.name == "fixed" else point.name
+
+
+def evaluation_summary(evaluation: Evaluation) -> dict[str, Any]:
+    """The evaluation as flat keys: ``test/auroc``, ``test/auroc_ci``, and per operating point
+    ``test/<point>/{threshold,sensitivity,sensitivity_ci,specificity,…,tp,fp,tn,fn}``."""
+    split = evaluation.split
     summary = {
-        f"{split}/{key}": metrics[key]
-        for key in ("auroc", "auroc_ci", "average_precision", "average_precision_ci", "ece")
+        f"{split}/auroc": evaluation.auroc,
+        f"{split}/auroc_ci": list(evaluation.auroc_ci),
+        f"{split}/average_precision": evaluation.average_precision,
+        f"{split}/average_precision_ci": list(evaluation.average_precision_ci),
+        f"{split}/ece": evaluation.calibration.ece,
+        f"{split}/skipped_files": len(evaluation.skipped),
     }
-    for point in metrics["operating_points"]:
-        name = point["name"] if point["chosen_on"] else f"fixed@{point['threshold']:g}"
-        for key in (
-            "threshold",
-            "sensitivity",
-            "sensitivity_ci",
-            "specificity",
-            "specificity_ci",
-            "tp",
-            "fp",
-            "tn",
-            "fn",
-        ):
-            summary[f"{split}/{name}/{key}"] = point[key]
-    summary[f"{split}/skipped_files"] = metrics.get("skipped_files", 0)
+    for point in [*evaluation.fixed_points, *evaluation.chosen_points]:
+        prefix = f"{split}/{point_key(point)}"
+        summary |= {
+            f"{prefix}/threshold": point.threshold,
+            f"{prefix}/sensitivity": point.sensitivity,
+            f"{prefix}/sensitivity_ci": list(point.sensitivity_ci),
+            f"{prefix}/specificity": point.specificity,
+            f"{prefix}/specificity_ci": list(point.specificity_ci),
+        }
+        if point.counts is not None:
+            summary |= {f"{prefix}/{k}": v for k, v in vars(point.counts).items()}
     return summary
 
 
-def log_evaluation(loggers: list[Logger], metrics: dict[str, Any], plots_dir: Path) -> None:
-    """Send the final evaluation to W&B: summary keys and the figures of ``plots_dir``."""
+def scalars(values: dict[str, Any]) -> dict[str, float]:
+    """The numeric entries of ``values`` (None and intervals left out), for loggers that take
+    scalars only (CSV, TensorBoard)."""
+    return {k: float(v) for k, v in values.items() if isinstance(v, int | float)}
+
+
+def log_evaluation(loggers: list[Logger], evaluation: Evaluation, written: dict[str, Path]) -> None:
+    """Send an evaluation to every logger, once: W&B gets the summary keys and the figures,
+    the others the scalar keys."""
+    summary = evaluation_summary(evaluation)
+    figures = {
+        kind.removeprefix("plot:"): p for kind, p in written.items() if kind.startswith("plot:")
+    }
     for logger in loggers:
         if not isinstance(logger, WandbLogger):
+            logger.log_metrics(scalars(summary))
+            logger.save()
             continue
-        logger.experiment.summary.update(evaluation_summary(metrics))
-        figures = sorted(plots_dir.glob("*.png"))
+        logger.experiment.summary.update(summary)
         if figures:
             logger.log_image(
-                key=f"{metrics['split']}/plots",
-                images=[str(f) for f in figures],
-                caption=[f.stem for f in figures],
+                key=f"{evaluation.split}/plots",
+                images=[str(path) for path in figures.values()],
+                caption=list(figures),
             )
 
 

@@ -8,6 +8,7 @@ see each image exactly once, as in a single-process run.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -74,3 +75,10 @@ def predictions_frame(predictions: Predictions, samples: pd.DataFrame) -> pd.Dat
         if column in rows and rows[column].notna().any():
             frame[column] = rows[column].to_numpy()
     return frame
+
+
+def read_predictions(path: str | Path) -> pd.DataFrame:
+    """A predictions CSV as written (ids and names as text, not numbers)."""
+    text = {c: "string" for c in ("path", "patient_id", "source", "finding")}
+    frame = pd.read_csv(path, dtype=text)
+    return frame.astype({c: object for c in text if c in frame}).where(frame.notna(), None)

@@ -1,21 +1,28 @@
-"""Figures of evaluation results: arrays in, a matplotlib Figure out (Agg, no pyplot state).
+"""Figures of evaluation results: data in, a matplotlib Figure out (Agg, no pyplot state).
 
-Saving or logging a figure is the caller's job (:func:`save_figure` writes a PNG atomically).
+:func:`evaluation_figures` draws the figures of ``plots/`` from an evaluation and its
+predictions. Saving or logging a figure is the caller's job
+(:func:`deepcovid.utils.files.save_figure` writes a PNG atomically).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from deepcovid import CLASS_TITLES
 from deepcovid.metrics.calibration import ReliabilityBins
-from deepcovid.metrics.discrimination import Curve
+from deepcovid.metrics.discrimination import Curve, precision_recall_curve, roc_curve
+from deepcovid.metrics.operating_points import Counts
+from deepcovid.metrics.summary import Evaluation, arrays
+from deepcovid.metrics.undefined import UndefinedMetric
+from deepcovid.results.names import rule_name
 
 SIZE = (5.0, 4.5)
-CLASS_NAMES = ("non-COVID", "COVID")
 
 
 def new_figure(size: tuple[float, float] = SIZE) -> tuple[Figure, object]:
@@ -69,10 +76,10 @@ def pr_figure(
     return figure
 
 
-def confusion_matrix_figure(matrix: np.ndarray, threshold: float) -> Figure:
+def confusion_matrix_figure(counts: Counts, threshold: float) -> Figure:
     """A 2×2 confusion matrix (rows true, columns called; non-COVID first) with counts."""
     figure, axes = new_figure((4.2, 3.8))
-    matrix = np.asarray(matrix)
+    matrix = counts.matrix()
     axes.imshow(matrix, cmap="Blues")
     for (row, column), count in np.ndenumerate(matrix):
         dark = count > matrix.max() / 2
@@ -80,8 +87,8 @@ def confusion_matrix_figure(matrix: np.ndarray, threshold: float) -> Figure:
     axes.set(
         xticks=[0, 1],
         yticks=[0, 1],
-        xticklabels=CLASS_NAMES,
-        yticklabels=CLASS_NAMES,
+        xticklabels=CLASS_TITLES,
+        yticklabels=CLASS_TITLES,
         xlabel=f"called (P(COVID) ≥ {threshold:g})",
         ylabel="true class",
         title="Confusion matrix",
@@ -97,7 +104,7 @@ def score_histogram_figure(
     figure, axes = new_figure((6.0, 3.8))
     label, prob_covid = np.asarray(label), np.asarray(prob_covid)
     edges = np.linspace(0, 1, n_bins + 1)
-    for value, name in enumerate(CLASS_NAMES):
+    for value, name in enumerate(CLASS_TITLES):
         scores = prob_covid[label == value]
         weights = np.full(len(scores), 1.0 / max(len(scores), 1))
         axes.hist(scores, bins=edges, weights=weights, alpha=0.6, label=f"{name} (n={len(scores)})")
@@ -134,3 +141,49 @@ def unavailable_figure(title: str, reason: str) -> Figure:
     axes.text(0.5, 0.5, f"undefined:\n{reason}", ha="center", va="center", wrap=True)
     axes.set(title=title, xticks=[], yticks=[])
     return figure
+
+
+def curve_figure(
+    make_curve: Callable[[np.ndarray, np.ndarray], Curve],
+    draw: Callable[[Curve], Figure],
+    title: str,
+    frame: pd.DataFrame,
+) -> Figure:
+    """``draw(curve)``, or a placeholder naming why the curve is undefined."""
+    try:
+        return draw(make_curve(*arrays(frame)))
+    except UndefinedMetric as reason:
+        return unavailable_figure(title, str(reason))
+
+
+def evaluation_figures(evaluation: Evaluation, frame: pd.DataFrame) -> dict[str, Figure]:
+    """The figures of ``plots/``: ROC (with the val-chosen points), PR, confusion matrix at the
+    model's threshold, score histogram, reliability diagram."""
+    label, prob = arrays(frame)
+    threshold = evaluation.threshold
+    chosen = [p for p in evaluation.chosen_points if p.threshold is not None]
+    marks = [
+        (f"{rule_name(p)} ({p.threshold:.3g})", 1 - p.specificity, p.sensitivity)
+        for p in chosen
+        if p.specificity is not None and p.sensitivity is not None
+    ]
+    auroc = "n/a" if evaluation.auroc is None else f"{evaluation.auroc:.3f}"
+    ap = "n/a" if evaluation.average_precision is None else f"{evaluation.average_precision:.3f}"
+    return {
+        "roc": curve_figure(
+            roc_curve, lambda c: roc_figure({f"AUROC {auroc}": c}, marks), "ROC curve", frame
+        ),
+        "pr": curve_figure(
+            precision_recall_curve,
+            lambda c: pr_figure({f"AP {ap}": c}, label.mean()),
+            "Precision-recall",
+            frame,
+        ),
+        "confusion_matrix": confusion_matrix_figure(
+            evaluation.point_at(threshold).counts, threshold
+        ),
+        "score_histogram": score_histogram_figure(
+            label, prob, [threshold, *[p.threshold for p in chosen]]
+        ),
+        "reliability": reliability_figure(evaluation.calibration.bins, evaluation.calibration.ece),
+    }

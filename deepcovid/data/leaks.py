@@ -1,96 +1,41 @@
-"""Integrity of a sample table: what it holds, which files are unreadable, and whether its
-splits leak (the same image, a near copy of it, or the same patient in two splits).
+"""What a sample table holds, which files cannot be used, and whether its splits leak: the same
+image, a near copy of it, or the same patient in two splits. Also the radiographs too small or
+too elongated to be chest X-rays.
 
-Exact duplicates are found by content hash (sha256 of the file bytes), near-duplicates by a
-256-bit difference hash (dHash, 16 x 16) of the decoded grayscale image: re-encoding, resizing
-and small brightness changes move it by 0-13 bits, while distinct radiographs of the real
-cxr-dev sample are at least 23 bits apart across its splits (8 x 8 dHash is too coarse for
-chest X-rays: distinct radiographs collide at 0-1 bits).
+Everything comes from the facts of one read of each file (:mod:`deepcovid.data.cache`): exact
+duplicates from the sha256 of the bytes, near-duplicates from a 256-bit difference hash (dHash,
+16 x 16) of the decoded image. Re-encoding, resizing and small brightness changes move the dHash
+by 0-13 bits, while distinct radiographs of the real cxr-dev sample are at least 23 bits apart
+across its splits (8 x 8 dHash is too coarse for chest X-rays: distinct radiographs collide at
+0-1 bits).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from deepcovid import CLASS_NAMES
-from deepcovid.data.io import DICOM_SUFFIXES, load_image
+from deepcovid.data.cache import FileFacts
 from deepcovid.data.splits import patients_in_several_splits
-from deepcovid.data.validate import default_workers, problem
-from deepcovid.utils.files import printable, sha256_of, write_json_atomic
+from deepcovid.utils.files import printable
 
 log = logging.getLogger(__name__)
-HASH_SIZE = 16
 MAX_DISTANCE = 16  # bits of 256: re-encodes are at <= 13, distinct cxr-dev images at >= 23
 ON_LEAK = ("error", "warn")
+# A chest radiograph is at least this many pixels on its shorter side, and not more elongated
+MIN_SHORT_SIDE = 64
+MAX_ASPECT_RATIO = 3.0
 
 
 class DataLeakError(ValueError):
     """The splits share images or patients; the message lists them and the fix."""
-
-
-@dataclass
-class FileFacts:
-    """What one file is: content hash, container mode and size, perceptual hash, problem."""
-
-    sha256: str | None = None
-    mode: str | None = None
-    width: int | None = None
-    height: int | None = None
-    dhash: np.ndarray | None = None
-    problem: str | None = None
-
-
-def header(path: str | Path) -> tuple[str, int, int]:
-    """(mode, width, height) from the file header, without decoding the pixels."""
-    if Path(path).suffix.lower() in DICOM_SUFFIXES:
-        import pydicom
-
-        dataset = pydicom.dcmread(path, stop_before_pixels=True)
-        mode = f"{dataset.PhotometricInterpretation}/{dataset.BitsStored}bit"
-        return mode, int(dataset.Columns), int(dataset.Rows)
-    with Image.open(path) as image:
-        return image.mode, image.width, image.height
-
-
-def dhash(image: Image.Image, size: int = HASH_SIZE) -> np.ndarray:
-    """Difference hash: is each pixel of a (size+1) x size thumbnail brighter than its right
-    neighbour; ``size * size`` bits packed into uint64 words."""
-    thumb = np.asarray(image.convert("L").resize((size + 1, size), Image.Resampling.BILINEAR))
-    bits = thumb[:, 1:].astype(np.int16) > thumb[:, :-1]
-    return np.packbits(bits.ravel()).view(np.uint64)
-
-
-def inspect_file(path: str, decode: bool, hash_size: int = HASH_SIZE) -> FileFacts:
-    """Facts about one file; ``decode`` also decodes it (unreadable check, perceptual hash)."""
-    facts = FileFacts()
-    try:
-        facts.sha256 = sha256_of(Path(path))
-        facts.mode, facts.width, facts.height = header(path)
-    except Exception as error:  # any header failure is reported, not raised
-        facts.problem = f"{type(error).__name__}: {error}"
-    if decode:
-        facts.problem = problem(path)
-        if facts.problem is None:
-            facts.dhash = dhash(load_image(path), hash_size)
-    return facts
-
-
-def inspect_files(
-    paths: Sequence[str], decode: bool, hash_size: int = HASH_SIZE, workers: int | None = None
-) -> list[FileFacts]:
-    """:func:`inspect_file` over many files in parallel threads, in input order."""
-    with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
-        return list(pool.map(lambda p: inspect_file(p, decode, hash_size), paths))
 
 
 def split_names(table: pd.DataFrame) -> pd.Series:
@@ -98,7 +43,7 @@ def split_names(table: pd.DataFrame) -> pd.Series:
     return table["split"].astype(object).where(table["split"].notna(), "none").astype(str)
 
 
-def exact_duplicates(table: pd.DataFrame, digests: Sequence[str | None]) -> list[dict[str, Any]]:
+def exact_duplicates(table: pd.DataFrame, digests: list[str | None]) -> list[dict[str, Any]]:
     """Groups of byte-identical files that sit in more than one split."""
     frame = pd.DataFrame({"path": table["path"], "split": split_names(table), "sha": digests})
     groups = []
@@ -109,13 +54,20 @@ def exact_duplicates(table: pd.DataFrame, digests: Sequence[str | None]) -> list
     return groups
 
 
+def hash_words(hashes: list[str]) -> np.ndarray:
+    """Hex dHashes as rows of uint64 words."""
+    return np.stack([np.frombuffer(bytes.fromhex(h), dtype=np.uint8) for h in hashes]).view(
+        np.uint64
+    )
+
+
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Bit distances between every row of ``a`` and every row of ``b`` (packed uint64)."""
     return np.bitwise_count(a[:, None, :] ^ b[None, :, :]).sum(axis=-1)
 
 
 def near_duplicates(
-    table: pd.DataFrame, hashes: Sequence[np.ndarray | None], max_distance: int
+    table: pd.DataFrame, hashes: list[str | None], max_distance: int
 ) -> list[dict[str, Any]]:
     """Pairs of images in different splits whose perceptual hashes differ by at most
     ``max_distance`` bits (byte-identical pairs included), closest first."""
@@ -126,10 +78,10 @@ def near_duplicates(
     for first, second in combinations(sorted(set(splits[known])), 2):
         rows_a = np.flatnonzero(known & (splits == first))
         rows_b = np.flatnonzero(known & (splits == second))
-        hashes_b = np.stack([hashes[i] for i in rows_b])
+        words_b = hash_words([hashes[i] for i in rows_b])
         for start in range(0, len(rows_a), 512):  # bounded memory: 512 x |b| distances a time
             chunk = rows_a[start : start + 512]
-            distance = hamming(np.stack([hashes[i] for i in chunk]), hashes_b)
+            distance = hamming(hash_words([hashes[i] for i in chunk]), words_b)
             for i, j in zip(*np.nonzero(distance <= max_distance), strict=True):
                 pairs.append(
                     {
@@ -141,7 +93,19 @@ def near_duplicates(
     return sorted(pairs, key=lambda pair: pair["distance"])
 
 
-def size_summary(facts: Sequence[FileFacts]) -> dict[str, dict[str, int]]:
+def implausible(path: str, facts: FileFacts) -> str | None:
+    """Why an image that decodes is no plausible chest radiograph by its size, or None."""
+    if facts.width is None or facts.height is None:
+        return None
+    short, long = sorted((facts.width, facts.height))
+    if short < MIN_SHORT_SIDE:
+        return f"{facts.width}x{facts.height} px: shorter side under {MIN_SHORT_SIDE} px"
+    if long / short > MAX_ASPECT_RATIO:
+        return f"{facts.width}x{facts.height} px: aspect ratio over {MAX_ASPECT_RATIO:g}"
+    return None
+
+
+def size_summary(facts: list[FileFacts]) -> dict[str, dict[str, int]]:
     """Min / median / max of widths and heights."""
     summary = {}
     for axis in ("width", "height"):
@@ -170,15 +134,16 @@ def sample_counts(table: pd.DataFrame) -> list[dict[str, Any]]:
 
 @dataclass
 class DataReport:
-    """The check's findings; ``unreadable`` / ``near_duplicates`` are None when not checked."""
+    """The check's findings; ``near_duplicates`` is None when the dHash was not computed."""
 
     n_images: int
     counts: list[dict[str, Any]]
     modes: dict[str, int]
     sizes: dict[str, dict[str, int]]
+    unreadable: dict[str, str]
+    implausible: dict[str, str]
     exact_duplicates: list[dict[str, Any]]
     patients_in_several_splits: dict[str, list[str]]
-    unreadable: dict[str, str] | None = None
     near_duplicates: list[dict[str, Any]] | None = None
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -198,33 +163,31 @@ class DataReport:
 
 def build_report(
     table: pd.DataFrame,
-    decode: bool = True,
+    facts: Mapping[str, FileFacts],
+    near: bool = False,
     max_distance: int = MAX_DISTANCE,
-    hash_size: int = HASH_SIZE,
-    workers: int | None = None,
 ) -> DataReport:
-    """Check a sample table. ``decode=False`` is the fast path (content hashes, headers and
-    patients only: no unreadable-file or near-duplicate search)."""
+    """Check a sample table from its files' facts; ``near`` also looks for near-duplicates
+    (the facts must then carry dHashes)."""
     table = table.reset_index(drop=True)
-    facts = inspect_files(table["path"].tolist(), decode, hash_size, workers)
-    modes = pd.Series([f.mode or "unreadable" for f in facts]).value_counts()
-    unreadable = None
-    near = None
-    if decode:
-        unreadable = {
-            printable(p): f.problem for p, f in zip(table["path"], facts, strict=True) if f.problem
-        }
-        near = near_duplicates(table, [f.dhash for f in facts], max_distance)
+    rows = [facts[path] for path in table["path"]]
+    modes = pd.Series([f.container_mode or "unreadable" for f in rows]).value_counts()
+    odd = ((path, implausible(path, f)) for path, f in zip(table["path"], rows, strict=True))
     return DataReport(
         n_images=len(table),
         counts=sample_counts(table),
         modes={str(mode): int(n) for mode, n in modes.items()},
-        sizes=size_summary(facts),
-        exact_duplicates=exact_duplicates(table, [f.sha256 for f in facts]),
+        sizes=size_summary(rows),
+        unreadable={
+            printable(p): f.problem for p, f in zip(table["path"], rows, strict=True) if f.problem
+        },
+        implausible={printable(p): why for p, why in odd if why},
+        exact_duplicates=exact_duplicates(table, [f.sha256 for f in rows]),
         patients_in_several_splits=patients_in_several_splits(table),
-        unreadable=unreadable,
-        near_duplicates=near,
-        settings={"decode": decode, "max_distance": max_distance, "hash_size": hash_size},
+        near_duplicates=near_duplicates(table, [f.dhash for f in rows], max_distance)
+        if near
+        else None,
+        settings={"near_duplicates": near, "max_distance": max_distance},
     )
 
 
@@ -239,26 +202,23 @@ def leak_message(report: DataReport, limit: int = 20) -> str:
         lines.append(f"  patient {patient} in {splits}")
     lines.append(
         "Fix: remove the copies (or move them to one split) and keep each patient in one split; "
-        "or run anyway with check_data.on_leak=warn (results will be optimistic)."
+        "or run anyway with data.on_leak=warn (results will be optimistic)."
     )
     return "\n".join(lines)
 
 
-def check_before_fit(
-    table: pd.DataFrame,
-    output_path: str | Path,
-    decode: bool = False,
-    max_distance: int = MAX_DISTANCE,
-    on_leak: str = "error",
-) -> DataReport:
-    """The training-time check: build the report, write it as JSON, stop (or warn) on a leak."""
+def enforce(report: DataReport, on_leak: str = "error") -> None:
+    """Stop (``on_leak=error``) or warn when the splits leak; warn about implausible images."""
     if on_leak not in ON_LEAK:
-        raise ValueError(f"check_data.on_leak={on_leak!r}; choose one of {list(ON_LEAK)}")
-    report = build_report(table, decode=decode, max_distance=max_distance)
-    write_json_atomic(report.to_dict(), output_path)
-    log.info("data check (%d images) written to %s", report.n_images, output_path)
+        raise ValueError(f"data.on_leak={on_leak!r}; choose one of {list(ON_LEAK)}")
+    if report.implausible:
+        listed = "\n".join(f"  {p}: {why}" for p, why in list(report.implausible.items())[:20])
+        log.warning(
+            "%d image(s) are implausible as chest radiographs (listed in data_check.json):\n%s",
+            len(report.implausible),
+            listed,
+        )
     if report.leaks:
         if on_leak == "error":
             raise DataLeakError(leak_message(report))
         log.warning(leak_message(report))
-    return report

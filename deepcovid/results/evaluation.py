@@ -1,0 +1,133 @@
+"""The one evaluation path: test predictions (+ the val predictions that choose the operating
+points) → :class:`~deepcovid.metrics.summary.Evaluation` → the run's files and its loggers.
+
+Used by the final test of ``python -m deepcovid.train`` and by ``python -m deepcovid.evaluate``
+alike (both through :class:`deepcovid.callbacks.evaluation.EvaluationWriter`). Writes, under the
+output directory: ``predictions/<split>.csv`` (and ``predictions/val.csv``, the predictions the
+thresholds were chosen on), ``metrics/<split>.json``, ``plots/*.png`` and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from deepcovid.data.splits import DataRecord
+from deepcovid.metrics.summary import Evaluation, MetricSettings, ModelInfo, summarize
+from deepcovid.results.figures import evaluation_figures
+from deepcovid.results.markdown import results_section
+from deepcovid.utils.files import (
+    save_figure,
+    write_csv_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
+
+log = logging.getLogger(__name__)
+OVERSAMPLING_SHIFT = 1.5  # training prevalence this many times the test's: say so in report.md
+
+
+@dataclass(frozen=True)
+class ThresholdSource:
+    """Where the operating points' thresholds are chosen: val predictions, what they are (for
+    the report), how the points are labelled, and why there are none (when ``frame`` is None).
+    """
+
+    frame: pd.DataFrame | None
+    source: str
+    chosen_on: str = "val"
+    reason: str = ""
+
+
+def notes_for(test: pd.DataFrame, val: pd.DataFrame | None, data: DataRecord | None) -> list[str]:
+    """Warnings a reader must see next to the numbers: a training prevalence far from the
+    test's (over-sampling shifts calibration), a small val split."""
+    notes = []
+    test_prevalence = test["label"].mean() if len(test) else None
+    trained = None if data is None else data.training_prevalence
+    if trained is not None and test_prevalence and trained > OVERSAMPLING_SHIFT * test_prevalence:
+        how = "over-sampling COVID images" if data.balance == "oversample" else "its data"
+        notes.append(
+            f"The model was trained at a COVID prevalence of {trained:.1%} ({how}), "
+            f"{trained / test_prevalence:.1f}× the {test_prevalence:.1%} of this split: its "
+            "P(COVID) is shifted upwards, and the calibration error and reliability diagram "
+            "mostly show that prior shift. Thresholds chosen on val still transfer; the raw "
+            "probabilities do not."
+        )
+    if val is not None:
+        positives = int(val["label"].sum())
+        negatives = len(val) - positives
+        if min(positives, negatives) < 20:
+            notes.append(
+                f"The val split that chose the checkpoint and the thresholds holds {positives} "
+                f"COVID and {negatives} non-COVID images: the operating points rest on that few."
+            )
+    return notes
+
+
+def evaluate_predictions(
+    test: pd.DataFrame,
+    thresholds: ThresholdSource,
+    settings: MetricSettings,
+    threshold: float,
+    model: ModelInfo,
+    split: str = "test",
+    precision: str = "32-true",
+    skipped: dict[str, str] | None = None,
+    data: DataRecord | None = None,
+    mode: str = "the training data",
+) -> Evaluation:
+    """The evaluation of ``test`` (a predictions frame, see
+    :func:`deepcovid.results.predictions.predictions_frame`)."""
+    # float64 throughout: the CSVs then round-trip exactly, so a recomputation from them
+    # reproduces every count, even for a score equal to a threshold chosen on val
+    test = test.astype({"prob_covid": "float64"})
+    val = thresholds.frame
+    val = None if val is None else val.astype({"prob_covid": "float64"})
+    return summarize(
+        test,
+        val,
+        settings,
+        threshold,
+        model,
+        split=split,
+        chosen_on=thresholds.chosen_on,
+        val_source=thresholds.source,
+        val_reason=thresholds.reason,
+        precision=precision,
+        skipped=skipped,
+        notes=notes_for(test, val, data),
+        mode=mode,
+    )
+
+
+def write_evaluation(
+    evaluation: Evaluation,
+    test: pd.DataFrame,
+    val: pd.DataFrame | None,
+    output_dir: str | Path,
+) -> dict[str, Path]:
+    """Write the evaluation's files under ``output_dir``; return them by kind."""
+    output_dir = Path(output_dir)
+    split = evaluation.split
+    written = {"predictions": write_csv_atomic(test, output_dir / "predictions" / f"{split}.csv")}
+    if val is not None and split != "val":
+        written["val_predictions"] = write_csv_atomic(val, output_dir / "predictions" / "val.csv")
+    written["metrics"] = write_json_atomic(
+        evaluation.to_json(), output_dir / "metrics" / f"{split}.json"
+    )
+    for name, figure in evaluation_figures(evaluation, test).items():
+        written[f"plot:{name}"] = save_figure(figure, output_dir / "plots" / f"{name}.png")
+    written["report"] = write_text_atomic(results_section(evaluation), output_dir / "report.md")
+    log.info("wrote the %s evaluation to %s", split, written["report"])
+    return written
+
+
+def read_evaluation(run_dir: str | Path, split: str = "test") -> Evaluation:
+    """The evaluation a run directory holds (``metrics/<split>.json``)."""
+    path = Path(run_dir) / "metrics" / f"{split}.json"
+    return Evaluation.from_json(json.loads(path.read_text(encoding="utf-8")))
