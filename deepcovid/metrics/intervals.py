@@ -28,6 +28,17 @@ DEFAULT_PATIENT_METHOD = "deff_wilson"
 ALL_INTERVAL_METHODS = ("auto", *INTERVAL_METHODS, *PATIENT_INTERVAL_METHODS)
 
 
+@dataclass(frozen=True)
+class Estimate:
+    """A value with its interval at ``confidence``, and how the interval was made."""
+
+    value: float
+    low: float
+    high: float
+    confidence: float
+    method: str
+
+
 def z_value(confidence: float) -> float:
     """The two-sided standard-normal quantile of ``confidence`` (1.96 for 0.95)."""
     if not 0.0 < confidence < 1.0:
