@@ -4,7 +4,7 @@ decision curves (net benefit).
 Predictive values and likelihood ratios take counts at one threshold: COVID images called
 COVID (``tp`` of ``n_covid``) and non-COVID images called non-COVID (``tn`` of
 ``n_non_covid``). Counts may be effective (non-integer) ones: passing
-``estimate * effective_n, effective_n`` of the sensitivity's and specificity's
+``value * effective_n, effective_n`` of the sensitivity's and specificity's
 :class:`~deepcovid.metrics.intervals.ProportionEstimate` makes the intervals patient-aware.
 """
 

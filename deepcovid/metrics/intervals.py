@@ -142,7 +142,7 @@ class ProportionEstimate:
     structure behind it (``design_effect`` 1 and ``effective_n`` = total for per-image
     methods; ``n_patients`` None without patient ids)."""
 
-    estimate: float
+    value: float
     low: float
     high: float
     successes: int

@@ -81,6 +81,7 @@ def delong_test(
     contrast = np.array([1.0, -1.0])
     variance = float(contrast @ covariance @ contrast)
     difference = float(aurocs[0] - aurocs[1])
+    # placements are multiples of 1/(2·n): a real variance is far above this rounding guard
     if variance <= 1e-15:  # identical or both degenerate (e.g. perfect) rankings
         raise UndefinedMetric(
             "the AUROC difference has zero DeLong variance (the two models rank the images "

@@ -71,9 +71,9 @@ def test_effective_counts_widen_the_interval() -> None:
     se, sp = proportion_with_interval(called, ids), proportion_with_interval(cleared, ids)
     per_image = ppv_with_interval(called.sum(), 150, cleared.sum(), 150, 0.1)
     effective = {
-        "tp": se.estimate * se.effective_n,
+        "tp": se.value * se.effective_n,
         "n_covid": se.effective_n,
-        "tn": sp.estimate * sp.effective_n,
+        "tn": sp.value * sp.effective_n,
         "n_non_covid": sp.effective_n,
     }
     clustered = ppv_with_interval(**effective, prevalence=0.1)
