@@ -26,11 +26,10 @@ from torchvision import datasets
 from torchvision import transforms as v1
 
 from benchmarks.loops import Timing
-from deepcovid.data.cache import open_cache
-from deepcovid.data.datamodule import table_sources
+from deepcovid.data.cache import FileCache
 from deepcovid.data.dataset import XrayDataset
 from deepcovid.data.samples import read_manifest, scan_folders
-from deepcovid.data.transforms import IMAGENET_MEAN, IMAGENET_STD, TrainPreset
+from deepcovid.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, TrainPreset
 from deepcovid.results.markdown import table
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "cxr-fullres"
@@ -98,9 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(scratch)
         baseline = epochs(image_folder(samples, scratch / "tree", args.image_size), args)
         start = time.perf_counter()
-        cache = open_cache(table_sources(samples), scratch / "cache", "all", args.short_side)
+        store = FileCache(scratch / "cache", args.short_side)
+        cache = store.images(store.scan(samples["path"].tolist(), pixels=True))
         build = time.perf_counter() - start
-        preset = TrainPreset(args.image_size)
+        preset = TrainPreset(Preprocessing(args.image_size))
         cached = epochs(XrayDataset(samples, preset, cache.load), args)
         geometry_only = epochs(XrayDataset(samples, preset.geometry, cache.load), args)
     rows = [

@@ -35,10 +35,10 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.loops import PRECISIONS, inference_step, timed, train_step
-from deepcovid.data.cache import ImageCache, Source, open_cache
-from deepcovid.data.transforms import EvalPreset, Preset, TrainPreset
-from deepcovid.results.markdown import table
+from deepcovid.data.cache import CachedImages, FileCache
+from deepcovid.data.transforms import EvalPreset, Preprocessing, Preset, TrainPreset
 from deepcovid.models.backbones import create_backbone
+from deepcovid.results.markdown import table
 
 BACKBONES = ["resnet18", "resnet50", "squeezenet", "densenet121"]
 COLUMNS = ["train_cached", "train_model_only", "inference_cached", "inference_model_only"]
@@ -68,13 +68,13 @@ def write_radiographs(folder: Path, count: int, size: int) -> list[Path]:
         return list(pool.map(write, range(count)))
 
 
-class CachedImages(Dataset):
+class CachedGeometry(Dataset):
     """Cached images through a preset's geometry: uint8 (1, S, S) crops and labels.
 
     (deepcovid's XrayDataset does the same over a pandas table; this benchmark avoids pandas.)
     """
 
-    def __init__(self, cache: ImageCache, paths: list[str], preset: Preset) -> None:
+    def __init__(self, cache: CachedImages, paths: list[str], preset: Preset) -> None:
         self.cache, self.paths, self.geometry = cache, paths, preset.geometry
 
     def __len__(self) -> int:
@@ -149,12 +149,14 @@ def main(argv: list[str] | None = None) -> int:
         rows = args.batch_size * (args.warmup + args.steps + 2)  # one epoch per measurement
         paths = [str(files[i % len(files)]) for i in range(rows)]
         build_start = time.perf_counter()
-        cache = open_cache([Source(p, i % 2) for i, p in enumerate(paths)], scratch, "bench")
+        store = FileCache(scratch)
+        cache = store.images(store.scan(paths, pixels=True))
         build = time.perf_counter() - build_start
-        presets = {"train": TrainPreset(args.image_size), "inference": EvalPreset(args.image_size)}
+        preprocessing = Preprocessing(args.image_size)
+        presets = {"train": TrainPreset(preprocessing), "inference": EvalPreset(preprocessing)}
         loaders = {
             mode: DataLoader(
-                CachedImages(cache, paths, preset),
+                CachedGeometry(cache, paths, preset),
                 batch_size=args.batch_size,
                 shuffle=mode == "train",
                 drop_last=True,

@@ -29,8 +29,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.loops import PRECISIONS, Timing, inference_step, synchronize, timed, train_step
 from deepcovid.callbacks.safety import StopOnNonFiniteLoss
-from deepcovid.results.markdown import table
 from deepcovid.models.classifier import CovidClassifier
+from deepcovid.results.markdown import table
 
 BACKBONES = ["resnet18", "resnet50", "squeezenet", "densenet121"]
 

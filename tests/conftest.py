@@ -1,8 +1,10 @@
-"""Shared fixtures: generated X-ray-like images in every container mode, real data paths."""
+"""Shared fixtures: generated X-ray-like images in every container mode, real data paths, and
+one tiny trained run for every test that needs a checkpoint."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +14,12 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# File facts and cached pixels of the test session (and of its subprocesses) stay out of ~/.cache
+os.environ.setdefault("DEEPCOVID_CACHE_DIR", tempfile.mkdtemp(prefix="deepcovid-test-cache-"))
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO / "conf"
+SHARED_DATA = REPO.parent / "shared" / "data"
 CXR_DEV = SHARED_DATA / "cxr-dev"
 requires_real_data = pytest.mark.skipif(
     not CXR_DEV.is_dir(), reason="../shared/data is absent (CI always has it)"
@@ -56,7 +61,7 @@ MODES = [
 ]
 
 
-def make_covidx5k(root: Path, n_per_class: dict[str, int] | None = None, size: int = 48) -> Path:
+def make_covidx5k(root: Path, n_per_class: dict[str, int] | None = None, size: int = 64) -> Path:
     """A tiny COVID-Xray-5k tree (train/test × covid/non), cycling through every image mode."""
     n_per_class = n_per_class or {
         "train/covid": 12,
@@ -101,5 +106,28 @@ def tiny_overrides(root: Path, out: Path, *extra: str) -> list[str]:
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
         "logger=csv",
+        "print_config=false",
         *extra,
     ]
+
+
+TINY_RUN = ("trainer.max_epochs=2", "data.val_fraction=0.25", "metrics.bootstrap_resamples=50")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(covidx5k_shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny training run (resnet18 at 32 px, 2 epochs of 2 batches, on the generated data),
+    shared read-only by every test that needs a trained model: its folder holds the best and
+    last checkpoints, predictions, metrics, plots, report.md and the CSV log."""
+    from deepcovid.train import train
+    from deepcovid.utils.config import compose_config
+
+    out = tmp_path_factory.mktemp("tiny_run")
+    train(compose_config("train", tiny_overrides(covidx5k_shared, out, *TINY_RUN), str(out)))
+    return out
+
+
+def best_checkpoint(run: Path) -> Path:
+    """The run's best checkpoint (the one its final test evaluated)."""
+    (best,) = (run / "checkpoints").glob("best-epoch*.ckpt")
+    return best

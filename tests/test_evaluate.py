@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from deepcovid.evaluation import evaluate
 from sklearn.metrics import average_precision_score, roc_auc_score
 from statsmodels.stats.proportion import proportion_confint
 
-from deepcovid.evaluation import evaluate
 from deepcovid.train import train
 from deepcovid.utils.config import compose_config
 from tests.callbacks.test_evaluation import FILES

@@ -177,7 +177,7 @@ def test_predict_from_the_safetensors_export_alone(
     inputs = covidx5k_shared / "test"
     frames = {}
     for name, model in (("export", weights), ("checkpoint", checkpoint)):
-        overrides = [f"ckpt_path={model}", f"inputs={inputs}", "heatmap=gradcam"]
+        overrides = [f"ckpt_path={model}", f"inputs={inputs}", "explainer=gradcam"]
         out = tmp_path / name
         frames[name] = pd.read_csv(predict(compose_config("predict", overrides, str(out))))
         assert len(list((out / "heatmaps").rglob("*.png"))) == len(frames[name])

@@ -50,7 +50,7 @@ def test_folder_with_an_unreadable_file(checkpoint, covidx5k_shared, tmp_path, c
     shutil.copytree(covidx5k_shared / "test" / "covid", inputs / "covid")
     (inputs / "broken.png").write_bytes(b"not an image")
     with caplog.at_level(logging.WARNING):
-        frame = run_predict(checkpoint, inputs, tmp_path / "out", "heatmap=gradcam")
+        frame = run_predict(checkpoint, inputs, tmp_path / "out", "explainer=gradcam")
     assert list(frame.columns) == ["path", "prob_covid", "predicted_label"]
     assert len(frame) == 6 and not frame["path"].str.contains("broken").any()
     assert "broken.png" in caplog.text  # reported by name, the rest still processed
@@ -76,9 +76,9 @@ def test_csv_input_threshold_and_occlusion(checkpoint, covidx5k_shared, tmp_path
             tmp_path / "sub" / "list.csv",
             tmp_path / "out",
             "threshold=0.5",
-            "heatmap=occlusion",
-            "heatmap.explainer.window=8",
-            "heatmap.explainer.stride=4",
+            "explainer=occlusion",
+            "explainer.window=8",
+            "explainer.stride=4",
         )
     assert len(frame) == 2 and "missing.png" in caplog.text
     assert (frame["predicted_label"] == (frame["prob_covid"] >= 0.5)).all()
@@ -138,9 +138,9 @@ def test_real_radiographs_and_dicom(checkpoint, tmp_path):
         checkpoint,
         inputs,
         tmp_path / "out",
-        "heatmap=occlusion",
-        "heatmap.explainer.window=8",
-        "heatmap.explainer.stride=8",
+        "explainer=occlusion",
+        "explainer.window=8",
+        "explainer.stride=8",
     )
     assert len(frame) == 4 + len(dicoms)
     assert frame["prob_covid"].between(0, 1).all()
@@ -162,7 +162,7 @@ def test_command_line(checkpoint, covidx5k_shared, tmp_path):
             f"ckpt_path={checkpoint}",
             f"inputs={covidx5k_shared / 'test'}",
             "image_size=32",
-            "heatmap=gradcam",
+            "explainer=gradcam",
             f"hydra.run.dir={out}",
         ],
         check=True,

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from deepcovid.evaluation import write_evaluation
 from omegaconf import OmegaConf
 
-from deepcovid.results.comparison import find_run_dirs, load_runs
-from deepcovid.evaluation import write_evaluation
 from deepcovid.metrics.summary import MetricSettings
 from deepcovid.report import main
+from deepcovid.results.comparison import find_run_dirs, load_runs
 
 BACKBONES = ["resnet18", "resnet50", "squeezenet", "densenet121"]
 

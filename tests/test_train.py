@@ -11,7 +11,7 @@ import torch
 from deepcovid.train import train
 from deepcovid.utils.config import compose_config
 from tests.conftest import tiny_overrides
-from tests.test_tracking import offline_runs, read_offline_run, read_run_record
+from tests.utils.test_tracking import offline_runs, read_offline_run, read_run_record
 
 PAPER_BACKBONES = ["resnet18", "resnet50", "squeezenet", "densenet121"]
 

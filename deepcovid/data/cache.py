@@ -51,12 +51,17 @@ from deepcovid.utils.system import available_cpus
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 2
-DEFAULT_CACHE_DIR = Path.home() / ".cache" / "deepcovid"
 HASH_SIZE = 16  # dHash of a 17 x 16 thumbnail: 256 bits
 NON_UTF8_NAME = (
     "the file name is not valid UTF-8, so it cannot be written to CSV/JSON results; rename "
     "the file (e.g. `convmv -f latin1 -t utf8 --notest FILE`)"
 )
+
+
+def default_cache_dir() -> Path:
+    """Where facts and pixels are kept unless ``data.cache_dir`` says otherwise:
+    ``$DEEPCOVID_CACHE_DIR``, else ``~/.cache/deepcovid``."""
+    return Path(os.environ.get("DEEPCOVID_CACHE_DIR") or Path.home() / ".cache" / "deepcovid")
 
 
 class CacheError(RuntimeError):

@@ -13,7 +13,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from deepcovid.data.cache import DEFAULT_CACHE_DIR, HASH_SIZE, FileCache
+from deepcovid.data.cache import HASH_SIZE, FileCache, default_cache_dir
 from deepcovid.data.io import DEFAULT_MAX_IMAGE_PIXELS, set_max_image_pixels
 from deepcovid.data.leaks import MAX_DISTANCE, DataReport, build_report
 from deepcovid.data.samples import read_manifest, scan_folders
@@ -86,9 +86,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--cache-dir",
-        default=str(DEFAULT_CACHE_DIR),
+        default=None,
         help="where the facts of each file are kept, so unchanged files are not read again "
-        "(data.cache_dir of training)",
+        "(default: $DEEPCOVID_CACHE_DIR or ~/.cache/deepcovid, as data.cache_dir of training)",
     )
     parser.add_argument(
         "--max-distance",
@@ -105,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     set_max_image_pixels(args.max_image_pixels)
     table = load_samples(args.root_or_manifest)
-    facts = FileCache(args.cache_dir).scan(table["path"].tolist(), want_dhash=not args.fast)
+    facts = FileCache(args.cache_dir or default_cache_dir()).scan(
+        table["path"].tolist(), want_dhash=not args.fast
+    )
     report = build_report(table, facts, near=not args.fast, max_distance=args.max_distance)
     render(report, Console())
     write_json_atomic(report.to_dict(), args.json)

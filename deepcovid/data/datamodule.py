@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from deepcovid.data.cache import DEFAULT_CACHE_DIR, CachedImages, FileCache, FileFacts
+from deepcovid.data.cache import CachedImages, FileCache, FileFacts, default_cache_dir
 from deepcovid.data.dataset import XrayDataset
 from deepcovid.data.download import download_dataset
 from deepcovid.data.io import DEFAULT_MAX_IMAGE_PIXELS, load_image, set_max_image_pixels
@@ -135,9 +135,7 @@ class XrayDataModule(L.LightningDataModule):
         self.eval_transform = EvalPreset(self.preprocessing)
         self.normalize_on_device = normalize_on_device
         self.cache = cache
-        self.file_cache = FileCache(
-            Path(cache_dir) if cache_dir else DEFAULT_CACHE_DIR, cache_short_side
-        )
+        self.file_cache = FileCache(cache_dir or default_cache_dir(), cache_short_side)
         self.download = download
         self.download_url = download_url
         self.download_sha256 = download_sha256
@@ -324,11 +322,11 @@ class XrayDataModule(L.LightningDataModule):
     def dataset(self, name: str, train: bool = False) -> XrayDataset:
         """The split's dataset, read from the cache or the files, with the worker-side
         transform (only the geometry when normalising on the device)."""
+        rows = self.split(name)
         transform = self.train_transform if train else self.eval_transform
-        loader = self.images.load if self.cache else load_image
         if self.normalize_on_device:
             transform = transform.geometry
-        return XrayDataset(self.split(name), transform, loader)
+        return XrayDataset(rows, transform, self.images.load if self.cache else load_image)
 
     def pinned(self) -> bool:
         """Whether loaders pin host memory: ``pin_memory``, or when unset, training on a GPU."""

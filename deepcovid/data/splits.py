@@ -51,17 +51,23 @@ def patient_groups(table: pd.DataFrame) -> np.ndarray:
     return np.where(patient.notna(), "patient:" + patient.astype(str), own)
 
 
-def check_groups_per_class(subset: pd.DataFrame, n_splits: int, what: str) -> None:
-    """Refuse a stratified grouped split into ``n_splits`` parts when a class has fewer patient
-    groups than parts (sklearn's own message does not say which class or what to do)."""
+def check_groups_per_class(subset: pd.DataFrame, needed: int, n_splits: int, what: str) -> None:
+    """Refuse a stratified grouped split into ``n_splits`` parts when a class has fewer than
+    ``needed`` patient groups, or all classes together fewer than ``n_splits`` (sklearn's own
+    messages do not say which class or what to do)."""
     groups = pd.Series(patient_groups(subset), index=subset.index)
     for label, name in enumerate(CLASS_NAMES):
         n_groups = groups[subset["label"] == label].nunique()
-        if n_groups < n_splits:
+        if n_groups < needed:
             raise SplitError(
                 f"cannot make {what}: the {name} class has only {n_groups} patient group(s) "
                 f"for {n_splits} parts. Add data, or use fewer folds / a larger fraction."
             )
+    if groups.nunique() < n_splits:
+        raise SplitError(
+            f"cannot make {what}: only {groups.nunique()} patient group(s) for {n_splits} "
+            "parts. Add data, or use fewer folds / a larger fraction."
+        )
 
 
 def grouped_folds(subset: pd.DataFrame, n_splits: int, seed: int) -> list[np.ndarray]:
@@ -84,7 +90,8 @@ def carve_split(
     rows = np.flatnonzero((table["split"] == source).to_numpy())
     subset = table.iloc[rows]
     n_splits = max(2, round(1.0 / fraction))
-    check_groups_per_class(subset, n_splits, f"a {fraction:.0%} '{target}' split of '{source}'")
+    # each class needs a patient on both sides; every fold of k-fold needs both classes
+    check_groups_per_class(subset, 2, n_splits, f"a {fraction:.0%} '{target}' split of '{source}'")
     held_out = grouped_folds(subset, n_splits, seed)[0]
     table.iloc[rows[held_out], table.columns.get_loc("split")] = target
     return table
@@ -101,7 +108,7 @@ def assign_fold(table: pd.DataFrame, num_folds: int, fold: int, seed: int) -> pd
     table = table.copy()
     rows = np.flatnonzero(table["split"].isin(["train", "val"]).to_numpy())
     subset = table.iloc[rows]
-    check_groups_per_class(subset, num_folds, f"{num_folds} cross-validation folds")
+    check_groups_per_class(subset, num_folds, num_folds, f"{num_folds} cross-validation folds")
     split = table.columns.get_loc("split")
     table.iloc[rows, split] = "train"
     table.iloc[rows[grouped_folds(subset, num_folds, seed)[fold]], split] = "val"

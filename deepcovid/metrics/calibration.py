@@ -18,8 +18,8 @@ from torchmetrics.functional.classification import binary_calibration_error
 
 from deepcovid.metrics.bootstrap import bootstrap_interval
 from deepcovid.metrics.discrimination import as_tensors
+from deepcovid.metrics.inputs import PatientIds, checked_scores, cluster_codes, has_patient_ids
 from deepcovid.metrics.intervals import Estimate, z_value
-from deepcovid.metrics.scores import PatientIds, checked_scores, cluster_codes, has_patient_ids
 from deepcovid.metrics.undefined import UndefinedMetric, require_both_classes
 
 BELOW_ONE = float(np.nextafter(1.0, 0.0))

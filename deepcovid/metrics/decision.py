@@ -11,16 +11,14 @@ COVID (``tp`` of ``n_covid``) and non-COVID images called non-COVID (``tn`` of
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from scipy.special import expit
 
+from deepcovid.metrics.inputs import checked_scores
 from deepcovid.metrics.intervals import Estimate, z_value
-from deepcovid.metrics.scores import checked_scores
 from deepcovid.metrics.undefined import UndefinedMetric
 
 PREDICTIVE_VALUE_METHODS = ("auto", "logit", "adjusted_logit")
@@ -84,8 +82,12 @@ def predictive_value(
     check_prevalence(prevalence)
     z = z_value(confidence)
     se, sp = tp / n_covid, tn / n_non_covid
-    # logit PPV = log(se / (1 − sp)) + logit π is undefined at se = 0 or sp = 1; NPV mirrors it
-    standard_defined = (se > 0 and sp < 1) if positive else (se < 1 and sp > 0)
+    at_prevalence = ppv_at_prevalence if positive else npv_at_prevalence
+    estimate = at_prevalence(se, sp, prevalence)  # undefined when nothing is called on its side
+    # logit PPV = log(se / (1 − sp)) + logit π is undefined at se = 0 or sp = 1 (NPV mirrors
+    # it), and its variance vanishes at se = 1 or sp = 0: a zero-width interval. Both ends are
+    # where the adjusted interval is recommended.
+    standard_defined = 0 < se < 1 and 0 < sp < 1
     if method == "logit" and not standard_defined:
         name = "PPV" if positive else "NPV"
         raise UndefinedMetric(
@@ -107,7 +109,13 @@ def predictive_value(
         variance = se / (1.0 - se) / n_covid + (1.0 - sp) / sp / n_non_covid
     half = z * math.sqrt(variance)
     low, high = expit(centre - half), expit(centre + half)
-    return Estimate(float(expit(centre)), float(low), float(high), confidence, method)
+    if method == "logit":
+        return Estimate(float(expit(centre)), float(low), float(high), confidence, method)
+    # At a rate of 0 or 1 the adjustment can move the interval past the observed value (e.g. PPV
+    # 1 at specificity 1, interval 0.81-0.99): it is widened to include it, as Wilson's does.
+    return Estimate(
+        estimate, min(float(low), estimate), max(float(high), estimate), confidence, method
+    )
 
 
 def ppv_with_interval(
@@ -123,11 +131,14 @@ def ppv_with_interval(
     interval of Mercaldo, Lau & Zhou (2007, Stat. Med. 26:2170), which treats sensitivity and
     specificity as independent binomials and the prevalence as known.
 
-    ``logit``: the standard logit interval (their Eq. 8–11; undefined when sensitivity is 0 or
-    specificity 1). ``adjusted_logit``: the same on adjusted estimates (z²/2 added to the hits
-    and z² to the totals, their Table II); its ``value`` is the adjusted estimate the interval
-    is centred on. ``auto`` (the default): standard where defined, adjusted otherwise (as
-    their recommendation and the R package bdpv do); ``method`` in the result says which.
+    ``logit``: the standard logit interval (their Eq. 8–11; needs 0 < sensitivity, specificity
+    < 1). ``adjusted_logit``: the interval of the same on adjusted estimates (z²/2 added to the
+    hits and z² to the totals, their Table II); the ``value`` stays Bayes' rule on the observed
+    rates, so it is the number a reader recomputes. ``auto`` (the default): standard where
+    defined, adjusted otherwise (as their recommendation and the R package bdpv do); ``method``
+    in the result says which; an adjusted interval that misses the observed value (at a rate of
+    0 or 1) is widened to include it. Undefined (with the reason) when Bayes' rule gives 0/0:
+    no image would be called on that side.
     """
     return predictive_value(True, tp, n_covid, tn, n_non_covid, prevalence, confidence, method)
 
@@ -228,34 +239,3 @@ def decision_curve(
         prevalence,
         n,
     )
-
-
-def decision_curve_figure(
-    curves: Mapping[str, DecisionCurve], title: str = "Decision curve"
-) -> Figure:
-    """Net benefit of each model (legend = mapping keys, all on the same images) with the
-    treat-all and treat-none references; Agg canvas, no pyplot state."""
-    if not curves:
-        raise ValueError("decision_curve_figure needs at least one curve")
-    first = next(iter(curves.values()))
-    for name, curve in curves.items():
-        same_grid = np.array_equal(curve.threshold, first.threshold)
-        if not same_grid or curve.prevalence != first.prevalence or curve.n != first.n:
-            raise ValueError(f"curve {name!r} is not on the same images and thresholds")
-    figure = Figure(figsize=(5.0, 4.5), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    for name, curve in curves.items():
-        axes.plot(curve.threshold, curve.model, lw=1.5, label=name)
-    axes.plot(first.threshold, first.treat_all, ls="--", color="grey", lw=1, label="treat all")
-    axes.plot(first.threshold, first.treat_none, ls=":", color="black", lw=1, label="treat none")
-    top = max(first.prevalence, *(float(c.model.max()) for c in curves.values()))
-    axes.set(
-        xlabel="threshold probability",
-        ylabel="net benefit",
-        xlim=(0.0, 1.0),
-        ylim=(-0.1 * max(top, 0.01), 1.05 * max(top, 0.01)),
-        title=f"{title} (prevalence {first.prevalence:.2f}, n = {first.n})",
-    )
-    axes.legend(loc="upper right", fontsize="small")
-    return figure

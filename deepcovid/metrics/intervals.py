@@ -15,7 +15,7 @@ import numpy as np
 from scipy import stats
 
 from deepcovid.metrics.bootstrap import Clusters, bootstrap_interval
-from deepcovid.metrics.scores import PatientIds, checked_ids, has_patient_ids
+from deepcovid.metrics.inputs import PatientIds, checked_ids, has_patient_ids
 from deepcovid.metrics.undefined import UndefinedMetric
 
 INTERVAL_METHODS = ("wilson", "clopper_pearson", "normal")

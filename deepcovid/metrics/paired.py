@@ -14,8 +14,8 @@ import numpy as np
 from scipy import stats
 
 from deepcovid.metrics.bootstrap import MIN_VALID_SHARE, Clusters
+from deepcovid.metrics.inputs import PatientIds, checked_ids, checked_scores, has_patient_ids
 from deepcovid.metrics.intervals import z_value
-from deepcovid.metrics.scores import PatientIds, checked_ids, checked_scores, has_patient_ids
 from deepcovid.metrics.undefined import UndefinedMetric, class_counts, require_both_classes
 
 

@@ -18,12 +18,18 @@ import pandas as pd
 
 from deepcovid.metrics.bootstrap import Statistic, bootstrap_interval
 from deepcovid.metrics.calibration import (
+    PlattScaling,
     ReliabilityBins,
+    TemperatureScaling,
+    brier_with_interval,
+    calibration_intercept,
+    calibration_slope,
     expected_calibration_error,
     reliability_bins,
 )
+from deepcovid.metrics.decision import DecisionCurve, decision_curve
 from deepcovid.metrics.discrimination import auroc, average_precision
-from deepcovid.metrics.intervals import INTERVAL_METHODS
+from deepcovid.metrics.intervals import ALL_INTERVAL_METHODS, Estimate
 from deepcovid.metrics.operating_points import (
     NO_INTERVAL,
     Interval,
@@ -43,8 +49,9 @@ class MetricSettings:
     """The knobs of the evaluation statistics (``conf/metrics/default.yaml``)."""
 
     thresholds: Sequence[float] = PAPER_THRESHOLDS
-    interval: str = "wilson"
+    interval: str = "auto"  # deff_wilson with patient ids, else wilson (metrics.intervals)
     confidence: float = 0.95
+    prevalence: float | None = None  # for PPV and NPV; None = the evaluated split's
     target_sensitivity: float = 0.98
     target_specificity: float = 0.90
     bootstrap_resamples: int = 1000
@@ -55,10 +62,12 @@ class MetricSettings:
     def __post_init__(self) -> None:
         object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
         object.__setattr__(self, "subgroups", tuple(str(s) for s in self.subgroups))
-        if self.interval not in INTERVAL_METHODS:
+        if self.interval not in ALL_INTERVAL_METHODS:
             raise ValueError(
-                f"metrics.interval={self.interval!r}; choose one of {list(INTERVAL_METHODS)}"
+                f"metrics.interval={self.interval!r}; choose one of {list(ALL_INTERVAL_METHODS)}"
             )
+        if self.prevalence is not None and not 0.0 < self.prevalence < 1.0:
+            raise ValueError(f"metrics.prevalence={self.prevalence}: must lie in (0, 1)")
         if not all(0.0 <= t <= 1.0 for t in self.thresholds):
             raise ValueError(f"metrics.thresholds={list(self.thresholds)}: each must be in [0, 1]")
         for name in ("target_sensitivity", "target_specificity"):
@@ -109,12 +118,32 @@ class BootstrapSettings:
 
 
 @dataclass(frozen=True)
+class Recalibration:
+    """A recalibration fitted on val and applied to the evaluated scores, and the calibration
+    of the recalibrated scores."""
+
+    method: str  # platt | temperature
+    parameters: dict[str, float]
+    ece: float | None
+    brier: Estimate | None
+    intercept: Estimate | None
+    slope: Estimate | None
+    undefined: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Calibration:
-    """Expected calibration error and the reliability diagram's bins."""
+    """Expected calibration error and the reliability diagram's bins; the Brier score, the
+    calibration intercept (in-the-large) and slope with intervals; and the same after Platt and
+    temperature scaling fitted on val."""
 
     ece: float | None
     n_bins: int
     bins: ReliabilityBins
+    brier: Estimate | None = None
+    intercept: Estimate | None = None
+    slope: Estimate | None = None
+    recalibrated: list[Recalibration] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -170,6 +199,7 @@ class Evaluation:
     chosen_points: list[OperatingPoint]
     validation: Validation | None
     subgroups: dict[str, list[Subgroup]]
+    decision_curve: DecisionCurve | None
     confidence: float
     interval: str
     model: ModelInfo
@@ -182,6 +212,11 @@ class Evaluation:
     def point_at(self, threshold: float) -> OperatingPoint:
         """The fixed operating point at ``threshold``."""
         return next(p for p in self.fixed_points if p.threshold == threshold)
+
+    @property
+    def interval_used(self) -> str:
+        """How the sensitivity and specificity intervals were made (``auto`` resolved)."""
+        return next((p.interval for p in self.fixed_points if p.interval), self.interval)
 
     def to_json(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -212,6 +247,22 @@ def choose_thresholds(val: pd.DataFrame, settings: MetricSettings) -> dict[str, 
     return chosen
 
 
+def point_at(
+    frame: pd.DataFrame, threshold: float, settings: MetricSettings, **labels: Any
+) -> OperatingPoint:
+    """The operating point of ``frame`` at ``threshold`` (patient-aware where ids exist)."""
+    return operating_point(
+        *arrays(frame),
+        threshold,
+        interval=settings.interval,
+        confidence=settings.confidence,
+        patient_id=patient_ids(frame),
+        prevalence=settings.prevalence,
+        seed=settings.seed,
+        **labels,
+    )
+
+
 def chosen_points(
     test: pd.DataFrame,
     val: pd.DataFrame | None,
@@ -220,7 +271,6 @@ def chosen_points(
     val_reason: str,
 ) -> tuple[list[OperatingPoint], list[OperatingPoint]]:
     """For each selection rule: (the point on test, the point on val) at the val threshold."""
-    options = {"interval": settings.interval, "confidence": settings.confidence}
     if val is None:
         return [
             unavailable_point(rule, val_reason, target, chosen_on)
@@ -232,8 +282,8 @@ def chosen_points(
         if choice["threshold"] is None:
             on_test.append(unavailable_point(reason=f"on val: {choice['reason']}", **common))
             continue
-        on_test.append(operating_point(*arrays(test), choice["threshold"], **common, **options))
-        on_val.append(operating_point(*arrays(val), choice["threshold"], **common, **options))
+        on_test.append(point_at(test, choice["threshold"], settings, **common))
+        on_val.append(point_at(val, choice["threshold"], settings, **common))
     return on_test, on_val
 
 
@@ -241,11 +291,7 @@ def fixed_points(
     frame: pd.DataFrame, thresholds: Sequence[float], settings: MetricSettings
 ) -> list[OperatingPoint]:
     """Operating points at fixed thresholds, in increasing order."""
-    label, prob = arrays(frame)
-    return [
-        operating_point(label, prob, t, "fixed", settings.interval, settings.confidence)
-        for t in sorted(set(thresholds))
-    ]
+    return [point_at(frame, t, settings, name="fixed") for t in sorted(set(thresholds))]
 
 
 def with_interval(
@@ -307,6 +353,52 @@ def subgroups(
     }
 
 
+def calibration_of(
+    label: np.ndarray, prob: np.ndarray, ids: pd.Series | None, settings: MetricSettings,
+    undefined: dict[str, str], prefix: str = "",
+) -> dict[str, Any]:  # fmt: skip
+    """ECE, Brier, intercept and slope of scores, None with reasons where undefined."""
+    c = settings.confidence
+    return {
+        "ece": or_none(
+            undefined,
+            f"{prefix}ece",
+            lambda: expected_calibration_error(label, prob, settings.calibration_bins),
+        ),
+        "brier": or_none(
+            undefined,
+            f"{prefix}brier",
+            lambda: brier_with_interval(
+                label, prob, ids, settings.bootstrap_resamples, c, settings.seed
+            ),
+        ),
+        "intercept": or_none(
+            undefined, f"{prefix}intercept", lambda: calibration_intercept(label, prob, ids, c)
+        ),
+        "slope": or_none(
+            undefined, f"{prefix}slope", lambda: calibration_slope(label, prob, ids, c)
+        ),
+    }
+
+
+def recalibrations(
+    test: pd.DataFrame, val: pd.DataFrame | None, settings: MetricSettings, undefined: dict
+) -> list[Recalibration]:
+    """Platt and temperature scaling fitted on ``val``, applied to ``test``."""
+    if val is None:
+        return []
+    label, prob = arrays(test)
+    found = []
+    for method, kind in (("platt", PlattScaling), ("temperature", TemperatureScaling)):
+        fitted = or_none(undefined, f"recalibration_{method}", lambda k=kind: k.fit(*arrays(val)))
+        if fitted is None:
+            continue
+        reasons: dict[str, str] = {}
+        scores = calibration_of(label, fitted.apply(prob), patient_ids(test), settings, reasons)
+        found.append(Recalibration(method, vars(fitted), **scores, undefined=reasons))
+    return found
+
+
 def summarize(
     test: pd.DataFrame,
     val: pd.DataFrame | None,
@@ -351,14 +443,16 @@ def summarize(
             {"auroc": auroc_valid, "average_precision": ap_valid},
         ),
         calibration=Calibration(
-            or_none(undefined, "ece", lambda: expected_calibration_error(label, prob, bins)),
-            bins,
-            reliability_bins(label, prob, bins),
+            n_bins=bins,
+            bins=reliability_bins(label, prob, bins),
+            **calibration_of(label, prob, patient_ids(test), settings, undefined),
+            recalibrated=recalibrations(test, val, settings, undefined),
         ),
         fixed_points=fixed_points(test, [*settings.thresholds, threshold], settings),
         chosen_points=on_test,
         validation=None if val is None else Validation(val_source, ClassSummary.of(val), on_val),
         subgroups=subgroups(test, settings, threshold),
+        decision_curve=or_none(undefined, "decision_curve", lambda: decision_curve(label, prob)),
         confidence=settings.confidence,
         interval=settings.interval,
         model=model,

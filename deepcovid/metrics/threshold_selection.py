@@ -16,7 +16,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from deepcovid.metrics.scores import checked_scores
+from deepcovid.metrics.inputs import checked_scores
 from deepcovid.metrics.undefined import UndefinedMetric, require_both_classes
 
 SELECTION_RULES = ("target_sensitivity", "youden", "target_specificity")

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from deepcovid import CLASS_TITLES
 from deepcovid.metrics.calibration import ReliabilityBins
+from deepcovid.metrics.decision import DecisionCurve
 from deepcovid.metrics.discrimination import Curve, precision_recall_curve, roc_curve
 from deepcovid.metrics.operating_points import Counts
 from deepcovid.metrics.summary import Evaluation, arrays
@@ -132,6 +133,35 @@ def reliability_figure(bins: ReliabilityBins, ece: float | None = None) -> Figur
     widths = bins.upper - bins.lower
     bottom.bar(bins.lower, bins.count, width=widths, align="edge", edgecolor="k", lw=0.5)
     bottom.set(xlabel="P(COVID)", ylabel="images", xlim=(0, 1))
+    return figure
+
+
+def decision_curve_figure(
+    curves: Mapping[str, DecisionCurve], title: str = "Decision curve"
+) -> Figure:
+    """Net benefit of each model (legend = mapping keys, all on the same images) with the
+    treat-all and treat-none references; Agg canvas, no pyplot state."""
+    if not curves:
+        raise ValueError("decision_curve_figure needs at least one curve")
+    first = next(iter(curves.values()))
+    for name, curve in curves.items():
+        same_grid = np.array_equal(curve.threshold, first.threshold)
+        if not same_grid or curve.prevalence != first.prevalence or curve.n != first.n:
+            raise ValueError(f"curve {name!r} is not on the same images and thresholds")
+    figure, axes = new_figure()
+    for name, curve in curves.items():
+        axes.plot(curve.threshold, curve.model, lw=1.5, label=name)
+    axes.plot(first.threshold, first.treat_all, ls="--", color="grey", lw=1, label="treat all")
+    axes.plot(first.threshold, first.treat_none, ls=":", color="black", lw=1, label="treat none")
+    top = max(first.prevalence, *(float(c.model.max()) for c in curves.values()))
+    axes.set(
+        xlabel="threshold probability",
+        ylabel="net benefit",
+        xlim=(0.0, 1.0),
+        ylim=(-0.1 * max(top, 0.01), 1.05 * max(top, 0.01)),
+        title=f"{title} (prevalence {first.prevalence:.2f}, n = {first.n})",
+    )
+    axes.legend(loc="upper right", fontsize="small")
     return figure
 
 

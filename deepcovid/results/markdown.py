@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from deepcovid.metrics.intervals import Estimate
 from deepcovid.metrics.operating_points import Interval, OperatingPoint
 from deepcovid.metrics.summary import Evaluation
 from deepcovid.results.names import INTERVAL_NAMES, rule_name
@@ -17,6 +18,7 @@ PLOTS = {
     "confusion_matrix": "Confusion matrix",
     "score_histogram": "Score histogram",
     "reliability": "Reliability diagram",
+    "decision_curve": "Decision curve",
 }
 
 
@@ -41,6 +43,13 @@ def with_ci(value: float | None, ci: Interval, as_percent: bool = False, label: 
     if as_percent:
         return f"{percent(value)} ({label}{100 * low:.1f}–{100 * high:.1f} %)"
     return f"{number(value)} ({label}{number(low)}–{number(high)})"
+
+
+def estimate_text(estimate: Estimate | None, digits: int = 3) -> str:
+    """``0.953 (0.912–0.985)``, or ``n/a``."""
+    if estimate is None:
+        return "n/a"
+    return f"{estimate.value:.{digits}f} ({estimate.low:.{digits}f}–{estimate.high:.{digits}f})"
 
 
 def ci_label(confidence: float) -> str:
@@ -125,9 +134,9 @@ def data_sentence(evaluation: Evaluation) -> str:
         f"split of {evaluation.mode}: {counts.n} images, {counts.n_positive} COVID and "
         f"{counts.n_negative} non-COVID{patients}, its network run in {evaluation.precision} "
         "precision. An image is called COVID when P(COVID) ≥ the threshold. Intervals are "
-        f"{confidence} {INTERVAL_NAMES[evaluation.interval]} intervals for sensitivity and "
-        f"specificity, and {confidence} percentile bootstrap intervals for AUROC and average "
-        f"precision ({boot.n_resamples} resamples of {boot.unit}s, seed {boot.seed})."
+        f"{confidence} {INTERVAL_NAMES[evaluation.interval_used]} intervals for sensitivity "
+        f"and specificity, and {confidence} percentile bootstrap intervals for AUROC and "
+        f"average precision ({boot.n_resamples} resamples of {boot.unit}s, seed {boot.seed})."
     )
 
 
@@ -161,6 +170,58 @@ def chosen_section(evaluation: Evaluation) -> list[str]:
     rows = [[rule_name(p), *point_row(p)] for p in chosen]
     lines += [table(["Rule", *point_header(evaluation.confidence)], rows), ""]
     return lines
+
+
+def decision_section(evaluation: Evaluation) -> list[str]:
+    """PPV, NPV and likelihood ratios at the val-chosen operating points and the model's own
+    threshold."""
+    points = [p for p in evaluation.chosen_points if p.threshold is not None]
+    points.append(evaluation.point_at(evaluation.threshold))
+    prevalence = points[-1].prevalence
+    if prevalence is None:
+        return []
+    ci = ci_label(evaluation.confidence)
+    rows = [
+        [rule_name(p), threshold_text(p.threshold), estimate_text(p.ppv), estimate_text(p.npv),
+         estimate_text(p.lr_positive, 2), estimate_text(p.lr_negative, 2)]
+        for p in points
+    ]  # fmt: skip
+    return [
+        "## What a call means",
+        "",
+        f"At a COVID prevalence of {percent(prevalence)}: the share of COVID among images "
+        "called COVID (PPV), of non-COVID among those called non-COVID (NPV), and the "
+        f"likelihood ratios, with {ci} (PPV/NPV: logit intervals of Mercaldo et al. 2007; "
+        "LR: log method of Simel et al. 1991; on the patient-adjusted counts). The decision "
+        "curve (figure below) weighs true against false positives at every threshold.",
+        "",
+        table(["Rule", "Threshold", "PPV", "NPV", "LR+", "LR−"], rows),
+        "",
+    ]
+
+
+def calibration_section(evaluation: Evaluation) -> list[str]:
+    """ECE, Brier, calibration intercept and slope, raw and recalibrated on val."""
+    c = evaluation.calibration
+    rows = [["raw scores", number(c.ece), estimate_text(c.brier), estimate_text(c.intercept),
+             estimate_text(c.slope)]]  # fmt: skip
+    for r in c.recalibrated:
+        rows.append(
+            [f"{r.method} scaling fitted on val", number(r.ece), estimate_text(r.brier),
+             estimate_text(r.intercept), estimate_text(r.slope)]
+        )  # fmt: skip
+    return [
+        "## Calibration",
+        "",
+        f"Expected calibration error over {c.n_bins} equal-width bins of P(COVID); Brier score "
+        "(bootstrap interval); calibration intercept (in-the-large: 0 is ideal, > 0 means the "
+        "scores are too low) and slope (1 is ideal, < 1: too extreme) from a logistic "
+        "recalibration, with Wald intervals. Platt and temperature scaling are fitted on the "
+        "val split and applied to these scores.",
+        "",
+        table(["Scores", "ECE", "Brier", "Intercept", "Slope"], rows),
+        "",
+    ]
 
 
 def subgroup_section(evaluation: Evaluation) -> list[str]:
@@ -229,7 +290,6 @@ def notes_section(evaluation: Evaluation) -> list[str]:
 
 def results_section(evaluation: Evaluation, plots_dir: str = "plots") -> str:
     """report.md: a results section in the paper's style."""
-    calibration = evaluation.calibration
     lines = [
         f"# Results: {evaluation.model.backbone} on the {evaluation.split} split",
         "",
@@ -246,11 +306,8 @@ def results_section(evaluation: Evaluation, plots_dir: str = "plots") -> str:
         "",
         table(point_header(evaluation.confidence), [point_row(p) for p in evaluation.fixed_points]),
         "",
-        "## Calibration",
-        "",
-        f"The expected calibration error over {calibration.n_bins} equal-width bins of P(COVID) "
-        f"was {number(calibration.ece)}.",
-        "",
+        *decision_section(evaluation),
+        *calibration_section(evaluation),
         *subgroup_section(evaluation),
         "## Figures",
         "",

@@ -5,9 +5,12 @@ from __future__ import annotations
 from deepcovid.metrics.operating_points import OperatingPoint
 
 INTERVAL_NAMES = {
-    "wilson": "Wilson score",
-    "clopper_pearson": "Clopper-Pearson exact",
-    "normal": "normal-approximation (Wald)",
+    "auto": "patient-aware where patient ids exist, else per-image Wilson score",
+    "deff_wilson": "patient-aware Wilson (on the design-effect-adjusted number of images)",
+    "patient_bootstrap": "patient bootstrap",
+    "wilson": "per-image Wilson score",
+    "clopper_pearson": "per-image Clopper-Pearson exact",
+    "normal": "per-image normal-approximation (Wald)",
 }
 RULE_TEXT = {
     "target_sensitivity": "val sensitivity ≥ {target:g} %",

@@ -11,7 +11,7 @@ from deepcovid.train import train
 from deepcovid.utils.config import compose_config
 from deepcovid.utils.instantiate import instantiate_callbacks
 from tests.conftest import tiny_overrides
-from tests.test_tracking import offline_runs
+from tests.utils.test_tracking import offline_runs
 
 
 def overrides(root: Path, out: Path, *extra: str) -> list[str]:
@@ -25,7 +25,7 @@ def test_gradcam_panels_go_to_the_run_dir_and_wandb(covidx5k_shared: Path, tmp_p
         overrides(
             covidx5k_shared,
             tmp_path,
-            "heatmap=gradcam",
+            "explainer=gradcam",
             "callbacks.heatmaps.every_n_epochs=1",
             "logger=wandb",
             "logger.wandb.mode=offline",
@@ -50,9 +50,9 @@ def test_occlusion_panels_every_n_epochs(covidx5k_shared: Path, tmp_path: Path):
         "train",
         [
             *tiny_overrides(covidx5k_shared, tmp_path),
-            "heatmap=occlusion",
-            "callbacks.heatmaps.explainer.window=8",
-            "callbacks.heatmaps.explainer.stride=4",
+            "explainer=occlusion",
+            "explainer.window=8",
+            "explainer.stride=4",
             "callbacks.heatmaps.every_n_epochs=2",
             "trainer.max_epochs=3",
             "test=false",
@@ -67,7 +67,7 @@ def test_occlusion_panels_every_n_epochs(covidx5k_shared: Path, tmp_path: Path):
     assert len(list((tmp_path / "heatmaps" / "val" / "epoch001").glob("*.png"))) >= 2
 
 
-def test_heatmap_none_adds_no_callback(tmp_path: Path):
+def test_explainer_none_adds_no_callback(tmp_path: Path):
     cfg = compose_config("train", tiny_overrides(tmp_path, tmp_path), output_dir=str(tmp_path))
     assert not any(isinstance(c, HeatmapLogger) for c in instantiate_callbacks(cfg.callbacks))
 

@@ -1,7 +1,9 @@
-"""The preprocessed image cache: build, reuse, invalidation, concurrent builders, corruption."""
+"""One read per file: facts and pixels, reuse across runs, invalidation, concurrent writers,
+corruption."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -13,186 +15,208 @@ import pytest
 import torch
 
 from deepcovid.data import cache as cache_module
-from deepcovid.data.cache import Source, open_cache, shrink
+from deepcovid.data.cache import CacheError, FileCache, dhash, inspect_file, shrink
 from deepcovid.data.datamodule import XrayDataModule
-from deepcovid.utils.files import sha256_of
+from deepcovid.data.io import load_image
 from tests.conftest import MODES, chest_like, make_covidx5k, save_in_mode
 
 SHORT = 32
 
 
-def write_images(folder: Path, count: int = 5) -> list[Source]:
+def write_images(folder: Path, count: int = 5) -> list[str]:
     """Images of several sizes and container modes, some larger than SHORT, some not."""
-    sources = []
+    paths = []
     for i in range(count):
         mode, suffix = MODES[i % len(MODES)]
         array = chest_like(24 + 20 * i, seed=i, positive=i % 2 == 0)[:, : 20 + 24 * i % 50]
-        path = save_in_mode(array, folder / f"img{i}{suffix}", mode)
-        sources.append(Source(str(path), i % 2, f"patient{i // 2}", "generated"))
-    return sources
+        paths.append(str(save_in_mode(array, folder / f"img{i}{suffix}", mode)))
+    return paths
 
 
 def count_decodes(monkeypatch: pytest.MonkeyPatch, log: Path) -> None:
-    """Append a line to ``log`` for every image the cache decodes (also in forked children)."""
+    """Append a line to ``log`` for every file decoded (also in forked children)."""
+    decode = cache_module.decode_image
 
-    def counted(path: str, short_side: int):
+    def counted(data: bytes, path: str):
         with log.open("a") as handle:
             handle.write(f"{path}\n")
-        return shrink(path, short_side)
+        return decode(data, path)
 
-    monkeypatch.setattr(cache_module, "shrink", counted)
+    monkeypatch.setattr(cache_module, "decode_image", counted)
 
 
 def decodes(log: Path) -> list[str]:
     return log.read_text().splitlines() if log.exists() else []
 
 
-def assert_matches_files(cache: cache_module.ImageCache, sources: list[Source]) -> None:
-    for source in sources:
-        expected, _ = shrink(source.path, SHORT)
-        loaded = cache.load(source.path)
+def assert_pixels_match(store: FileCache, facts: dict, paths: list[str]) -> None:
+    images = store.images(facts)
+    for path in paths:
+        expected = shrink(load_image(path), SHORT)
+        loaded = images.load(path)
         assert loaded.dtype == torch.uint8 and loaded.shape == (1, *expected.shape)
         assert np.array_equal(loaded[0].numpy(), expected)
 
 
-def test_build_shrinks_once_and_indexes_every_image(tmp_path: Path) -> None:
-    sources = write_images(tmp_path / "images")
-    cache = open_cache(sources, tmp_path / "cache", "train", SHORT)
-    assert_matches_files(cache, sources)
-    for source, entry in zip(sources, cache.images, strict=True):
-        pixels, (width, height) = shrink(source.path, SHORT)
-        assert min(pixels.shape) == min(SHORT, width, height)  # shrunk, never enlarged
-        assert (entry["width"], entry["height"]) == (width, height)
-        assert entry["sha256"] == sha256_of(Path(source.path))
-        assert entry["label"] == source.label and entry["patient_id"] == source.patient_id
-        assert entry["source"] == "generated" and entry["path"] == os.path.abspath(source.path)
-    files = sorted(p.suffix for p in (tmp_path / "cache").iterdir())
-    assert files == [".json", ".lock", ".u8"]  # one packed file per split, plus index and lock
+def test_one_read_gives_every_fact_and_the_pixels(tmp_path: Path) -> None:
+    paths = write_images(tmp_path / "images")
+    store = FileCache(tmp_path / "cache", SHORT)
+    facts = store.scan(paths, want_dhash=True, pixels=True)
+    for path in paths:
+        f, image = facts[path], load_image(path)
+        assert f.sha256 == hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        assert (f.width, f.height) == image.size and f.problem is None
+        assert f.size == os.path.getsize(path) and f.dhash == dhash(image)
+        assert min(f.pixels.height, f.pixels.width) == min(SHORT, *image.size)  # never enlarged
+    assert facts[paths[4]].container_mode == "I;16" and facts[paths[2]].container_mode == "RGBA"
+    assert_pixels_match(store, facts, paths)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [
+        f"files-s{SHORT}.json",
+        f"files-s{SHORT}.lock",
+        f"files-s{SHORT}.u8",
+    ]
 
 
-def test_second_open_reuses_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    sources = write_images(tmp_path / "images")
-    first = open_cache(sources, tmp_path / "cache", "train", SHORT)
-    count_decodes(monkeypatch, tmp_path / "decodes.log")
-    second = open_cache(sources, tmp_path / "cache", "train", SHORT)
-    assert decodes(tmp_path / "decodes.log") == []
-    assert second.data_path == first.data_path
-    other_split = open_cache(sources[:2], tmp_path / "cache", "test", SHORT)
-    assert other_split.data_path != first.data_path and len(other_split) == 2
+def test_second_scan_reads_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = write_images(tmp_path / "images")
+    store = FileCache(tmp_path / "cache", SHORT)
+    first = store.scan(paths, want_dhash=True, pixels=True)
+    reads: list[str] = []
+    monkeypatch.setattr(cache_module, "inspect_file", lambda p, *a: reads.append(p))
+    assert store.scan(paths, want_dhash=True, pixels=True) == first
+    assert store.scan(paths[:2]) == {p: first[p] for p in paths[:2]}  # less asked: still nothing
+    assert reads == []
 
 
-def test_changed_file_is_decoded_again_touched_file_is_not(
+def test_touched_file_is_hashed_changed_file_is_decoded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sources = write_images(tmp_path / "images")
-    first = open_cache(sources, tmp_path / "cache", "train", SHORT)
+    paths = write_images(tmp_path / "images")
+    store = FileCache(tmp_path / "cache", SHORT)
+    first = store.scan(paths, pixels=True)
     log = tmp_path / "decodes.log"
     count_decodes(monkeypatch, log)
-
-    os.utime(sources[1].path, ns=(1, 1))  # new mtime, same content: hashed, not decoded
-    touched = open_cache(sources, tmp_path / "cache", "train", SHORT)
-    assert decodes(log) == [] and touched.data_path == first.data_path
-    assert touched.images[1]["mtime_ns"] == 1
-
-    changed = chest_like(40, seed=99, positive=True)
-    save_in_mode(changed, Path(sources[3].path), MODES[3][0])
-    rebuilt = open_cache(sources, tmp_path / "cache", "train", SHORT)
-    assert decodes(log) == [sources[3].path]  # only the changed file
-    assert rebuilt.data_path != first.data_path and not first.data_path.exists()
-    assert rebuilt.images[3]["sha256"] == sha256_of(Path(sources[3].path))
-    assert_matches_files(rebuilt, sources)
+    os.utime(paths[1], ns=(1, 1))  # new mtime, same content: read and hashed, not decoded
+    touched = store.scan(paths, pixels=True)
+    assert decodes(log) == [] and touched[paths[1]].mtime_ns == 1
+    assert touched[paths[1]].pixels == first[paths[1]].pixels
+    save_in_mode(chest_like(40, seed=99, positive=True), Path(paths[3]), MODES[3][0])
+    changed = store.scan(paths, pixels=True)
+    assert decodes(log) == [os.path.abspath(paths[3])]  # only the changed file
+    assert changed[paths[3]].sha256 != first[paths[3]].sha256
+    assert_pixels_match(store, changed, paths)
 
 
-def test_new_labels_rewrite_the_index_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    sources = write_images(tmp_path / "images")
-    first = open_cache(sources, tmp_path / "cache", "train", SHORT)
-    count_decodes(monkeypatch, tmp_path / "decodes.log")
-    relabelled = [Source(s.path, 1 - s.label, s.patient_id, s.source) for s in sources]
-    second = open_cache(relabelled, tmp_path / "cache", "train", SHORT)
-    assert decodes(tmp_path / "decodes.log") == [] and second.data_path == first.data_path
-    assert [e["label"] for e in second.images] == [s.label for s in relabelled]
-
-
-def test_repeated_paths_are_decoded_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    sources = write_images(tmp_path / "images", 2)
-    count_decodes(monkeypatch, tmp_path / "decodes.log")
-    cache = open_cache([*sources, sources[0]], tmp_path / "cache", "train", SHORT)
-    assert len(decodes(tmp_path / "decodes.log")) == 2 and len(cache) == 3
-    assert cache.images[0]["offset"] == cache.images[2]["offset"]
-
-
-def build_and_read(arguments: tuple[list[Source], Path, multiprocessing.Barrier]) -> tuple:
-    sources, cache_dir, barrier = arguments
-    barrier.wait()  # every builder starts at the same moment
-    cache = open_cache(sources, cache_dir, "train", SHORT)
-    return cache.data_path.name, [cache.load(s.path).sum().item() for s in sources]
-
-
-def test_concurrent_builders_build_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    sources = write_images(tmp_path / "images")
+def test_pixels_or_dhash_asked_later_are_added(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = write_images(tmp_path / "images", 3)
+    store = FileCache(tmp_path / "cache", SHORT)
+    facts = store.scan(paths)  # data.cache=false: facts only
+    assert all(f.pixels is None and f.dhash is None for f in facts.values())
     log = tmp_path / "decodes.log"
-    count_decodes(monkeypatch, log)  # inherited by the forked builders
+    count_decodes(monkeypatch, log)
+    facts = store.scan(paths, want_dhash=True, pixels=True)
+    assert len(decodes(log)) == 3 and all(f.pixels and f.dhash for f in facts.values())
+    assert_pixels_match(store, facts, paths)
+
+
+def test_repeated_and_unusable_paths(tmp_path: Path) -> None:
+    paths = write_images(tmp_path / "images", 2)
+    empty, text = tmp_path / "empty.png", tmp_path / "notes.png"
+    empty.write_bytes(b"")
+    text.write_text("not an image")
+    store = FileCache(tmp_path / "cache", SHORT)
+    asked = [paths[0], paths[1], paths[0], str(empty), str(text), str(tmp_path / "gone.png")]
+    facts = store.scan(asked, pixels=True)
+    assert list(facts) == list(dict.fromkeys(asked))
+    assert "empty (0 bytes)" in facts[str(empty)].problem
+    assert "cannot decode" in facts[str(text)].problem
+    assert facts[str(tmp_path / "gone.png")].problem == "no such file."
+    index = json.loads(store.index_path.read_text())
+    assert sorted(index["files"]) == sorted(os.path.abspath(p) for p in paths)  # bad: not kept
+
+
+def scan_and_read(arguments: tuple[list[str], Path, multiprocessing.Barrier]) -> list[int]:
+    paths, cache_dir, barrier = arguments
+    barrier.wait()  # every writer starts at the same moment
+    store = FileCache(cache_dir, SHORT)
+    images = store.images(store.scan(paths, pixels=True))
+    return [int(images.load(p).sum()) for p in paths]
+
+
+def test_concurrent_scans_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = write_images(tmp_path / "images")
+    log = tmp_path / "decodes.log"
+    count_decodes(monkeypatch, log)  # inherited by the forked processes
     context = multiprocessing.get_context("fork")
     n = 4
     barrier = context.Manager().Barrier(n)
     with context.Pool(n) as pool:
-        results = pool.map(build_and_read, [(sources, tmp_path / "cache", barrier)] * n)
-    assert len(set(map(repr, results))) == 1  # same packed file, same pixels everywhere
-    assert sorted(decodes(log)) == sorted(s.path for s in sources)  # decoded by one builder
-    assert len(list((tmp_path / "cache").glob("*.u8"))) == 1
+        results = pool.map(scan_and_read, [(paths, tmp_path / "cache", barrier)] * n)
+    assert len(set(map(tuple, results))) == 1  # the same pixels everywhere
+    assert sorted(decodes(log)) == sorted(map(os.path.abspath, paths))  # decoded by one process
     assert not list((tmp_path / "cache").glob("*.partial"))
 
 
-def corrupt_index(cache_dir: Path) -> None:
-    (index,) = cache_dir.glob("*.json")
-    index.write_text(index.read_text()[: len(index.read_text()) // 2])
+def test_unreadable_index_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = write_images(tmp_path / "images")
+    store = FileCache(tmp_path / "cache", SHORT)
+    store.scan(paths, pixels=True)
+    store.index_path.write_text(store.index_path.read_text()[:100])
+    log = tmp_path / "decodes.log"
+    count_decodes(monkeypatch, log)
+    facts = store.scan(paths, pixels=True)
+    assert len(decodes(log)) == len(paths)
+    assert_pixels_match(store, facts, paths)
 
 
-def truncate_data(cache_dir: Path) -> None:
-    (data,) = cache_dir.glob("*.u8")
-    data.write_bytes(data.read_bytes()[:-10])
+def test_truncated_pixels_are_decoded_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    paths = write_images(tmp_path / "images")
+    store = FileCache(tmp_path / "cache", SHORT)
+    before = store.scan(paths, pixels=True)
+    last = max(paths, key=lambda p: before[p].pixels.offset)
+    store.data_path.write_bytes(store.data_path.read_bytes()[:-10])  # a crashed copy, say
+    log = tmp_path / "decodes.log"
+    count_decodes(monkeypatch, log)
+    facts = store.scan(paths, pixels=True)
+    assert decodes(log) == [os.path.abspath(last)]  # only the image cut off
+    assert_pixels_match(store, facts, paths)
 
 
-def flip_a_byte(cache_dir: Path) -> None:
-    (data,) = cache_dir.glob("*.u8")
-    raw = bytearray(data.read_bytes())
-    raw[len(raw) // 2] ^= 0xFF
-    data.write_bytes(bytes(raw))
+def test_flipped_byte_is_caught_when_read(tmp_path: Path) -> None:
+    paths = write_images(tmp_path / "images", 2)
+    store = FileCache(tmp_path / "cache", SHORT)
+    facts = store.scan(paths, pixels=True)
+    raw = bytearray(store.data_path.read_bytes())
+    raw[facts[paths[1]].pixels.offset] ^= 0xFF
+    store.data_path.write_bytes(bytes(raw))
+    images = store.images(facts)
+    images.load(paths[0])
+    with pytest.raises(CacheError, match=f"{Path(paths[1]).name} are corrupt.*Delete"):
+        images.load(paths[1])
 
 
-def drop_a_field(cache_dir: Path) -> None:
-    (index_path,) = cache_dir.glob("*.json")
-    index = json.loads(index_path.read_text())
-    del index["images"][0]["cached_width"]
-    index_path.write_text(json.dumps(index))
+def test_loader_pickles_without_its_memory_map(tmp_path: Path) -> None:
+    paths = write_images(tmp_path / "images", 2)
+    store = FileCache(tmp_path / "cache", SHORT)
+    images = store.images(store.scan(paths, pixels=True))
+    images.load(paths[0])  # opens the memmap
+    copy = pickle.loads(pickle.dumps(images))
+    assert len(pickle.dumps(images)) < 10_000 and copy._data is None
+    assert torch.equal(copy.load(paths[1]), images.load(paths[1]))
 
 
-@pytest.mark.parametrize("damage", [corrupt_index, truncate_data, flip_a_byte, drop_a_field])
-def test_corrupt_cache_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage) -> None:
-    sources = write_images(tmp_path / "images")
-    open_cache(sources, tmp_path / "cache", "train", SHORT)
-    damage(tmp_path / "cache")
-    (tmp_path / "cache" / "train-leftover.1234.u8.partial").write_bytes(b"x")
-    count_decodes(monkeypatch, tmp_path / "decodes.log")
-    rebuilt = open_cache(sources, tmp_path / "cache", "train", SHORT)
-    assert len(decodes(tmp_path / "decodes.log")) == len(sources)
-    assert_matches_files(rebuilt, sources)
+def test_non_utf8_name_is_reported(tmp_path: Path) -> None:
+    latin1 = Path(os.fsdecode(os.fsencode(tmp_path) + b"/radiograf\xeda.png"))
+    save_in_mode(chest_like(32, 0, True), latin1, "L")
+    facts, pixels = inspect_file(str(latin1))
+    assert "not valid UTF-8" in facts.problem and pixels is None
 
 
-def test_cache_pickles_without_its_memory_map(tmp_path: Path) -> None:
-    sources = write_images(tmp_path / "images", 2)
-    cache = open_cache(sources, tmp_path / "cache", "train", SHORT)
-    cache.load(sources[0].path)  # opens the memmap
-    copy = pickle.loads(pickle.dumps(cache))
-    assert len(pickle.dumps(cache)) < 10_000 and copy._data is None
-    assert torch.equal(copy.load(sources[1].path), cache.load(sources[1].path))
-
-
-def test_bad_arguments_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="no images"):
-        open_cache([], tmp_path, "train")
+def test_bad_short_side_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cache_short_side"):
-        open_cache(write_images(tmp_path / "images", 1), tmp_path, "train", 0)
+        FileCache(tmp_path, 0)
 
 
 # ---- through the data module -------------------------------------------------------------
@@ -223,8 +247,7 @@ def test_cached_loaders_equal_uncached_ones(large_images: Path, tmp_path: Path) 
     cached = next(iter(cached_dm.test_dataloader()))
     assert torch.equal(plain["index"], cached["index"])
     assert torch.allclose(plain["image"], cached["image"], atol=1e-6)
-    (data,) = (tmp_path / "cache").glob("test-*.u8")
-    assert data.stat().st_size == 9 * 64 * 64  # 9 test images stored at 64 × 64, uint8
+    assert (tmp_path / "cache" / "files-s64.u8").stat().st_size == 25 * 64 * 64  # all images
     train = next(iter(cached_dm.train_dataloader()))
     assert train["image"].shape == (25, 3, 56, 56) and train["image"].dtype == torch.float32
 
@@ -236,14 +259,14 @@ def test_normalize_on_device_finishes_after_transfer(large_images: Path, tmp_pat
     assert raw["image"].dtype == torch.uint8 and raw["image"].shape[1:] == (1, 56, 56)
     finished = dm.on_after_batch_transfer(raw, 0)
     assert torch.allclose(finished["image"], plain["image"], atol=1e-6)
-    with pytest.raises(ValueError, match="preset transforms"):
-        datamodule(large_images, tmp_path, normalize_on_device=True, eval_transform=lambda x: x)
 
 
-def test_cached_files_are_not_validated_again(large_images: Path, tmp_path: Path) -> None:
-    dm = datamodule(large_images, tmp_path, cache=True)
-    dm.setup()
-    assert len(dm.paths_to_validate(dm.table)) == len(dm.table)  # nothing cached yet
-    for split in ("train", "val", "test"):
-        dm.split_cache(split)
-    assert len(dm.paths_to_validate(dm.table)) == 0
+def test_second_setup_reads_no_file(
+    large_images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    datamodule(large_images, tmp_path, cache=True, near_duplicates=True).setup()
+    reads: list[str] = []
+    monkeypatch.setattr(cache_module, "inspect_file", lambda p, *a: reads.append(p))
+    again = datamodule(large_images, tmp_path, cache=True, near_duplicates=True)
+    again.setup()
+    assert reads == [] and len(again.table) == 25 and again.report.near_duplicates == []

@@ -1,3 +1,4 @@
+import logging
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,37 @@ def test_generated_dataset_batches(covidx5k_shared: Path) -> None:
     n_train = sizes["train"]
     n_covid = int(dm.split("train")["label"].sum())
     assert len(dm.train_dataloader().sampler) == n_train + n_covid  # minority drawn twice
+    assert dm.training_prevalence() == pytest.approx(2 * n_covid / (n_train + n_covid))
+
+
+def test_record_fingerprints_the_data_and_lists_the_splits(covidx5k: Path) -> None:
+    dm = XrayDataModule(str(covidx5k), num_workers=0, val_fraction=0.25, seed=3)
+    record = dm.record()
+    assert record.n_images == 50 and record.seed == 3 and record.val_fraction == 0.25
+    assert record.split_origin == {
+        "train": "given",
+        "test": "given",
+        "val": "carved from train (data.val_fraction=0.25)",
+    }
+    assert len(record.members["test"]) == 14 and record.members["test"][0].startswith("test/")
+    assert record.members["val"] == sorted(dm.relative(p) for p in dm.split("val")["path"])
+    again = XrayDataModule(str(covidx5k), num_workers=0, val_fraction=0.25, seed=3).record()
+    assert again == record
+    other_seed = XrayDataModule(str(covidx5k), num_workers=0, val_fraction=0.25, seed=4).record()
+    assert other_seed.fingerprint == record.fingerprint
+    assert other_seed.members["val"] != record.members["val"]
+    image = next((covidx5k / "train" / "covid").iterdir())
+    image.write_bytes(image.read_bytes() + b"\0")  # content changed, still decodes (PNG/JPEG)
+    changed = XrayDataModule(str(covidx5k), num_workers=0, val_fraction=0.25, seed=3).record()
+    assert changed.fingerprint != record.fingerprint
+
+
+def test_weak_spots_are_logged(covidx5k_shared: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO):
+        XrayDataModule(str(covidx5k_shared), num_workers=0, val_fraction=0.25).setup()
+    assert "has no patient ids: splits and intervals are per image" in caplog.text
+    assert "the val split holds 3 COVID and 6 non-COVID images" in caplog.text
+    assert "val: carved from train (data.val_fraction=0.25)" in caplog.text
 
 
 def test_weighted_loss_and_no_balance(covidx5k_shared: Path) -> None:

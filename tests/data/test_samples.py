@@ -72,6 +72,36 @@ def test_manifest_unknown_label_and_missing_column(tmp_path: Path) -> None:
         read_manifest(tmp_path / "n.csv")
 
 
+def manifest(tmp_path: Path, splits: list[str], **columns: list[str]) -> Path:
+    paths = [f"{i}.png" for i in range(len(splits))]
+    labels = ["covid", "non-covid"] * (len(splits) // 2) + ["covid"] * (len(splits) % 2)
+    frame = pd.DataFrame({"path": paths, "label": labels, "split": splits, **columns})
+    frame.to_csv(tmp_path / "m.csv", index=False)
+    return tmp_path / "m.csv"
+
+
+def test_manifest_split_values_are_normalised(tmp_path: Path) -> None:
+    given = ["Test", " validation", "TRAIN ", "valid", "testing", "val", ""]
+    table = read_manifest(manifest(tmp_path, given))
+    assert table["split"].tolist()[:6] == ["test", "val", "train", "val", "test", "val"]
+    assert pd.isna(table["split"].iloc[6])  # unset: deepcovid carves it
+
+
+def test_unknown_split_values_are_refused_with_their_lines(tmp_path: Path) -> None:
+    path = manifest(tmp_path, ["train", "holdout", "test", "dev", "Holdout"])
+    with pytest.raises(DatasetLayoutError, match="split") as error:
+        read_manifest(path)
+    message = str(error.value)
+    assert "['Holdout', 'dev', 'holdout'] at lines 3, 5, 6" in message
+    assert "train, val (valid, validation) or test (testing)" in message
+
+
+def test_lung_mask_column_resolves_against_the_manifest(tmp_path: Path) -> None:
+    table = read_manifest(manifest(tmp_path, ["train", "test"], lung_mask=["masks/0.png", ""]))
+    assert table["lung_mask"].iloc[0] == str(tmp_path / "masks" / "0.png")
+    assert pd.isna(table["lung_mask"].iloc[1])
+
+
 @requires_real_data
 def test_real_cxr_dev_manifest() -> None:
     table = read_manifest(CXR_DEV / "manifest.csv")

@@ -1,7 +1,6 @@
 """Predictive values, likelihood ratios and decision curves against published worked examples
 and hand computations."""
 
-import io
 import math
 
 import numpy as np
@@ -10,7 +9,6 @@ import pytest
 from deepcovid.metrics.decision import (
     DEFAULT_THRESHOLDS,
     decision_curve,
-    decision_curve_figure,
     negative_likelihood_ratio,
     npv_at_prevalence,
     npv_with_interval,
@@ -33,11 +31,16 @@ ADJUSTED = {"ppv": (0.1836999, 0.1244835, 0.2626354), "npv": (0.9863836, 0.96889
     ("method", "published"), [("logit", STANDARD), ("adjusted_logit", ADJUSTED)]
 )
 def test_predictive_values_match_the_published_example(method: str, published: dict) -> None:
+    se, sp = BREAST["tp"] / BREAST["n_covid"], BREAST["tn"] / BREAST["n_non_covid"]
     for name, function in (("ppv", ppv_with_interval), ("npv", npv_with_interval)):
         estimate = function(**BREAST, method=method)
-        assert (estimate.value, estimate.low, estimate.high) == pytest.approx(
-            published[name], abs=5e-7
-        )
+        assert (estimate.low, estimate.high) == pytest.approx(published[name][1:], abs=5e-7)
+        at_prevalence = ppv_at_prevalence if name == "ppv" else npv_at_prevalence
+        # the value is Bayes' rule on the observed rates, also under the adjusted interval
+        # (whose centre, the published adjusted estimate, is not what a reader recomputes)
+        assert estimate.value == pytest.approx(at_prevalence(se, sp, BREAST["prevalence"]))
+        if method == "logit":
+            assert estimate.value == pytest.approx(published[name][0], abs=5e-7)
         assert estimate.method == method
 
 
@@ -56,10 +59,22 @@ def test_auto_falls_back_to_the_adjusted_interval_at_the_boundary() -> None:
         npv_with_interval(**perfect_sensitivity, method="logit")
     auto = npv_with_interval(**perfect_sensitivity)
     assert auto == npv_with_interval(**perfect_sensitivity, method="adjusted_logit")
-    assert auto.method == "adjusted_logit" and 0.9 < auto.low < auto.high < 1
-    assert ppv_with_interval(**perfect_sensitivity).method == "logit"  # PPV is defined there
+    assert auto.method == "adjusted_logit" and 0.9 < auto.low < auto.high == auto.value == 1
+    # PPV's standard variance vanishes at sensitivity 1: a zero-width interval, so adjusted too
+    ppv = ppv_with_interval(**perfect_sensitivity)
+    assert ppv.method == "adjusted_logit" and ppv.low < ppv.value < ppv.high
     perfect_specificity = {**BREAST, "tn": 44}
-    assert ppv_with_interval(**perfect_specificity).method == "adjusted_logit"
+    ppv = ppv_with_interval(**perfect_specificity)
+    assert ppv.method == "adjusted_logit" and ppv.value == 1.0  # no false positives at all
+    assert ppv.low < ppv.high == 1.0  # widened to the observed value, never past it
+
+
+def test_nothing_called_on_a_side_leaves_its_predictive_value_undefined() -> None:
+    everything_covid = {**BREAST, "tp": 34, "tn": 0}  # sensitivity 1, specificity 0
+    with pytest.raises(UndefinedMetric, match="no image would be called non-COVID"):
+        npv_with_interval(**everything_covid)
+    ppv = ppv_with_interval(**everything_covid)
+    assert ppv.value == pytest.approx(BREAST["prevalence"]) and ppv.low < ppv.high
 
 
 def test_effective_counts_widen_the_interval() -> None:
@@ -138,23 +153,6 @@ def test_decision_curve_limits_and_reference_loop() -> None:
     below, above = curve.threshold <= 0.05, curve.threshold > 0.95
     assert curve.model[below] == pytest.approx(curve.treat_all[below])  # everyone called
     assert (curve.model[above] == 0).all()  # nobody called
-
-
-def test_decision_curve_figure_draws_every_curve() -> None:
-    label = np.array([0, 1, 0, 1, 0, 1])
-    curves = {
-        "model A": decision_curve(label, np.array([0.1, 0.8, 0.3, 0.7, 0.2, 0.9])),
-        "model B": decision_curve(label, np.array([0.4, 0.6, 0.5, 0.5, 0.3, 0.6])),
-    }
-    figure = decision_curve_figure(curves)
-    labels = [line.get_label() for line in figure.axes[0].get_lines()]
-    assert labels == ["model A", "model B", "treat all", "treat none"]
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    assert buffer.getvalue()[:4] == b"\x89PNG"
-    other = {"other": decision_curve(label[:4], np.array([0.1, 0.8, 0.3, 0.7]))}
-    with pytest.raises(ValueError, match="same images"):
-        decision_curve_figure({**curves, **other})
 
 
 def test_decision_curve_bad_input() -> None:

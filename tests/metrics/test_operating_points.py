@@ -7,12 +7,7 @@ import pytest
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 from statsmodels.stats.proportion import proportion_confint
 
-from deepcovid.metrics.operating_points import (
-    confusion_matrix,
-    counts_at,
-    operating_point,
-    unavailable_point,
-)
+from deepcovid.metrics.operating_points import counts_at, operating_point, unavailable_point
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -23,7 +18,7 @@ def test_counts_match_sklearn_with_ties_on_the_threshold(seed: int, threshold: f
     prob = rng.choice([0.0, 0.2, 0.5, 0.9, 1.0, 0.37], 60)  # many scores equal the threshold
     counts = counts_at(label, prob, threshold)
     expected = sk_confusion_matrix(label, (prob >= threshold).astype(int), labels=[0, 1])
-    np.testing.assert_array_equal(confusion_matrix(counts), expected)
+    np.testing.assert_array_equal(counts.matrix(), expected)
 
 
 @pytest.mark.parametrize("method", ["wilson", "clopper_pearson", "normal"])
@@ -35,7 +30,8 @@ def test_point_estimates_and_intervals(method: str) -> None:
     called = prob >= 0.5
     tp, fn = int((called & (label == 1)).sum()), int((~called & (label == 1)).sum())
     tn, fp = int((~called & (label == 0)).sum()), int((called & (label == 0)).sum())
-    assert (point.tp, point.fn, point.tn, point.fp) == (tp, fn, tn, fp)
+    c = point.counts
+    assert (c.tp, c.fn, c.tn, c.fp) == (tp, fn, tn, fp)
     assert point.sensitivity == tp / (tp + fn) and point.specificity == tn / (tn + fp)
     sm = {"wilson": "wilson", "clopper_pearson": "beta", "normal": "normal"}[method]
     for (low, high), hits, total in (
@@ -48,13 +44,13 @@ def test_point_estimates_and_intervals(method: str) -> None:
     assert point.undefined == {}
 
 
-def test_missing_class_gives_nan_with_reason() -> None:
+def test_missing_class_gives_none_with_reason() -> None:
     point = operating_point(np.array([1]), np.array([0.7]), 0.5)  # n = 1
-    assert point.sensitivity == 1.0 and (point.tp, point.fn) == (1, 0)
-    assert math.isnan(point.specificity) and all(map(math.isnan, point.specificity_ci))
+    assert point.sensitivity == 1.0 and (point.counts.tp, point.counts.fn) == (1, 0)
+    assert point.specificity is None and point.specificity_ci == (None, None)
     assert "non-COVID" in point.undefined["specificity"]
     empty = operating_point(np.array([], dtype=int), np.array([]), 0.5)
-    assert math.isnan(empty.sensitivity) and math.isnan(empty.specificity)
+    assert empty.sensitivity is None and empty.specificity is None
     assert set(empty.undefined) == {
         "sensitivity",
         "sensitivity_ci",
@@ -65,7 +61,7 @@ def test_missing_class_gives_nan_with_reason() -> None:
 
 def test_unavailable_point_carries_the_reason_everywhere() -> None:
     point = unavailable_point("youden", "no val split", chosen_on="val")
-    assert math.isnan(point.threshold) and point.tp is None
+    assert point.threshold is None and point.counts is None
     assert set(point.undefined.values()) == {"no val split"}
     with pytest.raises(ValueError, match="NaN"):
         counts_at(np.array([0, 1]), np.array([0.2, 0.8]), math.nan)

@@ -1,28 +1,25 @@
-"""The metrics/<split>.json content: values against scikit-learn/statsmodels, edge cases."""
+"""The typed Evaluation: values against scikit-learn/statsmodels, the JSON round trip, edge
+cases."""
 
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 from statsmodels.stats.proportion import proportion_confint
 
-from deepcovid.metrics.summary import PAPER_THRESHOLDS, MetricSettings, summarize
+from deepcovid.metrics.intervals import proportion_with_interval
+from deepcovid.metrics.summary import (
+    PAPER_THRESHOLDS,
+    Evaluation,
+    MetricSettings,
+    ModelInfo,
+    summarize,
+)
 
 FAST = MetricSettings(bootstrap_resamples=50, seed=1)
-REQUIRED = {
-    "auroc",
-    "auroc_ci",
-    "average_precision",
-    "average_precision_ci",
-    "ece",
-    "n_positive",
-    "n_negative",
-    "operating_points",
-}
-POINT_KEYS = {"threshold", "sensitivity", "sensitivity_ci", "specificity", "specificity_ci"}
-POINT_KEYS |= {"tp", "fp", "tn", "fn"}
+MODEL = ModelInfo("resnet18", "best.ckpt")
 
 
 def frame(n: int, seed: int, **columns) -> pd.DataFrame:
@@ -33,47 +30,70 @@ def frame(n: int, seed: int, **columns) -> pd.DataFrame:
     return pd.DataFrame(data | columns)
 
 
-def strict_json(summary: dict) -> dict:
-    return json.loads(json.dumps(summary, allow_nan=False))  # NaN would not be valid JSON
+def evaluate(test, val, settings=FAST, threshold=0.2, **kwargs) -> Evaluation:
+    return summarize(test, val, settings, threshold, MODEL, **kwargs)
+
+
+def strict_json(evaluation: Evaluation) -> dict:
+    return json.loads(json.dumps(evaluation.to_json(), allow_nan=False))  # NaN: invalid JSON
 
 
 def test_values_match_references() -> None:
     test, val = frame(120, 0), frame(60, 1)
-    summary = strict_json(summarize(test, val, FAST, threshold=0.2))
-    assert summary.keys() >= REQUIRED
+    e = evaluate(test, val)
     label, prob = test["label"].to_numpy(), test["prob_covid"].to_numpy()
-    assert summary["auroc"] == pytest.approx(roc_auc_score(label, prob), abs=1e-6)
-    assert summary["average_precision"] == pytest.approx(
-        average_precision_score(label, prob), abs=1e-6
-    )
-    assert summary["auroc_ci"][0] < summary["auroc"] < summary["auroc_ci"][1]
-    assert (summary["n_positive"], summary["n_negative"]) == (label.sum(), (label == 0).sum())
-    fixed = [p for p in summary["operating_points"] if p["chosen_on"] is None]
-    assert [p["threshold"] for p in fixed] == list(PAPER_THRESHOLDS)  # 0.2 only once
-    for point in summary["operating_points"]:
-        assert point.keys() >= POINT_KEYS
-        called = prob >= point["threshold"]
+    assert e.auroc == pytest.approx(roc_auc_score(label, prob), abs=1e-6)
+    assert e.average_precision == pytest.approx(average_precision_score(label, prob), abs=1e-6)
+    assert e.auroc_ci[0] < e.auroc < e.auroc_ci[1]
+    assert (e.counts.n_positive, e.counts.n_negative) == (label.sum(), (label == 0).sum())
+    assert e.calibration.brier.value == pytest.approx(brier_score_loss(label, prob))
+    assert [p.threshold for p in e.fixed_points] == list(PAPER_THRESHOLDS)  # 0.2 only once
+    assert e.interval_used == "wilson"  # no patient ids: per image
+    for point in [*e.fixed_points, *e.chosen_points]:
+        called = prob >= point.threshold
         tp = int((called & (label == 1)).sum())
-        assert point["tp"] == tp and point["fn"] == label.sum() - tp
+        assert point.counts.tp == tp and point.counts.fn == label.sum() - tp
         expected = proportion_confint(tp, label.sum(), method="wilson")
-        assert point["sensitivity_ci"] == pytest.approx(list(expected))
+        assert point.sensitivity_ci == pytest.approx(expected)
+        se, sp, pi = point.sensitivity, point.specificity, label.mean()
+        assert point.ppv.value == pytest.approx(se * pi / (se * pi + (1 - sp) * (1 - pi)))
+        assert point.ppv.low <= point.ppv.value <= point.ppv.high
+        if sp < 1:
+            assert point.lr_positive.value == pytest.approx(se / (1 - sp))
+        else:
+            assert point.lr_positive is None and "infinite" in point.undefined["lr_positive"]
+    assert e.decision_curve.n == 120 and e.decision_curve.prevalence == pytest.approx(label.mean())
+
+
+def test_json_round_trip_gives_the_same_object() -> None:
+    test = frame(80, 3, patient_id=[f"p{i // 2}" for i in range(80)], source=["a", "b"] * 40)
+    e = evaluate(test, frame(40, 4))
+    back = Evaluation.from_json(strict_json(e))
+    assert back.to_json() == e.to_json()
+    assert back.fixed_points[0].counts == e.fixed_points[0].counts
+    assert back.calibration.slope == e.calibration.slope
+    np.testing.assert_array_equal(back.calibration.bins.count, e.calibration.bins.count)
+    assert back.subgroups["source"][1].point.threshold == 0.2
 
 
 def test_thresholds_are_chosen_on_val_and_applied_to_test() -> None:
     test, val = frame(120, 0), frame(60, 1)
-    summary = summarize(test, val, FAST, threshold=0.2)
-    chosen = {p["name"]: p for p in summary["operating_points"] if p["chosen_on"] == "val"}
+    e = evaluate(test, val, chosen_on="site val", val_source="this site's val split")
+    chosen = {p.name: p for p in e.chosen_points}
     assert set(chosen) == {"target_sensitivity", "youden", "target_specificity"}
-    on_val = {p["name"]: p for p in summary["validation"]["operating_points"]}
-    assert on_val["target_sensitivity"]["sensitivity"] >= 0.98
-    assert on_val["target_specificity"]["specificity"] >= 0.90
+    assert {p.chosen_on for p in e.chosen_points} == {"site val"}
+    on_val = {p.name: p for p in e.validation.points}
+    assert e.validation.source == "this site's val split" and e.validation.counts.n == 60
+    assert on_val["target_sensitivity"].sensitivity >= 0.98
+    assert on_val["target_specificity"].specificity >= 0.90
     for name, point in chosen.items():
-        assert point["threshold"] == on_val[name]["threshold"]
-        assert point["threshold"] in set(val["prob_covid"])  # a val score, not a test score
-        assert point["tp"] + point["fn"] == summary["n_positive"]
+        assert point.threshold == on_val[name].threshold
+        assert point.threshold in set(val["prob_covid"])  # a val score, not a test score
+        assert point.counts.tp + point.counts.fn == e.counts.n_positive
+    assert {r.method for r in e.calibration.recalibrated} == {"platt", "temperature"}
 
 
-def test_patient_bootstrap_and_subgroups() -> None:
+def test_patient_aware_intervals_and_subgroups() -> None:
     n = 90
     test = frame(
         n,
@@ -83,14 +103,34 @@ def test_patient_bootstrap_and_subgroups() -> None:
         finding=[None] * n,
     )
     test.loc[test["source"] == "c", "label"] = 0  # a one-class subgroup
-    summary = strict_json(summarize(test, None, FAST, threshold=0.5))
-    assert summary["bootstrap"]["unit"] == "patient" and summary["n_patients"] == 30
-    assert set(summary["subgroups"]) == {"source"}  # finding is all empty
-    groups = {g["value"]: g for g in summary["subgroups"]["source"]}
-    assert groups["c"]["auroc"] is None and "both classes" in groups["c"]["undefined"]["auroc"]
+    e = evaluate(test, None, threshold=0.5)
+    assert e.bootstrap.unit == "patient" and e.counts.n_patients == 30
+    point = e.point_at(0.5)
+    assert point.interval == "deff_wilson" and e.interval_used == "deff_wilson"
+    covid = test["label"] == 1
+    expected = proportion_with_interval(
+        (test["prob_covid"] >= 0.5)[covid].to_numpy(), test["patient_id"][covid].to_numpy()
+    )
+    assert point.sensitivity_ci == pytest.approx((expected.low, expected.high))
+    per_image = evaluate(test, None, MetricSettings(interval="wilson"), threshold=0.5)
+    width = point.sensitivity_ci[1] - point.sensitivity_ci[0]
+    narrower = per_image.point_at(0.5).sensitivity_ci
+    assert narrower[1] - narrower[0] <= width  # the per-image interval is still there by name
+    assert set(e.subgroups) == {"source"}  # finding is all empty
+    groups = {g.value: g for g in e.subgroups["source"]}
+    assert groups["c"].auroc is None and "both classes" in groups["c"].undefined["auroc"]
     rows = test[test["source"] == "a"]
-    assert groups["a"]["auroc"] == pytest.approx(roc_auc_score(rows["label"], rows["prob_covid"]))
-    assert groups["a"]["operating_point"]["threshold"] == 0.5
+    assert groups["a"].auroc == pytest.approx(roc_auc_score(rows["label"], rows["prob_covid"]))
+    assert groups["a"].point.threshold == 0.5
+
+
+def test_prevalence_setting_moves_ppv_and_npv_only() -> None:
+    test = frame(100, 5)
+    own, low = evaluate(test, None), evaluate(test, None, MetricSettings(prevalence=0.02))
+    a, b = own.point_at(0.5), low.point_at(0.5)
+    assert (a.sensitivity, a.specificity) == (b.sensitivity, b.specificity)
+    assert b.prevalence == 0.02 and b.ppv.value < a.ppv.value and b.npv.value > a.npv.value
+    assert a.lr_positive == b.lr_positive
 
 
 @pytest.mark.parametrize(
@@ -105,27 +145,28 @@ def test_patient_bootstrap_and_subgroups() -> None:
 def test_degenerate_test_and_val_never_crash(label: list, prob: list) -> None:
     test = pd.DataFrame({"path": [f"x{i}" for i in range(len(label))], "label": label})
     test["prob_covid"] = prob
-    summary = strict_json(summarize(test, test, FAST, threshold=0.2))
-    for key in ("auroc", "auroc_ci", "average_precision", "average_precision_ci"):
-        value = summary[key]
-        undefined = value is None or (isinstance(value, list) and None in value)
-        assert undefined == (key in summary["undefined"])  # every missing number says why
-    for point in summary["operating_points"]:
+    e = evaluate(test, test)
+    strict_json(e)
+    for key in ("auroc", "average_precision"):
+        assert (getattr(e, key) is None) == (key in e.undefined)  # every missing number says why
+        assert (None in getattr(e, f"{key}_ci")) == (f"{key}_ci" in e.undefined)
+    for name in ("brier", "intercept", "slope"):
+        assert (getattr(e.calibration, name) is None) == (name in e.undefined)
+    for point in [*e.fixed_points, *e.chosen_points]:
         for key in ("threshold", "sensitivity", "specificity"):
-            assert (point[key] is None) == (key in point["undefined"])
+            assert (getattr(point, key) is None) == (key in point.undefined)
 
 
 def test_no_val_split_leaves_chosen_points_undefined() -> None:
-    summary = summarize(frame(30, 0), None, FAST, 0.2, val_reason="the data has no val split")
-    chosen = [p for p in summary["operating_points"] if p["chosen_on"]]
-    assert len(chosen) == 3 and all(p["threshold"] is None for p in chosen)
-    assert all(p["undefined"]["threshold"] == "the data has no val split" for p in chosen)
-    assert summary["validation"] is None
+    e = evaluate(frame(30, 0), None, val_reason="the data has no val split")
+    assert len(e.chosen_points) == 3 and all(p.threshold is None for p in e.chosen_points)
+    assert all(p.undefined["threshold"] == "the data has no val split" for p in e.chosen_points)
+    assert e.validation is None and e.calibration.recalibrated == []
 
 
 def test_model_threshold_is_added_and_settings_are_checked() -> None:
-    summary = summarize(frame(30, 0), None, FAST, threshold=0.35)
-    fixed = [p["threshold"] for p in summary["operating_points"] if not p["chosen_on"]]
+    e = evaluate(frame(30, 0), None, threshold=0.35)
+    fixed = [p.threshold for p in e.fixed_points]
     assert 0.35 in fixed and fixed == sorted(fixed)
     with pytest.raises(ValueError, match="metrics.interval"):
         MetricSettings(interval="exact")
@@ -133,3 +174,5 @@ def test_model_threshold_is_added_and_settings_are_checked() -> None:
         MetricSettings(target_sensitivity=98)
     with pytest.raises(ValueError, match="metrics.thresholds"):
         MetricSettings(thresholds=[0.2, 20])
+    with pytest.raises(ValueError, match="metrics.prevalence"):
+        MetricSettings(prevalence=1.0)

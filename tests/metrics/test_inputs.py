@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from deepcovid.metrics.bootstrap import Clusters
-from deepcovid.metrics.scores import checked_ids, checked_scores, cluster_codes, has_patient_ids
+from deepcovid.metrics.inputs import checked_ids, checked_scores, cluster_codes, has_patient_ids
 
 
 def test_checked_scores_accepts_and_converts() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from deepcovid.utils.tracking import flatten_config, resolve_wandb_mode, wandb_logger
 from deepcovid.train import train
 from deepcovid.utils.config import compose_config
+from deepcovid.utils.tracking import flatten_config, resolve_wandb_mode, wandb_logger
 from tests.conftest import tiny_overrides
 
 
@@ -101,7 +101,7 @@ def test_offline_training_run_is_complete(covidx5k_shared: Path, tmp_path: Path)
             "logger=wandb",
             "logger.wandb.mode=offline",
             "model=squeezenet",
-            "heatmap=gradcam",
+            "explainer=gradcam",
         ],
         output_dir=str(tmp_path),
     )

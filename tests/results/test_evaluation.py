@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from deepcovid.evaluation import write_evaluation
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
-from deepcovid.evaluation import write_evaluation
 from deepcovid.metrics.summary import MetricSettings
 
 SETTINGS = MetricSettings(bootstrap_resamples=50)

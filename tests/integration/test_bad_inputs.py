@@ -13,19 +13,20 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from deepcovid.data.datamodule import XrayDataModule
-from deepcovid.data.leaks import build_report
+from deepcovid.data.cache import FileCache
+from deepcovid.data.datamodule import BadFilesError, XrayDataModule
 from deepcovid.data.io import (
     DEFAULT_MAX_IMAGE_PIXELS,
     UnreadableImageError,
     load_image,
     set_max_image_pixels,
 )
+from deepcovid.data.leaks import build_report
 from deepcovid.data.samples import DatasetLayoutError, scan_folders
-from deepcovid.data.validate import BadFilesError, printable
-from deepcovid.evaluation import evaluate
+from deepcovid.evaluate import evaluate
 from deepcovid.train import train
 from deepcovid.utils.config import compose_config
+from deepcovid.utils.files import printable
 from tests.conftest import SHARED_DATA, chest_like, make_covidx5k, save_in_mode, tiny_overrides
 
 DICOM = SHARED_DATA / "dicom"
@@ -126,8 +127,9 @@ def test_odd_but_valid_images_decode_correctly(tmp_path: Path) -> None:
 @pytest.mark.skipif(not DICOM.is_dir(), reason="../shared/data/dicom is absent")
 def test_dicom_monochrome1_and_2_pass_validation(zoo) -> None:
     root, _ = zoo
-    table = module(root, on_bad_file="skip").load_table()
-    assert {"mono1.dcm", "mono2.dcm"} <= set(table["path"].map(lambda p: Path(p).name))
+    dm = module(root, on_bad_file="skip")
+    dm.setup()
+    assert {"mono1.dcm", "mono2.dcm"} <= set(dm.table["path"].map(lambda p: Path(p).name))
 
 
 def test_40_megapixel_image_and_the_decompression_bomb_limit(tmp_path: Path) -> None:
@@ -190,7 +192,8 @@ def test_manifest_problems_are_named(tmp_path: Path) -> None:
 
 def test_data_check_lists_every_unreadable_file(zoo) -> None:
     root, bad = zoo
-    report = build_report(scan_folders(root), workers=2)
+    table = scan_folders(root)
+    report = build_report(table, FileCache(root.parent / "cache").scan(table["path"].tolist()))
     assert sorted(report.unreadable) == sorted(printable(p) for p in bad)
     assert "empty (0 bytes)" in report.unreadable[printable(root / "test/non/empty.png")]
 
@@ -203,8 +206,7 @@ def bad_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[
     bad = plant_bad_files(root)
     run = tmp / "run"
     overrides = tiny_overrides(root, run, "data.on_bad_file=skip")
-    metrics = train(compose_config("train", overrides, output_dir=str(run)))
-    assert metrics["data/skipped_files"] == len(bad)
+    train(compose_config("train", overrides, output_dir=str(run)))
     return root, run, bad
 
 
@@ -216,10 +218,11 @@ def test_training_under_both_policies(bad_run, tmp_path: Path) -> None:
         train(strict)
     assert not (tmp_path / "checkpoints").exists()  # stopped before fitting
     logged = pd.read_csv(run / "csv" / "metrics.csv")
-    assert logged["data/skipped_files"].dropna().tolist() == [len(bad)]
+    assert logged["test/skipped_files"].dropna().tolist() == [len(bad)]
     predictions = pd.read_csv(run / "predictions" / "test.csv")
     assert len(predictions) == 14 and not predictions["path"].isin(bad).any()
-    assert json.loads((run / "metrics" / "test.json").read_text())["skipped_files"] == len(bad)
+    skipped = json.loads((run / "metrics" / "test.json").read_text())["skipped"]
+    assert sorted(skipped) == sorted(bad)
 
 
 @pytest.mark.slow
@@ -227,10 +230,10 @@ def test_evaluate_under_both_policies(bad_run, tmp_path: Path) -> None:
     root, run, bad = bad_run
     overrides = [
         f"data.root={root}",
-        "data.image_size=32",
         "data.num_workers=0",
         "trainer=cpu",
         "trainer.enable_progress_bar=false",
+        "logger=none",
         "print_config=false",
         f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
     ]
@@ -241,6 +244,5 @@ def test_evaluate_under_both_policies(bad_run, tmp_path: Path) -> None:
     predictions = pd.read_csv(tmp_path / "predictions" / "test.csv")
     assert len(predictions) == 14 and not predictions["path"].isin(bad).any()
     metrics = json.loads((tmp_path / "metrics" / "test.json").read_text())
-    assert metrics["skipped_files"] == len(bad)
-    assert {s["path"] for s in metrics["skipped"]} == set(bad)
+    assert set(metrics["skipped"]) == set(bad)
     assert "left out (data.on_bad_file=skip)" in (tmp_path / "report.md").read_text()

@@ -1,0 +1,133 @@
+"""Leaks across splits, unreadable and implausible images, from the facts of one read."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from deepcovid.data.cache import FileCache, dhash
+from deepcovid.data.datamodule import describe
+from deepcovid.data.leaks import DataLeakError, build_report, enforce, hamming, hash_words
+from deepcovid.data.samples import read_manifest
+from deepcovid.utils.files import printable
+from tests.conftest import CXR_DEV, chest_like, requires_real_data, save_in_mode
+
+
+def texture(seed: int, size: int = 64) -> np.ndarray:
+    """A random smooth texture: distinct seeds give perceptually distinct images."""
+    coarse = np.random.default_rng(seed).integers(0, 256, (8, 8), dtype=np.uint8)
+    return np.asarray(Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC))
+
+
+@pytest.fixture
+def leaky(tmp_path: Path) -> Path:
+    """A manifest dataset with one planted copy, one re-encoded copy, one shared patient, one
+    unreadable file and one 8000 x 12 strip across its train/test splits."""
+    rows = []
+    for i in range(12):
+        split = "train" if i < 8 else "test"
+        label = "covid" if i % 2 else "non-covid"
+        path = save_in_mode(texture(i), tmp_path / split / f"img{i}.png", "L")
+        rows.append([str(path.relative_to(tmp_path)), label, split, f"p{i}"])
+    shutil.copy(tmp_path / "train/img0.png", tmp_path / "test/copy.png")  # exact duplicate
+    rows.append(["test/copy.png", "non-covid", "test", "p100"])
+    small = Image.open(tmp_path / "train/img1.png").resize((72, 72))
+    small.convert("RGB").save(tmp_path / "test/reencoded.jpg", quality=70)  # near-duplicate
+    rows.append(["test/reencoded.jpg", "covid", "test", "p101"])
+    rows[9][3] = "p2"  # patient p2 in train (img2) and test (img9)
+    (tmp_path / "test/broken.png").write_bytes(b"this is not a png")
+    rows.append(["test/broken.png", "covid", "test", "p102"])
+    Image.fromarray(np.full((12, 8000), 90, np.uint8)).save(tmp_path / "train/strip.png")
+    rows.append(["train/strip.png", "covid", "train", "p103"])
+    frame = pd.DataFrame(rows, columns=["path", "label", "split", "patient_id"])
+    frame.to_csv(tmp_path / "manifest.csv", index=False)
+    return tmp_path
+
+
+def report_of(root: Path, near: bool = True):
+    table = read_manifest(root / "manifest.csv")
+    facts = FileCache(root / "cache").scan(table["path"].tolist(), want_dhash=near)
+    return build_report(table, facts, near=near)
+
+
+def test_dhash_tolerates_reencoding_but_separates_distinct_images() -> None:
+    image = Image.fromarray(texture(0))
+    reencoded = image.resize((40, 40)).point(lambda v: min(255, v + 8))
+    words = hash_words([dhash(image), dhash(reencoded), dhash(Image.fromarray(texture(1)))])
+    assert words.shape == (3, 4)  # 256 bits
+    distance = hamming(words[:1], words)[0]
+    assert distance[1] <= 16 < distance[2]
+
+
+def test_report_finds_every_planted_problem(leaky: Path) -> None:
+    report = report_of(leaky)
+    assert report.n_images == 16
+    [group] = report.exact_duplicates
+    assert group["paths"] == {
+        "test": [str(leaky / "test/copy.png")],
+        "train": [str(leaky / "train/img0.png")],
+    }
+    near = {(p["train"], p["test"]) for p in report.near_duplicates}
+    assert (str(leaky / "train/img1.png"), str(leaky / "test/reencoded.jpg")) in near
+    assert (str(leaky / "train/img0.png"), str(leaky / "test/copy.png")) in near
+    assert len(near) == 2  # the other textures are far apart
+    assert report.patients_in_several_splits == {"p2": ["test", "train"]}
+    assert list(report.unreadable) == [str(leaky / "test/broken.png")]
+    assert "cannot decode" in report.unreadable[str(leaky / "test/broken.png")]
+    assert report.implausible == {
+        str(leaky / "train/strip.png"): "8000x12 px: shorter side under 64 px"
+    }
+    assert report.leaks == {
+        "exact_duplicates": 1,
+        "near_duplicates": 2,
+        "patients_in_several_splits": 1,
+    }
+    assert report.modes["L"] == 14 and report.modes["unreadable"] == 1
+
+
+def test_without_dhash_no_near_duplicate_search(leaky: Path) -> None:
+    report = report_of(leaky, near=False)
+    assert report.near_duplicates is None
+    assert len(report.exact_duplicates) == 1 and report.patients_in_several_splits
+
+
+def test_enforce_stops_or_warns(leaky: Path, caplog: pytest.LogCaptureFixture) -> None:
+    report = report_of(leaky)
+    with pytest.raises(DataLeakError, match="patient p2 in") as error:
+        enforce(report)
+    assert "data.on_leak=warn" in str(error.value) and "copy.png" in str(error.value)
+    enforce(report, on_leak="warn")
+    assert "strip.png: 8000x12 px" in caplog.text and "the splits leak" in caplog.text
+    with pytest.raises(ValueError, match="on_leak='maybe'"):
+        enforce(report, "maybe")
+
+
+def test_bad_files_are_described_printably(tmp_path: Path) -> None:
+    name = os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.png")
+    text = describe({name: "the file name is not valid UTF-8"})
+    text.encode("utf-8")  # escaped: safe to log, print and write
+    assert "caf\\udce9.png" in text and printable(name) in text
+
+
+def test_an_aspect_ratio_over_three_is_implausible(tmp_path: Path) -> None:
+    wide = save_in_mode(chest_like(400, 0, True)[:100], tmp_path / "wide.png", "L")
+    table = pd.DataFrame({"path": [str(wide)], "label": [1], "split": ["train"],
+                          "patient_id": [None], "source": [None]})  # fmt: skip
+    facts = FileCache(tmp_path / "cache").scan([str(wide)])
+    assert build_report(table, facts).implausible == {str(wide): "400x100 px: aspect ratio over 3"}
+
+
+@requires_real_data
+def test_real_cxr_dev_has_no_leak(tmp_path: Path) -> None:
+    table = read_manifest(CXR_DEV / "manifest.csv")
+    facts = FileCache(tmp_path).scan(table["path"].tolist(), want_dhash=True)
+    report = build_report(table, facts, near=True)
+    assert report.n_images == 411 and report.unreadable == {} and report.implausible == {}
+    assert report.leaks == {}
+    assert set(report.modes) == {"L", "RGB", "RGBA", "P"}
