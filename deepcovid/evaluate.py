@@ -120,7 +120,8 @@ def threshold_source(
 
 
 def wandb_identity(cfg: DictConfig, record: ModelRecord) -> None:
-    """Link the eval run to its training run in W&B: same group, name ``<training>-eval``."""
+    """Link the eval run to its training run in W&B: same group, name ``<training>-eval``,
+    tagged with the backbone."""
     wandb = cfg.get("logger", {}).get("wandb") if cfg.get("logger") else None
     if wandb is None:
         return
@@ -129,6 +130,7 @@ def wandb_identity(cfg: DictConfig, record: ModelRecord) -> None:
         wandb.group = wandb.group or trained.get("group") or trained.get("name")
         if trained.get("name") and not wandb.name:
             wandb.name = f"{trained['name']}-eval"
+        cfg.tags = [*cfg.tags, record.backbone]
 
 
 def evaluate(cfg: DictConfig) -> Evaluation | None:

@@ -1,36 +1,52 @@
-"""Real (tiny) training runs through the Hydra configs and the CLI."""
+"""train(): checkpoints, the tested best checkpoint, its score as the sweep objective, resume."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
-from deepcovid.train import train
+from deepcovid.train import TrainResult, check_monitor, objective, train
 from deepcovid.utils.config import compose_config
-from tests.conftest import tiny_overrides
-from tests.utils.test_tracking import offline_runs, read_offline_run, read_run_record
-
-PAPER_BACKBONES = ["resnet18", "resnet50", "squeezenet", "densenet121"]
+from tests.conftest import best_checkpoint, tiny_overrides
 
 
-def run(root: Path, out: Path, *extra: str) -> dict[str, float]:
+def run(root: Path, out: Path, *extra: str) -> TrainResult:
     cfg = compose_config("train", tiny_overrides(root, out, *extra), output_dir=str(out))
     return train(cfg)
 
 
-def test_train_writes_checkpoints_and_test_predictions(covidx5k_shared: Path, tmp_path: Path):
-    metrics = run(covidx5k_shared, tmp_path, "model=resnet18", "data.val_fraction=0.25")
-    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
-    assert list((tmp_path / "checkpoints").glob("best-epoch*.ckpt"))
-    predictions = pd.read_csv(tmp_path / "predictions" / "test.csv")
+def test_train_writes_checkpoints_and_test_predictions(tiny_run: Path) -> None:
+    assert (tiny_run / "checkpoints" / "last.ckpt").is_file()
+    predictions = pd.read_csv(tiny_run / "predictions" / "test.csv")
     assert list(predictions.columns[:3]) == ["path", "label", "prob_covid"]
     assert len(predictions) == 14 and predictions["path"].is_unique
     assert predictions["prob_covid"].between(0, 1).all()
-    assert {"val/auroc", "test/auroc", "test/sensitivity"} <= metrics.keys()
-    assert 0.0 <= metrics["test/auroc"] <= 1.0
+
+
+def test_the_best_checkpoint_is_tested_and_its_score_is_the_objective(
+    covidx5k_shared: Path, tmp_path: Path
+) -> None:
+    result = run(covidx5k_shared, tmp_path, "trainer.max_epochs=3", "data.val_fraction=0.25",
+                 "metrics.bootstrap_resamples=20", "optimized_metric=val/auroc")  # fmt: skip
+    logged = pd.read_csv(tmp_path / "csv" / "metrics.csv").dropna(subset=["val/auroc"])
+    best_row = logged.sort_values(["val/auroc", "val/loss"], ascending=[False, True]).iloc[0]
+    assert result.best_score == pytest.approx(best_row["val/auroc"])
+    assert result.best_epoch == int(best_row["epoch"])
+    assert result.best_checkpoint == str(best_checkpoint(tmp_path))
+    assert result.evaluation.model.checkpoint == result.best_checkpoint
+    cfg = compose_config("train", ["optimized_metric=val/auroc"])
+    assert objective(cfg, result) == result.best_score  # not the last epoch's val/auroc
+    assert objective(compose_config("train"), result) is None  # no sweep, no objective
+
+
+def test_unknown_metric_names_stop_the_run_with_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"monitor='val/aucroc' is not a logged metric.*val/auroc"):
+        check_monitor(compose_config("train", ["monitor=val/aucroc"]))
+    with pytest.raises(ValueError, match="optimized_metric='val/auc' is not a logged metric"):
+        check_monitor(compose_config("train", ["optimized_metric=val/auc"]))
+    with pytest.raises(ValueError, match="differs from monitor"):
+        check_monitor(compose_config("train", ["optimized_metric=val/loss"]))
 
 
 def test_resume_from_checkpoint_continues_training(covidx5k_shared: Path, tmp_path: Path):
@@ -48,39 +64,3 @@ def test_resume_from_checkpoint_continues_training(covidx5k_shared: Path, tmp_pa
     )
     resumed = torch.load(second / "checkpoints" / "last.ckpt", weights_only=True)
     assert resumed["epoch"] == 1 and resumed["global_step"] == 4  # one more epoch, not two
-
-
-@pytest.mark.slow
-def test_multirun_trains_all_four_paper_backbones(covidx5k_shared: Path, tmp_path: Path):
-    sweep = tmp_path / "sweep"
-    overrides = [o for o in tiny_overrides(covidx5k_shared, sweep) if o != "logger=csv"]
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "deepcovid.train",
-            "-m",
-            f"model={','.join(PAPER_BACKBONES)}",
-            *overrides,
-            "logger=wandb",
-            "logger.wandb.mode=offline",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
-    assert [j.name for j in jobs] == [f"{i}-{m}" for i, m in enumerate(PAPER_BACKBONES)]
-    for job in jobs:
-        assert (job / "checkpoints" / "last.ckpt").is_file()
-        assert len(pd.read_csv(job / "predictions" / "test.csv")) == 14
-        assert (job / ".hydra" / "config.yaml").is_file()
-    # Every job is its own W&B run, named after its folder and grouped under the sweep.
-    runs = [read_offline_run(run) for job in jobs for run in offline_runs(job)]
-    assert len({run["run_id"] for run in runs}) == len(PAPER_BACKBONES)
-    assert [run["config"]["model.backbone"] for run in runs] == PAPER_BACKBONES
-    assert all(run["state"] == "finished" for run in runs)
-    records = [read_run_record(run) for job in jobs for run in offline_runs(job)]
-    assert [r["display_name"] for r in records] == [job.name for job in jobs]
-    assert {r["run_group"] for r in records} == {"sweep"}

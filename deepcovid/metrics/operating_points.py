@@ -150,9 +150,14 @@ def operating_point(
             reason = f"{metric} needs {absent} cases; there are none"
             undefined |= {metric: reason, f"{metric}_ci": reason}
             continue
-        rate = proportion_with_interval(
-            hit, class_ids(patient_id, label, value), interval, confidence, seed=seed
-        )
+        try:
+            rate = proportion_with_interval(
+                hit, class_ids(patient_id, label, value), interval, confidence, seed=seed
+            )
+        except UndefinedMetric as reason:  # e.g. a patient-aware interval of one patient
+            estimates[metric] = float(hit.mean())
+            undefined[f"{metric}_ci"] = str(reason)
+            continue
         rates[metric], method = rate, rate.method
         estimates |= {metric: rate.value, f"{metric}_ci": (rate.low, rate.high)}
     if prevalence is None and label.size:
@@ -163,6 +168,11 @@ def operating_point(
         )
     elif len(rates) == 2:
         undefined |= dict.fromkeys(("ppv", "npv"), f"prevalence {prevalence}: needs 0 < π < 1")
+    else:
+        undefined |= dict.fromkeys(
+            ("ppv", "npv", "lr_positive", "lr_negative"),
+            "needs sensitivity and specificity with their intervals",
+        )
     return OperatingPoint(
         name, float(threshold), **estimates, counts=counts, target=target, chosen_on=chosen_on,
         interval=method, prevalence=prevalence, undefined=undefined,

@@ -19,7 +19,7 @@ import pandas as pd
 from deepcovid.data.splits import DataRecord
 from deepcovid.metrics.summary import Evaluation, MetricSettings, ModelInfo, summarize
 from deepcovid.results.figures import evaluation_figures
-from deepcovid.results.markdown import results_section
+from deepcovid.results.markdown import percent, results_section
 from deepcovid.utils.files import (
     save_figure,
     write_csv_atomic,
@@ -52,8 +52,8 @@ def notes_for(test: pd.DataFrame, val: pd.DataFrame | None, data: DataRecord | N
     if trained is not None and test_prevalence and trained > OVERSAMPLING_SHIFT * test_prevalence:
         how = "over-sampling COVID images" if data.balance == "oversample" else "its data"
         notes.append(
-            f"The model was trained at a COVID prevalence of {trained:.1%} ({how}), "
-            f"{trained / test_prevalence:.1f}× the {test_prevalence:.1%} of this split: its "
+            f"The model was trained at a COVID prevalence of {percent(trained)} ({how}), "
+            f"{trained / test_prevalence:.1f}× the {percent(test_prevalence)} of this split: its "
             "P(COVID) is shifted upwards, and the calibration error and reliability diagram "
             "mostly show that prior shift. Thresholds chosen on val still transfer; the raw "
             "probabilities do not."

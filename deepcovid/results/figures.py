@@ -216,4 +216,9 @@ def evaluation_figures(evaluation: Evaluation, frame: pd.DataFrame) -> dict[str,
             label, prob, [threshold, *[p.threshold for p in chosen]]
         ),
         "reliability": reliability_figure(evaluation.calibration.bins, evaluation.calibration.ece),
+        "decision_curve": unavailable_figure(
+            "Decision curve", evaluation.undefined["decision_curve"]
+        )
+        if evaluation.decision_curve is None
+        else decision_curve_figure({"model": evaluation.decision_curve}),
     }

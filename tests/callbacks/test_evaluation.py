@@ -1,5 +1,5 @@
 """The final test of a training run writes the full evaluation, with thresholds chosen on the
-val predictions of the tested checkpoint (stored in it)."""
+val predictions of the tested checkpoint (from its record)."""
 
 import json
 from pathlib import Path
@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 import torch
 
-from deepcovid.callbacks.evaluation import CHECKPOINT_KEY
 from deepcovid.metrics.threshold_selection import threshold_for_sensitivity, youden_threshold
 from deepcovid.metrics.undefined import UndefinedMetric
+from deepcovid.models.record import CHECKPOINT_KEY
 from deepcovid.train import train
 from deepcovid.utils.config import compose_config
-from tests.conftest import tiny_overrides
+from tests.conftest import TINY_RUN, best_checkpoint, tiny_overrides
 
 FILES = [
     "predictions/test.csv",
@@ -24,40 +24,27 @@ FILES = [
     "plots/confusion_matrix.png",
     "plots/score_histogram.png",
     "plots/reliability.png",
+    "plots/decision_curve.png",
     "report.md",
+    "data_check.json",
 ]
 
 
-def run(root: Path, out: Path, *extra: str) -> None:
-    overrides = tiny_overrides(
-        root, out, "data.val_fraction=0.25", "metrics.bootstrap_resamples=30", *extra
-    )
-    train(compose_config("train", overrides, output_dir=str(out)))
-
-
-@pytest.fixture(scope="module")
-def trained(covidx5k_shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("trained")
-    run(covidx5k_shared, out, "trainer.max_epochs=2")
-    return out
-
-
-def best_checkpoint(run_dir: Path) -> Path:
-    (best,) = (run_dir / "checkpoints").glob("best-epoch*.ckpt")
-    return best
-
-
-def test_final_test_writes_the_evaluation(trained: Path) -> None:
+def test_final_test_writes_the_evaluation(tiny_run: Path) -> None:
     for name in FILES:
-        assert (trained / name).is_file(), name
-    metrics = json.loads((trained / "metrics" / "test.json").read_text())
-    best = best_checkpoint(trained)
-    assert metrics["model"] == {"backbone": "resnet18", "checkpoint": str(best)}
-    stored = torch.load(best, weights_only=True)
-    assert stored[CHECKPOINT_KEY]["global_step"] == stored["global_step"]
-    val = pd.read_csv(trained / "predictions" / "val.csv")
-    assert list(val["path"]) == stored[CHECKPOINT_KEY]["path"]
-    chosen = {p["name"]: p for p in metrics["operating_points"] if p["chosen_on"] == "val"}
+        assert (tiny_run / name).is_file(), name
+    metrics = json.loads((tiny_run / "metrics" / "test.json").read_text())
+    best = best_checkpoint(tiny_run)
+    assert metrics["model"]["backbone"] == "resnet18"
+    assert metrics["model"]["checkpoint"] == str(best)
+    assert metrics["model"]["seed"] == 42 and metrics["mode"] == "the training data"
+    stored = torch.load(best, weights_only=True)[CHECKPOINT_KEY]
+    val = pd.read_csv(tiny_run / "predictions" / "val.csv")
+    assert [str(Path(p).relative_to(stored["data"]["root"])) for p in val["path"]] == stored[
+        "val_predictions"
+    ]["path"]
+    chosen = {p["name"]: p for p in metrics["chosen_points"]}
+    assert {p["chosen_on"] for p in chosen.values()} == {"val"}
     label, prob = val["label"].to_numpy(), val["prob_covid"].to_numpy()
     assert chosen["target_sensitivity"]["threshold"] == pytest.approx(
         threshold_for_sensitivity(label, prob, 0.98)
@@ -69,32 +56,28 @@ def test_final_test_writes_the_evaluation(trained: Path) -> None:
         assert str(reason) in json.dumps(chosen["youden"]["undefined"], ensure_ascii=False)
     else:
         assert chosen["youden"]["threshold"] == pytest.approx(expected)
-    assert metrics["n"] == len(pd.read_csv(trained / "predictions" / "test.csv")) == 14
+    assert metrics["counts"]["n"] == len(pd.read_csv(tiny_run / "predictions" / "test.csv")) == 14
+    recorded = {k: v["threshold"] for k, v in stored["operating_points"].items()}
+    assert recorded == {k: p["threshold"] for k, p in chosen.items()}  # one choice, stored once
 
 
-def test_val_predictions_belong_to_the_tested_checkpoint(trained: Path) -> None:
-    """Each checkpoint carries the predictions of its own validation epoch."""
-    last = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=True)
-    best = torch.load(best_checkpoint(trained), weights_only=True)
-    assert last[CHECKPOINT_KEY]["global_step"] == last["global_step"] == 4
-    assert best[CHECKPOINT_KEY]["global_step"] == best["global_step"]
+def test_test_metrics_have_one_writer_each(tiny_run: Path) -> None:
+    logged = pd.read_csv(tiny_run / "csv" / "metrics.csv")
+    test_rows = logged.dropna(subset=["test/auroc"])
+    assert len(test_rows) == 1  # written once, by the evaluation
+    metrics = json.loads((tiny_run / "metrics" / "test.json").read_text())
+    assert test_rows["test/auroc"].iloc[0] == pytest.approx(metrics["auroc"])
+    assert "test/sensitivity" not in logged  # the classifier logs val/* and the losses only
 
 
 def test_test_only_run_reads_the_checkpoint(
-    trained: Path, covidx5k_shared: Path, tmp_path: Path
+    tiny_run: Path, covidx5k_shared: Path, tmp_path: Path
 ) -> None:
-    best = best_checkpoint(trained)
-    run(covidx5k_shared, tmp_path / "with", "train=false", f"ckpt_path={best}")
-    again = json.loads((tmp_path / "with" / "metrics" / "test.json").read_text())
-    first = json.loads((trained / "metrics" / "test.json").read_text())
-    assert again["operating_points"] == first["operating_points"]
-    state = torch.load(best, weights_only=True)
-    del state[CHECKPOINT_KEY]
-    bare = tmp_path / "bare.ckpt"
-    torch.save(state, bare)
-    run(covidx5k_shared, tmp_path / "without", "train=false", f"ckpt_path={bare}")
-    metrics = json.loads((tmp_path / "without" / "metrics" / "test.json").read_text())
-    chosen = [p for p in metrics["operating_points"] if p["chosen_on"]]
-    assert all(p["threshold"] is None for p in chosen)
-    assert "holds no validation predictions" in chosen[0]["undefined"]["threshold"]
-    assert metrics["auroc"] == first["auroc"]  # the rest is unaffected
+    best = best_checkpoint(tiny_run)
+    out = tmp_path / "again"
+    overrides = tiny_overrides(covidx5k_shared, out, *TINY_RUN, "train=false", f"ckpt_path={best}")
+    train(compose_config("train", overrides, str(out)))
+    again = json.loads((out / "metrics" / "test.json").read_text())
+    first = json.loads((tiny_run / "metrics" / "test.json").read_text())
+    assert again["chosen_points"] == first["chosen_points"]
+    assert again["auroc"] == first["auroc"]

@@ -52,11 +52,9 @@ def test_missing_class_gives_none_with_reason() -> None:
     empty = operating_point(np.array([], dtype=int), np.array([]), 0.5)
     assert empty.sensitivity is None and empty.specificity is None
     assert set(empty.undefined) == {
-        "sensitivity",
-        "sensitivity_ci",
-        "specificity",
-        "specificity_ci",
-    }
+        "sensitivity", "sensitivity_ci", "specificity", "specificity_ci",
+        "ppv", "npv", "lr_positive", "lr_negative",
+    }  # fmt: skip
 
 
 def test_unavailable_point_carries_the_reason_everywhere() -> None:

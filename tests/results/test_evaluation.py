@@ -1,4 +1,4 @@
-"""write_evaluation: every file of a run's evaluation, from predictions frames."""
+"""The one evaluation path: predictions → Evaluation → every file of a run's evaluation."""
 
 import json
 from pathlib import Path
@@ -6,14 +6,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from deepcovid.evaluation import write_evaluation
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
-from deepcovid.metrics.summary import MetricSettings
+from deepcovid.data.splits import DataRecord
+from deepcovid.metrics.summary import Evaluation, MetricSettings, ModelInfo
+from deepcovid.results.evaluation import (
+    ThresholdSource,
+    evaluate_predictions,
+    read_evaluation,
+    write_evaluation,
+)
 
 SETTINGS = MetricSettings(bootstrap_resamples=50)
-PLOTS = ["roc", "pr", "confusion_matrix", "score_histogram", "reliability"]
+MODEL = ModelInfo("resnet18", "best.ckpt")
+PLOTS = ["roc", "pr", "confusion_matrix", "score_histogram", "reliability", "decision_curve"]
 
 
 def predictions(n: int, seed: int, one_class: bool = False) -> pd.DataFrame:
@@ -30,12 +37,19 @@ def predictions(n: int, seed: int, one_class: bool = False) -> pd.DataFrame:
     )
 
 
+def run(test, val, tmp_path, **kwargs) -> Evaluation:
+    source = ThresholdSource(val, "the val split", reason=kwargs.pop("reason", ""))
+    evaluation = evaluate_predictions(test, source, SETTINGS, 0.2, MODEL, **kwargs)
+    write_evaluation(evaluation, test, val, tmp_path)
+    return evaluation
+
+
 def test_writes_every_file(tmp_path: Path) -> None:
     test, val = predictions(80, 0), predictions(40, 1)
-    model = {"backbone": "resnet18", "checkpoint": "best.ckpt"}
-    metrics = write_evaluation(test, val, SETTINGS, 0.2, tmp_path, model=model)
+    evaluation = run(test, val, tmp_path)
+    assert read_evaluation(tmp_path).to_json() == evaluation.to_json()
     written = json.loads((tmp_path / "metrics" / "test.json").read_text())
-    assert written == metrics and written["model"] == model
+    assert written["model"]["backbone"] == "resnet18"
     assert written["auroc"] == pytest.approx(roc_auc_score(test["label"], test["prob_covid"]))
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "predictions" / "test.csv"), test)
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "predictions" / "val.csv"), val)
@@ -44,19 +58,37 @@ def test_writes_every_file(tmp_path: Path) -> None:
             assert image.format == "PNG" and min(image.size) > 200
     report = (tmp_path / "report.md").read_text()
     assert report.startswith("# Results: resnet18 on the test split")
-    assert f"{written['auroc']:.3f}" in report and "### By source" in report
-    youden = next(p for p in written["operating_points"] if p["name"] == "youden")
-    assert f"{youden['tp']}/{youden['tp'] + youden['fn']}" in report
+    assert f"{evaluation.auroc:.3f}" in report and "### By source" in report
+    assert "patient-aware Wilson (on the design-effect-adjusted number of images)" in report
+    youden = next(p for p in evaluation.chosen_points if p.name == "youden")
+    assert f"{youden.counts.tp}/{youden.counts.tp + youden.counts.fn}" in report
+    assert "## What a call means" in report and "| Scores | ECE | Brier |" in report
     for name in PLOTS:
         assert f"(plots/{name}.png)" in report
     assert not list(tmp_path.rglob("*.partial"))
 
 
+def test_figures_draw_the_evaluation_they_are_given(tmp_path: Path) -> None:
+    """The confusion matrix shows the counts of the model's threshold, and the ROC marks the
+    val-chosen points: from the evaluation, not recomputed."""
+    from deepcovid.results.figures import evaluation_figures
+
+    test, val = predictions(60, 2), predictions(40, 3)
+    evaluation = run(test, val, tmp_path)
+    figures = evaluation_figures(evaluation, test)
+    cells = [t.get_text() for t in figures["confusion_matrix"].axes[0].texts]
+    c = evaluation.point_at(0.2).counts
+    assert cells == [str(c.tn), str(c.fp), str(c.fn), str(c.tp)]
+    marks = {line.get_label(): line for line in figures["roc"].axes[0].get_lines()}
+    youden = next(p for p in evaluation.chosen_points if p.name == "youden")
+    mark = next(line for name, line in marks.items() if name.startswith("max. Youden"))
+    assert mark.get_xdata()[0] == pytest.approx(1 - youden.specificity)
+    assert mark.get_ydata()[0] == pytest.approx(youden.sensitivity)
+
+
 def test_one_class_test_split_still_writes_everything(tmp_path: Path) -> None:
-    metrics = write_evaluation(
-        predictions(10, 0, one_class=True), None, SETTINGS, 0.2, tmp_path, val_reason="no val"
-    )
-    assert metrics["auroc"] is None and "both classes" in metrics["undefined"]["auroc"]
+    evaluation = run(predictions(10, 0, one_class=True), None, tmp_path, reason="no val")
+    assert evaluation.auroc is None and "both classes" in evaluation.undefined["auroc"]
     for name in PLOTS:
         assert (tmp_path / "plots" / f"{name}.png").is_file()
     report = (tmp_path / "report.md").read_text()
@@ -67,7 +99,27 @@ def test_one_class_test_split_still_writes_everything(tmp_path: Path) -> None:
 
 def test_evaluating_val_itself_is_flagged(tmp_path: Path) -> None:
     val = predictions(40, 1)
-    write_evaluation(val, val, SETTINGS, 0.2, tmp_path, split="val")
+    run(val, val, tmp_path, split="val")
     assert (tmp_path / "metrics" / "val.json").is_file()
     assert (tmp_path / "predictions" / "val.csv").is_file()
     assert "optimistic" in (tmp_path / "report.md").read_text()
+
+
+def data_record(prevalence: float) -> DataRecord:
+    return DataRecord(
+        "/data", None, "0" * 64, 100, 42, 0.1, 0.2, None, None, {}, {}, "oversample", prevalence
+    )
+
+
+def test_oversampling_prior_shift_and_a_small_val_split_are_said(tmp_path: Path) -> None:
+    test, val = predictions(80, 0), predictions(16, 1)
+    test["label"] = (np.arange(80) < 8).astype(int)  # 10 % COVID
+    evaluation = run(test, val, tmp_path, data=data_record(0.5))
+    report = (tmp_path / "report.md").read_text()
+    assert "## Read these numbers with care" in report
+    assert "trained at a COVID prevalence of 50.0 % (over-sampling COVID images), 5.0×" in report
+    positives = int(val["label"].sum())
+    assert f"holds {positives} COVID and {16 - positives} non-COVID images" in report
+    assert len(evaluation.notes) == 2
+    quiet = run(predictions(80, 0), predictions(60, 1), tmp_path / "q", data=data_record(0.5))
+    assert not any("prevalence" in n for n in quiet.notes)  # 0.5 vs about 0.5: no shift

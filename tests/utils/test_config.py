@@ -1,7 +1,5 @@
 """The real configs compose for every option of every group."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import hydra
@@ -22,6 +20,8 @@ GROUP_OPTIONS = {
         "experiment",
         "data",
         "hparams_search",
+        "explainer",
+        "metrics",
     )
 }
 
@@ -52,10 +52,15 @@ def test_model_configs_instantiate(model: str, tmp_path: Path) -> None:
 
 
 def test_paper_defaults(tmp_path: Path) -> None:
-    cfg = compose_config("train", [], str(tmp_path))
-    assert cfg.data.image_size == 224 and cfg.data.batch_size == 20
-    assert cfg.model.finetune == "head" and cfg.model.pretrained is True
-    assert cfg.trainer.max_epochs == 100 and cfg.model.threshold == 0.2
+    cfg = compose_config("train", ["model.pretrained=false"], str(tmp_path))
+    assert cfg.data.image_size is None and cfg.data.batch_size == 20  # the backbone's size
+    model = hydra.utils.instantiate(cfg.model)
+    assert model.preprocessing.image_size == 224 and model.preprocessing.crop_ratio == 0.875
+    assert cfg.model.finetune == "head" and cfg.trainer.max_epochs == 100
+    assert cfg.model.threshold == 0.2 and cfg.model.optimizer.lr == 1e-4
+    paper = compose_config("train", ["experiment=deepcovid_paper"], str(tmp_path))
+    assert paper.data.image_size == 224 and paper.model.pretrained is True
+    assert paper.data.near_duplicates is True
 
 
 def test_trainer_and_logger_instantiate(tmp_path: Path) -> None:
@@ -67,13 +72,36 @@ def test_trainer_and_logger_instantiate(tmp_path: Path) -> None:
     assert instantiate_loggers(compose_config("train", ["logger=none"], str(tmp_path)).logger) == []
 
 
-def test_cli_help_and_cfg_job() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "deepcovid.train", "model=densenet121", "--cfg", "job"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    printed = OmegaConf.create(result.stdout)
-    assert printed.model.backbone == "densenet121"
-    assert "hydra" not in printed
+@pytest.mark.parametrize(
+    ("config", "overrides"),
+    [
+        ("train", []),
+        ("eval", ["ckpt_path=x.ckpt"]),
+        ("predict", ["ckpt_path=x.ckpt", "inputs=in", "explainer=occlusion"]),
+        ("export", ["ckpt_path=x.ckpt"]),
+    ],
+)
+def test_every_entry_point_config_composes_with_a_sweep_subdir(
+    config: str, overrides: list[str], tmp_path: Path
+) -> None:
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("deepcovid.conf", version_base="1.3"):
+        cfg = compose(config, overrides, return_hydra_config=True)
+    cfg.hydra.job.num = 3
+    subdir = OmegaConf.to_container(cfg.hydra.sweep, resolve=True)["subdir"]
+    expected = {"train": "resnet18", "eval": "eval", "predict": "predict", "export": "export"}
+    assert subdir == f"3-{expected[config]}"
+
+
+def test_the_monitored_metric_is_named_once() -> None:
+    lines = [
+        (path.relative_to(CONFIG_DIR), line)
+        for path in sorted(Path(CONFIG_DIR).rglob("*.yaml"))
+        for line in path.read_text().splitlines()
+        if "val/auroc" in line.split("#")[0]
+    ]
+    assert [str(path) for path, _ in lines] == ["train.yaml"]
+    cfg = compose_config("train", ["hparams_search=optuna"])
+    assert cfg.callbacks.model_checkpoint.monitor == cfg.model.scheduler_monitor == "val/auroc"
+    assert cfg.optimized_metric == "val/auroc"

@@ -5,6 +5,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from deepcovid.train import train
@@ -86,6 +87,20 @@ def test_unreachable_wandb_falls_back_to_offline(
     assert offline_runs(tmp_path)
 
 
+def test_evaluation_summary_and_scalars() -> None:
+    from deepcovid.utils.tracking import evaluation_summary, scalars
+    from tests.metrics.test_summary import evaluate, frame
+
+    e = evaluate(frame(60, 0), frame(30, 1))
+    summary = evaluation_summary(e)
+    assert summary["test/auroc"] == e.auroc and summary["test/auroc_ci"] == list(e.auroc_ci)
+    youden = next(p for p in e.chosen_points if p.name == "youden")
+    assert summary["test/youden/threshold"] == youden.threshold
+    assert summary["test/fixed@0.5/tn"] == e.point_at(0.5).counts.tn
+    flat = scalars(summary)
+    assert "test/auroc_ci" not in flat and flat["test/auroc"] == e.auroc
+
+
 def test_flatten_config() -> None:
     cfg = OmegaConf.create({"a": {"b": 1, "c": {"d": "x"}}, "e": [1, 2], "f": {}})
     assert flatten_config(cfg) == {"a.b": 1, "a.c.d": "x", "e": [1, 2], "f": {}}
@@ -113,15 +128,18 @@ def test_offline_training_run_is_complete(covidx5k_shared: Path, tmp_path: Path)
     assert run["config"]["model.backbone"] == "squeezenet"
     assert run["config"]["data.image_size"] == 32
     assert {"squeezenet", "finetune-head"} <= set(run["tags"])
-    for key in ("val/auroc", "train/loss_epoch", "test/auroc", "test/sensitivity"):
+    for key in ("val/auroc", "train/loss_epoch", "test/auroc", "val/auroc_best"):
         assert key in run["summary"], key
+    assert "test/sensitivity" not in run["summary"]  # one writer per key: the evaluation
     # the final evaluation, with its intervals and operating points, and its figures
     metrics = json.loads((tmp_path / "metrics" / "test.json").read_text())
     summary = run["summary"]
     assert summary["test/auroc_ci"] == pytest.approx(metrics["auroc_ci"])
-    fixed = next(p for p in metrics["operating_points"] if p["threshold"] == 0.2)
+    fixed = next(p for p in metrics["fixed_points"] if p["threshold"] == 0.2)
     assert summary["test/fixed@0.2/sensitivity_ci"] == pytest.approx(fixed["sensitivity_ci"])
-    assert summary["test/fixed@0.2/tp"] == fixed["tp"]
+    assert summary["test/fixed@0.2/tp"] == fixed["counts"]["tp"]
+    best = torch.load(next((tmp_path / "checkpoints").glob("best-*.ckpt")), weights_only=True)
+    assert summary["val/auroc_best_epoch"] == best["epoch"]
     assert "test/target_sensitivity/threshold" in summary
     assert "test/plots" in summary  # the ROC, PR, confusion matrix, histogram, reliability
     assert "heatmaps/test/gradcam" in summary  # the heatmap panel
