@@ -1,8 +1,8 @@
-"""Export → load round trips, and safe checkpoint loading."""
+"""Export → load round trips: the export carries the checkpoint's record and predicts what the
+checkpoint predicts, without Lightning or pickle."""
 
 import json
 import os
-import pathlib
 import subprocess
 import sys
 from pathlib import Path
@@ -11,32 +11,20 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from deepcovid.data.io import load_image
 from deepcovid.data.transforms import EvalPreset
 from deepcovid.export import export
-from deepcovid.models.checkpoints import UnsafeCheckpointError, load_classifier
+from deepcovid.models.checkpoints import load_classifier, read_record
 from deepcovid.models.exported import ExportError, load_exported
 from deepcovid.predict import predict
-from deepcovid.train import train
 from deepcovid.utils.config import compose_config
-from tests.conftest import tiny_overrides
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO, best_checkpoint
 
 
 @pytest.fixture(scope="module")
-def checkpoint(covidx5k_shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The last checkpoint of a tiny training run, with the run's config where Hydra puts it."""
-    run = tmp_path_factory.mktemp("run")
-    cfg = compose_config(
-        "train", tiny_overrides(covidx5k_shared, run, "test=false"), output_dir=str(run)
-    )
-    train(cfg)
-    (run / ".hydra").mkdir()
-    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
-    return run / "checkpoints" / "last.ckpt"
+def checkpoint(tiny_run: Path) -> Path:
+    return best_checkpoint(tiny_run)
 
 
 def images(root: Path, count: int = 4) -> list[Path]:
@@ -47,24 +35,29 @@ def test_safetensors_export_matches_the_checkpoint(
     checkpoint: Path, covidx5k_shared: Path, tmp_path: Path
 ) -> None:
     cfg = compose_config("export", [f"ckpt_path={checkpoint}", f"output_dir={tmp_path}"])
-    weights = export(cfg.ckpt_path, cfg.format, cfg.output_dir, cfg.name, dict(cfg.preprocessing))
+    weights = export(cfg.ckpt_path, cfg.format, cfg.output_dir, cfg.name)
     assert weights == tmp_path / "model.safetensors"
     meta = json.loads((tmp_path / "model.json").read_text())
-    assert meta["backbone"] == "resnet18" and meta["class_names"] == ["non-covid", "covid"]
-    assert meta["threshold"] == 0.2 and meta["target_layer"] == "layer4"
-    prep = meta["preprocessing"]
-    assert (prep["image_size"], prep["crop_ratio"]) == (32, 0.875)  # from the run's config
+    model = meta["model"]
+    assert model["backbone"] == "resnet18" and model["class_names"] == ["non-covid", "covid"]
+    assert model["threshold"] == 0.2 and model["target_layer"] == "layer4"
+    record = read_record(checkpoint)
+    assert model["operating_points"] == record.operating_points  # its thresholds travel too
+    assert model["data"]["fingerprint"] == record.data.fingerprint
+    assert model["data"]["members"] == {} and model["val_predictions"] is None  # no image list
+    prep = model["preprocessing"]
+    assert (prep["image_size"], prep["crop_ratio"], prep["channels"]) == (32, 0.875, 3)
     assert prep["mean"] == pytest.approx([0.485, 0.456, 0.406])
 
     exported = load_exported(weights)
     original = load_classifier(checkpoint)
     paths = images(covidx5k_shared)
     batch = torch.stack([exported.eval_transform(load_image(p)) for p in paths])
-    reference = torch.stack([EvalPreset(32, 0.875)(load_image(p)) for p in paths])
+    reference = torch.stack([EvalPreset(record.preprocessing)(load_image(p)) for p in paths])
     assert torch.equal(batch, reference)
     with torch.no_grad():
         assert torch.equal(exported.prob_covid(batch), original.prob_covid(batch))
-    assert exported.threshold == 0.2 and not exported.training
+    assert exported.record.threshold == 0.2 and not exported.training
 
 
 def test_safetensors_export_loads_without_lightning_or_pickle(
@@ -131,41 +124,9 @@ def test_onnx_and_torchscript_exports_compute_the_same_logits(
     np.testing.assert_allclose(logits, expected, atol=1e-4)
 
 
-def test_export_needs_known_preprocessing(checkpoint: Path, tmp_path: Path) -> None:
-    lone = tmp_path / "lone.ckpt"
-    lone.write_bytes(checkpoint.read_bytes())  # no training-run config beside it
-    with pytest.raises(ValueError, match="image_size=224 crop_ratio=0.875"):
-        export(lone, "safetensors", tmp_path)
-    export(lone, "safetensors", tmp_path, preprocessing_given={"image_size": 32, "crop_ratio": 1})
-    assert json.loads((tmp_path / "model.json").read_text())["preprocessing"]["crop_ratio"] == 1.0
+def test_unknown_format_is_refused(checkpoint: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="format='keras'"):
-        export(lone, "keras", tmp_path)
-
-
-def test_pickled_objects_are_refused_unless_allowed(checkpoint: Path, tmp_path: Path) -> None:
-    state = torch.load(checkpoint, weights_only=True)
-    state["hyper_parameters"]["note"] = pathlib.PurePosixPath("any/python/object")
-    unsafe = tmp_path / "unsafe.ckpt"
-    torch.save(state, unsafe)
-    with pytest.raises(UnsafeCheckpointError, match="allow_pickle=true") as error:
-        load_classifier(unsafe)
-    assert "format=safetensors allow_pickle=true" in str(error.value)
-    assert load_classifier(unsafe, allow_pickle=True).hparams.backbone == "resnet18"
-
-
-def test_config_from_a_checkpoint_is_never_instantiated(checkpoint: Path, tmp_path: Path) -> None:
-    state = torch.load(checkpoint, weights_only=True)
-    target = {"_target_": "os.system", "command": "touch pwned"}
-    state["hyper_parameters"] |= {"optimizer": target, "scheduler": target}
-    planted = tmp_path / "planted.ckpt"
-    torch.save(state, planted)
-    model = load_classifier(planted)
-    assert model.optimizer_factory is None and model.scheduler_factory is None
-    state["hyper_parameters"]["_instantiator"] = "os.system"
-    torch.save(state, planted)
-    with pytest.raises(ValueError, match="allowlist"):
-        load_classifier(planted)
-    assert not (REPO / "pwned").exists() and not Path("pwned").exists()
+        export(checkpoint, "keras", tmp_path)
 
 
 def test_predict_from_the_safetensors_export_alone(
@@ -173,7 +134,7 @@ def test_predict_from_the_safetensors_export_alone(
 ) -> None:
     """export → predict: the export gives the checkpoint's predictions, heatmaps included."""
     cfg = compose_config("export", [f"ckpt_path={checkpoint}", f"output_dir={tmp_path / 'x'}"])
-    weights = export(cfg.ckpt_path, cfg.format, cfg.output_dir, cfg.name, dict(cfg.preprocessing))
+    weights = export(cfg.ckpt_path, cfg.format, cfg.output_dir, cfg.name)
     inputs = covidx5k_shared / "test"
     frames = {}
     for name, model in (("export", weights), ("checkpoint", checkpoint)):

@@ -1,9 +1,8 @@
-"""``deepcovid.predict``: files, folders and CSVs in, predictions.csv and overlays out."""
+"""predict(): files, folders and CSVs in, predictions.csv and overlays out, from a checkpoint
+that carries its own preprocessing and thresholds."""
 
 import logging
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,26 +12,22 @@ import torch
 
 from deepcovid.data.io import load_image
 from deepcovid.data.transforms import EvalPreset
-from deepcovid.models.checkpoints import load_classifier
-from deepcovid.predict import list_inputs, predict, resolve_image_size
-from deepcovid.train import train
+from deepcovid.models.checkpoints import load_classifier, read_record
+from deepcovid.predict import list_inputs, predict
 from deepcovid.utils.config import compose_config
-from tests.conftest import CXR_DEV, SHARED_DATA, requires_real_data, tiny_overrides
+from tests.conftest import CXR_DEV, SHARED_DATA, best_checkpoint, requires_real_data
 
 DICOM = SHARED_DATA / "dicom"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def checkpoint(covidx5k_shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny trained checkpoint (32 px, 1 epoch, 2 batches, no pretrained weights)."""
-    run = tmp_path_factory.mktemp("run")
-    train(compose_config("train", tiny_overrides(covidx5k_shared, run, "test=false"), str(run)))
-    return run / "checkpoints" / "last.ckpt"
+def checkpoint(tiny_run: Path) -> Path:
+    return best_checkpoint(tiny_run)
 
 
 def run_predict(checkpoint: Path, inputs: Path, out: Path, *extra: str) -> pd.DataFrame:
-    overrides = [f"ckpt_path={checkpoint}", f"inputs={inputs}", "image_size=32", *extra]
+    overrides = [f"ckpt_path={checkpoint}", f"inputs={inputs}", *extra]
     written = predict(compose_config("predict", overrides, output_dir=str(out)))
     assert written == out / "predictions.csv"
     return pd.read_csv(written)
@@ -40,9 +35,33 @@ def run_predict(checkpoint: Path, inputs: Path, out: Path, *extra: str) -> pd.Da
 
 def direct_prob_covid(checkpoint: Path, paths: list[str]) -> np.ndarray:
     classifier = load_classifier(checkpoint)
-    images = torch.stack([EvalPreset(32)(load_image(p)) for p in paths])
+    transform = EvalPreset(classifier.record.preprocessing)
+    images = torch.stack([transform(load_image(p)) for p in paths])
     with torch.inference_mode():
         return classifier.prob_covid(images).numpy()
+
+
+def test_a_checkpoint_copied_alone_predicts_what_evaluate_predicted(
+    tiny_run: Path, checkpoint: Path, covidx5k_shared: Path, tmp_path: Path
+) -> None:
+    alone = tmp_path / "empty" / "model.ckpt"  # no run folder, no config beside it
+    alone.parent.mkdir()
+    shutil.copy(checkpoint, alone)
+    frame = run_predict(alone, covidx5k_shared / "test", tmp_path / "out", "batch_size=8")
+    evaluated = pd.read_csv(tiny_run / "predictions" / "test.csv")
+    assert frame["path"].tolist() == evaluated["path"].tolist()
+    np.testing.assert_array_equal(frame["prob_covid"], evaluated["prob_covid"])
+
+
+def test_operating_points_come_from_the_checkpoint(checkpoint: Path, covidx5k_shared, tmp_path):
+    record = read_record(checkpoint)
+    chosen = record.operating_points["target_sensitivity"]["threshold"]
+    frame = run_predict(
+        checkpoint, covidx5k_shared / "test", tmp_path / "a", "operating_point=target_sensitivity"
+    )
+    assert (frame["predicted_label"] == (frame["prob_covid"] >= chosen)).all()
+    with pytest.raises(ValueError, match=r"operating_point='best'; this model has \['fixed'"):
+        run_predict(checkpoint, covidx5k_shared / "test", tmp_path / "b", "operating_point=best")
 
 
 def test_folder_with_an_unreadable_file(checkpoint, covidx5k_shared, tmp_path, caplog):
@@ -55,7 +74,7 @@ def test_folder_with_an_unreadable_file(checkpoint, covidx5k_shared, tmp_path, c
     assert len(frame) == 6 and not frame["path"].str.contains("broken").any()
     assert "broken.png" in caplog.text  # reported by name, the rest still processed
     assert np.allclose(frame["prob_covid"], direct_prob_covid(checkpoint, list(frame["path"])))
-    threshold = load_classifier(checkpoint).hparams.threshold  # the checkpoint's own cut-off
+    threshold = read_record(checkpoint).threshold  # the checkpoint's own cut-off
     assert (frame["predicted_label"] == (frame["prob_covid"] >= threshold)).all()
     overlays = sorted((tmp_path / "out" / "heatmaps").glob("*.png"))
     assert [p.name for p in overlays] == sorted(f"covid__{Path(p).name}.png" for p in frame["path"])
@@ -89,20 +108,7 @@ def test_single_file(checkpoint, covidx5k_shared, tmp_path):
     image = sorted((covidx5k_shared / "test" / "covid").iterdir())[0]
     frame = run_predict(checkpoint, image, tmp_path / "out")
     assert frame["path"].tolist() == [str(image)]
-    assert not (tmp_path / "out" / "heatmaps").exists()  # heatmap=none
-
-
-def test_image_size_comes_from_the_training_run(checkpoint, tmp_path):
-    run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)
-    copy = run / "checkpoints" / "best.ckpt"
-    shutil.copy(checkpoint, copy)
-    with pytest.raises(ValueError, match="pass image_size=N"):
-        resolve_image_size(None, copy)
-    (run / ".hydra").mkdir()
-    (run / ".hydra" / "config.yaml").write_text("data:\n  image_size: 48\n")
-    assert resolve_image_size(None, copy) == 48
-    assert resolve_image_size(64, copy) == 64
+    assert not (tmp_path / "out" / "heatmaps").exists()  # explainer=none
 
 
 def test_bad_inputs_name_the_problem(tmp_path):
@@ -149,25 +155,3 @@ def test_real_radiographs_and_dicom(checkpoint, tmp_path):
     suffixes = {Path(p).suffix.lower() for p in frame["path"]}
     assert suffixes - {".dcm"} and suffixes - {".dcm"} <= {".jpg", ".jpeg", ".png"}
     assert (".dcm" in suffixes) == bool(dicoms)
-
-
-@pytest.mark.slow
-def test_command_line(checkpoint, covidx5k_shared, tmp_path):
-    out = tmp_path / "out"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "deepcovid.predict",
-            f"ckpt_path={checkpoint}",
-            f"inputs={covidx5k_shared / 'test'}",
-            "image_size=32",
-            "explainer=gradcam",
-            f"hydra.run.dir={out}",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    assert len(pd.read_csv(out / "predictions.csv")) == 14
-    assert len(list((out / "heatmaps").glob("*.png"))) == 14

@@ -8,18 +8,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from deepcovid.evaluation import write_evaluation
-from omegaconf import OmegaConf
 
-from deepcovid.metrics.summary import MetricSettings
+from deepcovid.metrics.summary import MetricSettings, ModelInfo
 from deepcovid.report import main
 from deepcovid.results.comparison import find_run_dirs, load_runs
+from deepcovid.results.evaluation import ThresholdSource, evaluate_predictions, write_evaluation
 
 BACKBONES = ["resnet18", "resnet50", "squeezenet", "densenet121"]
 
 
 def fake_run(job: Path, backbone: str, seed: int) -> Path:
-    """A run directory as a multirun job leaves it: Hydra config + evaluation."""
+    """A run directory as a multirun job leaves it: an evaluation."""
     rng = np.random.default_rng(seed)
 
     def frame(n: int) -> pd.DataFrame:
@@ -29,9 +28,11 @@ def fake_run(job: Path, backbone: str, seed: int) -> Path:
             {"path": [f"i{k}" for k in range(n)], "label": label, "prob_covid": prob}
         )
 
-    (job / ".hydra").mkdir(parents=True)
-    OmegaConf.save({"model": {"backbone": backbone}}, job / ".hydra" / "config.yaml")
-    write_evaluation(frame(60), frame(30), MetricSettings(bootstrap_resamples=20), 0.2, job)
+    test, val = frame(60), frame(30)
+    settings = MetricSettings(bootstrap_resamples=20)
+    thresholds = ThresholdSource(val, "the val split")
+    evaluation = evaluate_predictions(test, thresholds, settings, 0.2, ModelInfo(backbone))
+    write_evaluation(evaluation, test, val, job)
     return job
 
 
@@ -50,13 +51,13 @@ def test_multirun_folder_becomes_one_table_and_two_figures(sweep: Path, tmp_path
     for i, backbone in enumerate(BACKBONES):
         metrics = json.loads((sweep / f"{i}-{backbone}" / "metrics" / "test.json").read_text())
         rows = table[table["model"] == backbone]
-        assert len(rows) == len(metrics["operating_points"])
+        assert len(rows) == len(metrics["fixed_points"]) + len(metrics["chosen_points"])
         assert rows["auroc"].iloc[0] == pytest.approx(metrics["auroc"])
         assert rows["auroc_low"].iloc[0] == pytest.approx(metrics["auroc_ci"][0])
-        youden = next(p for p in metrics["operating_points"] if p["name"] == "youden")
+        youden = next(p for p in metrics["chosen_points"] if p["name"] == "youden")
         row = rows[rows["operating_point"] == "youden"].iloc[0]
         assert row["specificity_high"] == pytest.approx(youden["specificity_ci"][1])
-        assert row["tp"] == youden["tp"]
+        assert row["tp"] == youden["counts"]["tp"]
     markdown = (tmp_path / "comparison.md").read_text()
     assert markdown.startswith("# Comparison of 4 models on the test split")
     assert "### val sensitivity ≥ 98 %" in markdown and "### Threshold 0.2" in markdown

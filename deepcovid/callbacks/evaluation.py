@@ -94,6 +94,7 @@ class EvaluationWriter(L.Callback):
             if pl_module.hparams.full_precision_eval
             else str(trainer.precision),
             skipped=datamodule.skipped,
+            split=datamodule.tested_split,
             data=data,
             mode=self.mode,
         )

@@ -356,6 +356,10 @@ class XrayDataModule(L.LightningDataModule):
             rank=trainer.global_rank if trainer else 0,
             seed=self.seed,
         )
+        # Lightning creates the first iterator (and worker processes prefetch from it) before it
+        # sets the sampler's epoch: a run resumed at epoch e would start on epoch 0's plan. The
+        # epoch it will set is the one its restored progress counts as processed.
+        sampler.set_epoch(trainer.fit_loop.epoch_progress.current.processed if trainer else 0)
         return self.loader(dataset, self.batch_size, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:

@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from deepcovid.metrics.intervals import Estimate
-from deepcovid.metrics.operating_points import Interval, OperatingPoint
-from deepcovid.metrics.summary import Evaluation
 from deepcovid.results.names import INTERVAL_NAMES, rule_name
 from deepcovid.utils.files import printable
+
+if TYPE_CHECKING:  # light at run time: benchmarks use the table helpers on bare machines
+    from deepcovid.metrics.intervals import Estimate
+    from deepcovid.metrics.operating_points import Interval, OperatingPoint
+    from deepcovid.metrics.summary import Evaluation
 
 PLOTS = {
     "roc": "ROC curve",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from deepcovid.metrics.operating_points import OperatingPoint
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from deepcovid.metrics.operating_points import OperatingPoint
 
 INTERVAL_NAMES = {
     "auto": "patient-aware where patient ids exist, else per-image Wilson score",

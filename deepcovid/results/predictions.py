@@ -68,7 +68,7 @@ def predictions_frame(predictions: Predictions, samples: pd.DataFrame) -> pd.Dat
         {
             "path": rows["path"].to_numpy(),
             "label": predictions.label,
-            "prob_covid": predictions.prob_covid,
+            "prob_covid": predictions.prob_covid.astype(np.float64),  # exact; CSVs round-trip
         }
     )
     for column in PREDICTION_COLUMNS[3:]:

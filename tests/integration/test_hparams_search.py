@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from tests.conftest import tiny_overrides
@@ -26,7 +27,7 @@ def test_optuna_two_trials_in_sqlite(covidx5k_shared: Path, tmp_path: Path) -> N
             f"hydra.sweeper.storage={storage}",
             f"hydra.sweep.dir={tmp_path / 'sweep'}",
             "print_config=false",
-            *tiny_overrides(covidx5k_shared, tmp_path),
+            *tiny_overrides(covidx5k_shared, tmp_path, "trainer.max_epochs=2"),
         ],
         check=True,
         capture_output=True,
@@ -39,3 +40,9 @@ def test_optuna_two_trials_in_sqlite(covidx5k_shared: Path, tmp_path: Path) -> N
     assert all(0.0 <= t.value <= 1.0 for t in trials)  # validation AUROC
     results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
     assert results["best_value"] == max(t.value for t in trials)
+    # each trial's value is the score of its best (tested) checkpoint, not the last epoch's
+    for trial in trials:
+        (job,) = (tmp_path / "sweep").glob(f"{trial.number}-*")
+        state = torch.load(job / "checkpoints" / "last.ckpt", weights_only=True)["callbacks"]
+        (best,) = [v for k, v in state.items() if k.startswith("BestCheckpoint")]
+        assert trial.value == pytest.approx(float(best["best_model_score"]))

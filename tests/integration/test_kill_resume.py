@@ -1,5 +1,6 @@
 """A real CLI run killed with SIGKILL mid-epoch resumes with ckpt_path=last and ends exactly
-where an uninterrupted run ends; SIGTERM saves a checkpoint and exits with status 143."""
+where an uninterrupted run ends, with the default loader shape (2 persistent workers, augmented
+training images); SIGTERM saves a checkpoint and exits with status 143."""
 
 import os
 import signal
@@ -14,9 +15,8 @@ import torch
 
 from deepcovid.train import SIGTERM_EXIT_CODE, train
 from deepcovid.utils.config import compose_config
-from tests.conftest import tiny_overrides
+from tests.conftest import REPO, tiny_overrides
 
-REPO = Path(__file__).resolve().parents[1]
 STEPS_PER_EPOCH = 4
 KILL_AT_STEP = 6  # epoch 1, batch 2: mid-epoch, after last.ckpt of epoch 0 was written
 
@@ -42,6 +42,8 @@ def cli(root: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
         f"trainer.limit_train_batches={STEPS_PER_EPOCH}",
         "trainer.deterministic=true",
         "data.val_fraction=0.25",
+        "data.num_workers=2",
+        "data.persistent_workers=true",
         "print_config=false",
         f"hydra.run.dir={out}",
         *extra,
@@ -70,7 +72,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(
     assert done.returncode == 0, done.stderr[-3000:]
 
     kill = [
-        "+callbacks.sigkill._target_=tests.test_kill_resume.SignalAtStep",
+        "+callbacks.sigkill._target_=tests.integration.test_kill_resume.SignalAtStep",
         f"+callbacks.sigkill.step={KILL_AT_STEP}",
     ]
     crashed = cli(covidx5k_shared, killed, *kill)
@@ -90,7 +92,8 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(
     for name, weight in final[whole]["state_dict"].items():
         assert torch.equal(weight, final[killed]["state_dict"][name]), name
     expected = pd.read_csv(whole / "predictions" / "test.csv")
-    pd.testing.assert_frame_equal(pd.read_csv(killed / "predictions" / "test.csv"), expected)
+    resumed_predictions = pd.read_csv(killed / "predictions" / "test.csv")
+    pd.testing.assert_frame_equal(resumed_predictions, expected, check_exact=True)  # bit for bit
     pd.testing.assert_series_equal(
         final_test_metrics(killed), final_test_metrics(whole), check_names=False
     )
@@ -100,7 +103,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_with_143(covidx5k_shared: Path, tm
     overrides = tiny_overrides(
         covidx5k_shared,
         tmp_path,
-        "+callbacks.sigterm._target_=tests.test_kill_resume.SignalAtStep",
+        "+callbacks.sigterm._target_=tests.integration.test_kill_resume.SignalAtStep",
         "+callbacks.sigterm.step=1",
         f"+callbacks.sigterm.signum={int(signal.SIGTERM)}",
     )

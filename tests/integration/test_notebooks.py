@@ -6,27 +6,16 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from deepcovid.train import train
-from deepcovid.utils.config import compose_config
-from tests.conftest import tiny_overrides
+from tests.conftest import REPO
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
-
-
-@pytest.fixture(scope="module")
-def finished_run(covidx5k_shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("run")
-    overrides = tiny_overrides(
-        covidx5k_shared, out, "data.val_fraction=0.25", "metrics.bootstrap_resamples=50"
-    )
-    train(compose_config("train", overrides, output_dir=str(out)))
-    return out
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_executes(path: Path, finished_run: Path, monkeypatch) -> None:
-    monkeypatch.setenv("DEEPCOVID_RUN_DIR", str(finished_run))
+def test_notebook_executes(path: Path, tiny_run: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DEEPCOVID_RUN_DIR", str(tiny_run))
+    finished_run = tiny_run
     notebook = nbformat.read(path, as_version=4)
     assert not any(cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), (
         "commit notebooks without outputs: CI produces them"

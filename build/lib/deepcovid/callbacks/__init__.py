@@ -1,0 +1,1 @@
+"""Lightning callbacks: everything that is not the model."""

@@ -1,0 +1,102 @@
+"""At the end of a test, write the full evaluation (:mod:`deepcovid.results.evaluation`): the
+final test of ``python -m deepcovid.train`` and ``python -m deepcovid.evaluate`` both run it.
+
+Operating-point thresholds are chosen on the validation predictions *of the tested weights*,
+which every checkpoint carries in its record (:mod:`deepcovid.models.record`), unless the
+caller gives other ones (a new site's val split, for site recalibration).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import pandas as pd
+
+from deepcovid.metrics.summary import Evaluation, MetricSettings, ModelInfo
+from deepcovid.models.classifier import CovidClassifier
+from deepcovid.results.evaluation import (
+    ThresholdSource,
+    evaluate_predictions,
+    write_evaluation,
+)
+from deepcovid.results.predictions import predictions_frame
+from deepcovid.utils.tracking import log_evaluation
+
+log = logging.getLogger(__name__)
+SAME_DATA = "the val split of the training run"
+
+
+def absolute_paths(frame: pd.DataFrame, root: Path) -> pd.DataFrame:
+    """Recorded (root-relative) paths as paths under ``root``."""
+    return frame.assign(path=[str(Path(root) / p) for p in frame["path"]])
+
+
+def tested_weights_val(
+    trainer: L.Trainer, module: CovidClassifier, source: str = SAME_DATA, chosen_on: str = "val"
+) -> ThresholdSource:
+    """The val predictions of the weights under test: from the record of the tested checkpoint,
+    or those of the current weights when they were validated at this very step."""
+    root = trainer.datamodule.root
+    if trainer.ckpt_path is not None:
+        record = module.record
+        if record is None or record.val_predictions is None:
+            return ThresholdSource(
+                None, source, chosen_on, f"{trainer.ckpt_path} holds no val predictions"
+            )
+        return ThresholdSource(absolute_paths(record.val_predictions, root), source, chosen_on)
+    latest = module.latest_val
+    if latest is not None and latest[0] == trainer.global_step:
+        return ThresholdSource(latest[2], source, chosen_on)
+    return ThresholdSource(None, source, chosen_on, "the tested weights were never validated")
+
+
+class EvaluationWriter(L.Callback):
+    """Writes the evaluation of the test split at test end (rank 0) and logs it."""
+
+    def __init__(
+        self,
+        output_dir: str | Path,
+        settings: MetricSettings | None = None,
+        thresholds: ThresholdSource | None = None,
+        checkpoint: str | None = None,
+        mode: str = "the training data",
+    ) -> None:
+        self.output_dir = Path(output_dir)
+        self.settings = settings or MetricSettings()
+        self.thresholds = thresholds
+        self.checkpoint = checkpoint
+        self.mode = mode
+        self.evaluation: Evaluation | None = None
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: CovidClassifier) -> None:
+        predictions = pl_module.gathered("test")  # collective: every rank takes part
+        if not trainer.is_global_zero:
+            return
+        datamodule = trainer.datamodule
+        thresholds = self.thresholds or tested_weights_val(trainer, pl_module)
+        test = predictions_frame(predictions, datamodule.table)
+        checkpoint = self.checkpoint or trainer.ckpt_path
+        data = datamodule.record() if pl_module.record is None else pl_module.record.data
+        self.evaluation = evaluate_predictions(
+            test,
+            thresholds,
+            self.settings,
+            float(pl_module.hparams.threshold),
+            ModelInfo(
+                pl_module.hparams.backbone,
+                None if checkpoint is None else str(checkpoint),
+                pl_module.trained_from,
+                *((data.seed, data.fold, data.num_folds) if data else ()),
+            ),
+            precision="32-true"
+            if pl_module.hparams.full_precision_eval
+            else str(trainer.precision),
+            skipped=datamodule.skipped,
+            split=datamodule.tested_split,
+            data=data,
+            mode=self.mode,
+        )
+        written = write_evaluation(self.evaluation, test, thresholds.frame, self.output_dir)
+        log_evaluation(trainer.loggers, self.evaluation, written)

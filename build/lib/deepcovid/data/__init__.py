@@ -1,0 +1,1 @@
+"""Reading, checking, splitting, transforming and balancing chest X-ray data."""

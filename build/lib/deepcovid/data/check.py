@@ -1,0 +1,119 @@
+"""``python -m deepcovid.data.check ROOT_OR_MANIFEST``: counts, image modes and sizes,
+unreadable and implausible files, and leaks across splits (identical or near-identical images,
+shared patients), as console tables and a JSON file. Exits 1 when the splits leak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from deepcovid.data.cache import HASH_SIZE, FileCache, default_cache_dir
+from deepcovid.data.io import DEFAULT_MAX_IMAGE_PIXELS, set_max_image_pixels
+from deepcovid.data.leaks import MAX_DISTANCE, DataReport, build_report
+from deepcovid.data.samples import read_manifest, scan_folders
+from deepcovid.utils.files import write_json_atomic
+
+EXIT_LEAK = 1
+
+
+def load_samples(root_or_manifest: str | Path) -> pd.DataFrame:
+    """The sample table of a CSV manifest, a folder with ``manifest.csv``, or a folder tree."""
+    path = Path(root_or_manifest)
+    if path.is_file():
+        return read_manifest(path)
+    if (path / "manifest.csv").is_file():
+        return read_manifest(path / "manifest.csv")
+    return scan_folders(path)
+
+
+def table_of(title: str, columns: list[str], rows: list[list[object]]) -> Table:
+    """A rich table with the given columns and rows."""
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(value) for value in row))
+    return table
+
+
+def render(report: DataReport, console: Console, limit: int = 20) -> None:
+    """Print the report as tables, then the verdict."""
+    counts = [[r["split"], r["class"], r["source"], r["images"]] for r in report.counts]
+    console.print(table_of("images", ["split", "class", "source", "images"], counts))
+    console.print(table_of("modes", ["mode", "images"], [list(m) for m in report.modes.items()]))
+    sizes = [[axis, *s.values()] for axis, s in report.sizes.items()]
+    console.print(table_of("sizes (px)", ["axis", "min", "median", "max"], sizes))
+    if report.implausible:
+        rows = [[p, why] for p, why in list(report.implausible.items())[:limit]]
+        title = f"implausible as chest radiographs ({len(report.implausible)})"
+        console.print(table_of(title, ["file", "why"], rows))
+    if report.unreadable:
+        rows = [[p, why] for p, why in list(report.unreadable.items())[:limit]]
+        console.print(
+            table_of(f"unreadable files ({len(report.unreadable)})", ["file", "why"], rows)
+        )
+    if report.exact_duplicates:
+        rows = [[g["sha256"][:12], g["paths"]] for g in report.exact_duplicates[:limit]]
+        title = f"identical files across splits ({len(report.exact_duplicates)})"
+        console.print(table_of(title, ["sha256", "files"], rows))
+    if report.near_duplicates:
+        pairs = report.near_duplicates[:limit]
+        rows = [[p["distance"], {k: v for k, v in p.items() if k != "distance"}] for p in pairs]
+        title = f"near-duplicates across splits ({len(report.near_duplicates)})"
+        console.print(table_of(title, ["bits", "files"], rows))
+    if report.patients_in_several_splits:
+        rows = [[p, s] for p, s in list(report.patients_in_several_splits.items())[:limit]]
+        title = f"patients in several splits ({len(report.patients_in_several_splits)})"
+        console.print(table_of(title, ["patient", "splits"], rows))
+    if report.leaks:
+        console.print(f"[bold red]LEAK[/]: {report.leaks}")
+    else:
+        console.print("[bold green]no leak[/] across splits")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m deepcovid.data.check", description=__doc__)
+    parser.add_argument("root_or_manifest", help="dataset folder or CSV manifest")
+    parser.add_argument("--json", default="data_check.json", help="where to write the report")
+    parser.add_argument(
+        "--fast", action="store_true", help="skip the near-duplicate search (no dHash)"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        default=None,
+        help="where the facts of each file are kept, so unchanged files are not read again "
+        "(default: $DEEPCOVID_CACHE_DIR or ~/.cache/deepcovid, as data.cache_dir of training)",
+    )
+    parser.add_argument(
+        "--max-distance",
+        type=int,
+        default=MAX_DISTANCE,
+        help=f"near-duplicate threshold in bits of the {HASH_SIZE * HASH_SIZE}-bit dHash",
+    )
+    parser.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_IMAGE_PIXELS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the check; the exit status is 1 when the splits leak, else 0."""
+    args = parse_args(argv)
+    set_max_image_pixels(args.max_image_pixels)
+    table = load_samples(args.root_or_manifest)
+    facts = FileCache(args.cache_dir or default_cache_dir()).scan(
+        table["path"].tolist(), want_dhash=not args.fast
+    )
+    report = build_report(table, facts, near=not args.fast, max_distance=args.max_distance)
+    render(report, Console())
+    write_json_atomic(report.to_dict(), args.json)
+    print(f"report written to {args.json}")
+    return EXIT_LEAK if report.leaks else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

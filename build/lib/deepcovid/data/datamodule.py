@@ -1,0 +1,379 @@
+"""LightningDataModule for chest X-ray folders and CSV manifests."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from deepcovid.data.cache import CachedImages, FileCache, FileFacts, default_cache_dir
+from deepcovid.data.dataset import XrayDataset
+from deepcovid.data.download import download_dataset
+from deepcovid.data.io import DEFAULT_MAX_IMAGE_PIXELS, load_image, set_max_image_pixels
+from deepcovid.data.leaks import MAX_DISTANCE, DataReport, build_report, enforce
+from deepcovid.data.samples import (
+    DEFAULT_NEGATIVE_NAMES,
+    DEFAULT_POSITIVE_NAMES,
+    SPLITS,
+    LabelMap,
+    read_manifest,
+    scan_folders,
+)
+from deepcovid.data.sampling import BALANCE_MODES, TrainingSampler, inverse_frequency_weights
+from deepcovid.data.splits import DataRecord, assign_external_splits, assign_splits
+from deepcovid.data.transforms import EvalPreset, Preprocessing, TrainPreset
+from deepcovid.utils.files import printable
+
+log = logging.getLogger(__name__)
+ON_BAD_FILE = ("error", "skip")
+EXTERNAL = ("test", "test_and_val")
+MIN_VAL_PER_CLASS = 20  # below this, checkpoint and threshold choice rest on very few images
+
+
+class BadFilesError(ValueError):
+    """Image files that cannot be used; the message names every one of them and the fix."""
+
+
+def describe(bad: dict[str, str]) -> str:
+    """One line per bad file: ``path: reason`` (printable)."""
+    return "\n".join(f"  {printable(path)}: {reason}" for path, reason in bad.items())
+
+
+class XrayDataModule(L.LightningDataModule):
+    """Train/val/test loaders over a COVID-Xray-5k folder, class folders or a CSV manifest.
+
+    ``preprocessing`` is the model's (its backbone's, or its checkpoint's); ``image_size`` and
+    ``crop_ratio`` override it when given. ``batch_size`` is per device: under DDP with N
+    devices a step sees N × batch_size images.
+
+    Every file is read once at setup (:mod:`deepcovid.data.cache`, facts kept in ``cache_dir``
+    for later runs): unreadable files are reported (``on_bad_file``), the splits checked for
+    leaks (``on_leak``, ``near_duplicates``). With ``cache=True`` the same read keeps shrunk
+    pixels that the loaders then read; with ``normalize_on_device=True`` loaders yield uint8
+    images and the float conversion runs after the transfer to the device (inside a Lightning
+    Trainer only). ``pin_memory=None`` pins when the trainer runs on a GPU.
+
+    ``external``: the data is another site's, for evaluation: ``test`` makes every image (or the
+    data's own test split) a test image; ``test_and_val`` also keeps (or carves) a val split
+    of that site, for re-choosing thresholds there. ``tested_split`` is the split the test
+    loader serves (``val`` to evaluate the val split itself).
+    """
+
+    def __init__(
+        self,
+        root: str,
+        manifest: str | None = "auto",
+        preprocessing: Preprocessing | None = None,
+        image_size: int | None = None,
+        crop_ratio: float | None = None,
+        augmentation: dict[str, Any] | None = None,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        num_folds: int | None = None,
+        fold: int | None = None,
+        external: str | None = None,
+        tested_split: str = "test",
+        seed: int = 42,
+        batch_size: int = 20,
+        eval_batch_size: int | None = None,
+        num_workers: int = 4,
+        pin_memory: bool | None = None,
+        persistent_workers: bool = True,
+        balance: str = "oversample",
+        oversample_factor: int = 5,
+        positive_names: Sequence[str] = DEFAULT_POSITIVE_NAMES,
+        negative_names: Sequence[str] = DEFAULT_NEGATIVE_NAMES,
+        download: bool = False,
+        download_url: str | None = None,
+        download_sha256: str | None = None,
+        on_bad_file: str = "error",
+        on_leak: str = "error",
+        near_duplicates: bool = False,
+        max_distance: int = MAX_DISTANCE,
+        max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+        cache: bool = False,
+        cache_dir: str | None = None,
+        cache_short_side: int = 256,
+        normalize_on_device: bool = False,
+    ) -> None:
+        super().__init__()
+        if balance not in BALANCE_MODES:
+            raise ValueError(f"data.balance={balance!r}; choose one of {list(BALANCE_MODES)}")
+        if on_bad_file not in ON_BAD_FILE:
+            raise ValueError(f"data.on_bad_file={on_bad_file!r}; choose one of {list(ON_BAD_FILE)}")
+        if external not in (None, *EXTERNAL):
+            raise ValueError(f"data.external={external!r}; choose null or one of {list(EXTERNAL)}")
+        self.root = Path(root)
+        self.manifest = manifest
+        self.preprocessing = (preprocessing or Preprocessing()).replace(
+            image_size=image_size, crop_ratio=crop_ratio
+        )
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.num_folds = num_folds
+        self.fold = fold
+        self.external = external
+        self.tested_split = tested_split
+        self.seed = seed
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.balance = balance
+        self.oversample_factor = oversample_factor
+        self.labels = LabelMap(positive_names, negative_names)
+        self.train_transform = TrainPreset(self.preprocessing, **(augmentation or {}))
+        self.eval_transform = EvalPreset(self.preprocessing)
+        self.normalize_on_device = normalize_on_device
+        self.cache = cache
+        self.file_cache = FileCache(cache_dir or default_cache_dir(), cache_short_side)
+        self.download = download
+        self.download_url = download_url
+        self.download_sha256 = download_sha256
+        self.on_bad_file = on_bad_file
+        self.on_leak = on_leak
+        self.near_duplicates = near_duplicates
+        self.max_distance = max_distance
+        set_max_image_pixels(max_image_pixels)
+        self.table: pd.DataFrame | None = None
+        self.facts: dict[str, FileFacts] = {}
+        self.split_origin: dict[str, str] = {}
+        self.report: DataReport | None = None
+        self.images: CachedImages | None = None
+        self.skipped: dict[str, str] = {}  # path -> why, for the files on_bad_file=skip left out
+        self._record: DataRecord | None = None
+
+    # ---- data on disk -------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Download the dataset when ``download=true`` (rank 0 only, as Lightning calls it)."""
+        if self.download:
+            if not self.download_url:
+                raise ValueError("data.download=true needs data.download_url")
+            download_dataset(self.download_url, self.root, self.download_sha256)
+
+    def manifest_path(self) -> Path | None:
+        """The manifest to read: explicit, ``ROOT/manifest.csv`` when ``auto``, else none."""
+        if self.manifest in (None, "none", "null"):
+            return None
+        if self.manifest == "auto":
+            candidate = self.root / "manifest.csv"
+            return candidate if candidate.is_file() else None
+        return Path(self.manifest)
+
+    def read_samples(self) -> pd.DataFrame:
+        """The sample table as the data gives it (splits not yet completed)."""
+        manifest = self.manifest_path()
+        if manifest is None:
+            return scan_folders(self.root, self.labels)
+        log.info("reading samples from manifest %s", manifest)
+        return read_manifest(manifest, self.labels)
+
+    def drop_unreadable(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Apply ``on_bad_file`` to the files that cannot be used: ``error`` names them all,
+        ``skip`` logs them, records them in :attr:`skipped` and drops them."""
+        bad = {p: self.facts[p].problem for p in table["path"] if not self.facts[p].readable}
+        if not bad:
+            return table
+        if self.on_bad_file == "error":
+            raise BadFilesError(
+                f"{len(bad)} of {len(table)} image files cannot be used:\n{describe(bad)}\n"
+                "Fix: remove or re-export these files, or set data.on_bad_file=skip to leave "
+                "them out (they are logged and counted as data/skipped_files)."
+            )
+        log.warning("data.on_bad_file=skip: leaving out %d file(s):\n%s", len(bad), describe(bad))
+        self.skipped = bad
+        return table[~table["path"].isin(list(bad))].reset_index(drop=True)
+
+    def complete_splits(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The table with every row in a split, and :attr:`split_origin` saying how."""
+        if self.external is not None:
+            table, self.split_origin = assign_external_splits(
+                table, self.external == "test_and_val", self.val_fraction, self.seed
+            )
+        else:
+            table, self.split_origin = assign_splits(
+                table, self.val_fraction, self.test_fraction, self.seed, self.num_folds, self.fold
+            )
+        return table
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.table is not None:
+            return
+        table = self.read_samples()
+        self.facts = self.file_cache.scan(
+            table["path"].tolist(), want_dhash=self.near_duplicates, pixels=self.cache
+        )
+        table = self.complete_splits(self.drop_unreadable(table))
+        self.report = build_report(table, self.facts, self.near_duplicates, self.max_distance)
+        enforce(self.report, self.on_leak)
+        if self.cache:
+            self.images = self.file_cache.images(self.facts)
+        self.table = table
+        self.log_splits()
+
+    def log_splits(self) -> None:
+        """Counts per split and class, where each split came from, and the weak spots."""
+        counts = self.table.groupby(["split", "label"]).size().unstack(fill_value=0)
+        origins = "\n".join(f"  {split}: {how}" for split, how in self.split_origin.items())
+        log.info(
+            "samples per split (columns: label 0 = non-COVID, 1 = COVID):\n%s\nsplits:\n%s",
+            counts,
+            origins,
+        )
+        if self.table["patient_id"].isna().all():
+            log.warning(
+                "%s has no patient ids: splits and intervals are per image, so radiographs of "
+                "one patient may sit in train and val (or test). Give a manifest with a "
+                "patient_id column where you can.",
+                self.root,
+            )
+        val = self.table[self.table["split"] == "val"]
+        if len(val):
+            n_positive = int(val["label"].sum())
+            n_negative = len(val) - n_positive
+            if min(n_positive, n_negative) < MIN_VAL_PER_CLASS:
+                log.warning(
+                    "the val split holds %d COVID and %d non-COVID images: checkpoint and "
+                    "threshold selection rest on that many (fewer than %d of a class)",
+                    n_positive,
+                    n_negative,
+                    MIN_VAL_PER_CLASS,
+                )
+
+    def relative(self, path: str) -> str:
+        """``path`` relative to the data root (how splits are recorded)."""
+        return os.path.relpath(path, self.root)
+
+    def fingerprint(self) -> str:
+        """sha256 over (relative path, file sha256, label) of every image, in path order."""
+        lines = sorted(
+            f"{self.relative(p)}\t{self.facts[p].sha256}\t{label}"
+            for p, label in zip(self.table["path"], self.table["label"], strict=True)
+        )
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+    def record(self) -> DataRecord:
+        """The :class:`DataRecord` of this data and its splits (computed once, after setup)."""
+        if self._record is not None:
+            return self._record
+        if self.table is None:
+            self.setup()
+        members = {
+            split: sorted(
+                self.relative(p) for p in self.table.loc[self.table["split"] == split, "path"]
+            )
+            for split in ("val", "test")
+        }
+        manifest = self.manifest_path()
+        self._record = DataRecord(
+            root=str(self.root.resolve()),
+            manifest=None if manifest is None else str(manifest.resolve()),
+            fingerprint=self.fingerprint(),
+            n_images=len(self.table),
+            seed=self.seed,
+            val_fraction=self.val_fraction,
+            test_fraction=self.test_fraction,
+            num_folds=self.num_folds,
+            fold=self.fold,
+            split_origin=dict(self.split_origin),
+            members=members,
+            balance=self.balance,
+            training_prevalence=self.training_prevalence(),
+        )
+        return self._record
+
+    def training_prevalence(self) -> float | None:
+        """The COVID share of the images drawn per training epoch (over-sampling counted)."""
+        train = self.table[self.table["split"] == "train"]
+        if train.empty:
+            return None
+        n_positive = int(train["label"].sum())
+        n_negative = len(train) - n_positive
+        if self.balance == "oversample":
+            factor = self.oversample_factor
+            n_positive, n_negative = (
+                (n_positive * factor, n_negative)
+                if n_positive < n_negative  # the sampler repeats the smaller class (ties: label 0)
+                else (n_positive, n_negative * factor)
+            )
+        return n_positive / (n_positive + n_negative)
+
+    def split(self, name: str) -> pd.DataFrame:
+        """Rows of one split (train, val or test), indexed by their row in the full table."""
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; choose one of {list(SPLITS)}")
+        if self.table is None:
+            self.setup()
+        rows = self.table[self.table["split"] == name]
+        if rows.empty:
+            raise ValueError(f"the '{name}' split of {self.root} is empty")
+        return rows
+
+    # ---- loaders ------------------------------------------------------------------------
+    def dataset(self, name: str, train: bool = False) -> XrayDataset:
+        """The split's dataset, read from the cache or the files, with the worker-side
+        transform (only the geometry when normalising on the device)."""
+        rows = self.split(name)
+        transform = self.train_transform if train else self.eval_transform
+        if self.normalize_on_device:
+            transform = transform.geometry
+        return XrayDataset(rows, transform, self.images.load if self.cache else load_image)
+
+    def pinned(self) -> bool:
+        """Whether loaders pin host memory: ``pin_memory``, or when unset, training on a GPU."""
+        if self.pin_memory is not None:
+            return self.pin_memory
+        trainer = self.trainer
+        return trainer is not None and trainer.strategy.root_device.type == "cuda"
+
+    def loader(self, dataset: XrayDataset, batch_size: int, **kwargs) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pinned(),
+            persistent_workers=self.persistent_workers,
+            **kwargs,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.dataset("train", train=True)
+        trainer = self.trainer
+        sampler = TrainingSampler(
+            dataset,
+            dataset.labels,
+            self.oversample_factor if self.balance == "oversample" else 1,
+            num_replicas=trainer.world_size if trainer else 1,
+            rank=trainer.global_rank if trainer else 0,
+            seed=self.seed,
+        )
+        return self.loader(dataset, self.batch_size, sampler=sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader(self.dataset("val"), self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader(self.dataset(self.tested_split), self.eval_batch_size)
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict:
+        """With ``normalize_on_device``: uint8 → normalised float, on the device."""
+        if self.normalize_on_device:
+            training = self.trainer is not None and self.trainer.training
+            preset = self.train_transform if training else self.eval_transform
+            batch["image"] = preset.finish(batch["image"])
+        return batch
+
+    def loss_weights(self) -> torch.Tensor | None:
+        """Class weights for the loss when ``balance=weighted_loss``, else None."""
+        if self.balance != "weighted_loss":
+            return None
+        return inverse_frequency_weights(self.split("train")["label"].tolist())

@@ -1,0 +1,177 @@
+"""The coded result of one radiograph as a DICOM Comprehensive SR (TID 1500).
+
+Template: TID 1500 "Measurement Report", the only report template highdicom writes, holding one
+TID 1501 "Measurement and Qualitative Evaluation Group" about the whole image. It fits an
+image-level classifier: the group names the finding (COVID-19), carries P(COVID) as a numeric
+measurement and the thresholded call as a qualitative evaluation, identifies the algorithm
+(TID 4019) and references the source image, and TID 1500 adds the device observer and an
+image library entry (TID 1600) for the source. DICOM's Chest CAD SR (TID 4100) would be the
+dedicated template for chest CAD, but neither highdicom nor most PACS write it, while TID 1500
+is what quantitative-imaging viewers (e.g. OHIF, 3D Slicer) read. The SOP class is
+Comprehensive SR, the one highdicom pairs with TID 1500 for 2-D images.
+
+The document is marked complete, preliminary and unverified: an algorithm's output awaiting a
+radiologist, never a final report.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import highdicom as hd
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+
+from deepcovid import __version__
+from deepcovid.dicom.codes import (
+    ABSENT,
+    CERTAINTY_OF_FINDING,
+    COVID_19,
+    PLAIN_CHEST_XRAY,
+    PRESENT,
+    UNITLESS,
+)
+
+MANUFACTURER = "deepcovid project"
+TRACKING_IDENTIFIER = "deepcovid COVID-19 classification"
+# Modalities for which highdicom writes TID 1603 (Image Library Entry Descriptors for Projection
+# Radiography); highdicom.sr.templates.ImageLibraryEntryDescriptors._is_projection_radiography.
+PROJECTION_MODALITIES = {"CR", "DX", "IO", "MG", "PX", "RF", "RG", "XA"}
+
+
+@dataclass(frozen=True)
+class AlgorithmInfo:
+    """What produced the result: written as the SR's algorithm identification and device."""
+
+    weights_sha256: str
+    name: str = "deepcovid"
+    version: str = __version__
+
+    def __post_init__(self) -> None:
+        digest = self.weights_sha256
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ValueError(
+                f"weights_sha256 must be 64 lower-case hex digits, got {digest!r}; "
+                "use deepcovid.utils.files.sha256_of(weights_path)."
+            )
+
+    @property
+    def device_uid(self) -> str:
+        """A UID fixed by name, version and weights: the same model is the same observer."""
+        return generate_uid(entropy_srcs=[self.name, self.version, self.weights_sha256])
+
+
+@dataclass(frozen=True)
+class Classification:
+    """P(COVID) and the operating point it was called at (COVID when ``prob >= threshold``)."""
+
+    prob_covid: float
+    threshold: float
+    operating_point: str
+
+    def __post_init__(self) -> None:
+        for name in ("prob_covid", "threshold"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and 0 <= value <= 1):
+                raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+        if not self.operating_point.strip():
+            raise ValueError("operating_point must name where the threshold comes from")
+
+    @property
+    def is_covid(self) -> bool:
+        return self.prob_covid >= self.threshold
+
+
+def algorithm_identification(
+    algorithm: AlgorithmInfo, classification: Classification
+) -> hd.sr.AlgorithmIdentification:
+    """TID 4019: name, version, and as parameters the weights' hash and the operating point."""
+    return hd.sr.AlgorithmIdentification(
+        name=algorithm.name,
+        version=algorithm.version,
+        parameters=[
+            f"weights sha256: {algorithm.weights_sha256}",
+            f"operating point: {classification.operating_point}",
+            f"threshold: {classification.threshold!r}",
+            "decision rule: COVID-19 present when P(COVID) >= threshold",
+        ],
+    )
+
+
+def image_library_header(source: Dataset) -> Dataset:
+    """The header the image library entry (TID 1600) is built from.
+
+    For projection radiographs highdicom adds the TID 1603 descriptors, reading Patient
+    Orientation (two values) and Imager Pixel Spacing unconditionally; real CR and secondary
+    capture exports often have neither (the SIIM files: orientation empty, Pixel Spacing only).
+    Such a source gets the general TID 1602 descriptors only (modality from the SOP class,
+    rows, columns), from a copy whose Modality no longer selects the projection branch.
+    """
+    orientation = source.get("PatientOrientation") or []
+    if source.get("Modality") not in PROJECTION_MODALITIES or (
+        len(orientation) == 2 and "ImagerPixelSpacing" in source
+    ):
+        return source
+    header = copy.deepcopy(source)
+    header.Modality = "OT"
+    return header
+
+
+def build_report(
+    source: Dataset,
+    classification: Classification,
+    algorithm: AlgorithmInfo,
+    series_number: int,
+) -> hd.sr.ComprehensiveSR:
+    """The SR for ``source`` (a header whose values are valid, see ``repair.repair_header``),
+    in the source's study, in a new series."""
+    observer = hd.sr.ObserverContext(
+        observer_type=hd.sr.CodedConcept("121007", "DCM", "Device"),
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=algorithm.device_uid,
+            name=algorithm.name,
+            manufacturer_name=MANUFACTURER,
+            model_name=f"{algorithm.name} {algorithm.version}",
+        ),
+    )
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=TRACKING_IDENTIFIER),
+        finding_type=COVID_19,
+        algorithm_id=algorithm_identification(algorithm, classification),
+        source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(source)],
+        measurements=[
+            hd.sr.Measurement(
+                name=CERTAINTY_OF_FINDING,
+                value=float(classification.prob_covid),
+                unit=UNITLESS,
+            )
+        ],
+        qualitative_evaluations=[
+            hd.sr.QualitativeEvaluation(
+                name=COVID_19, value=PRESENT if classification.is_covid else ABSENT
+            )
+        ],
+    )
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        procedure_reported=PLAIN_CHEST_XRAY,
+        imaging_measurements=[group],
+        referenced_images=[image_library_header(source)],
+    )
+    return hd.sr.ComprehensiveSR(
+        evidence=[source],
+        content=report[0],
+        series_instance_uid=hd.UID(),
+        series_number=series_number,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        manufacturer_model_name=algorithm.name,
+        software_versions=algorithm.version,
+        series_description=f"{algorithm.name} COVID-19 result (research use)",
+        is_complete=True,
+        is_final=False,
+        is_verified=False,
+    )

@@ -1,0 +1,192 @@
+"""``python -m deepcovid.evaluate ckpt_path=FILE data.root=DIR``: evaluate a checkpoint. See
+conf/eval.yaml.
+
+Two modes, named in ``report.md`` and ``metrics/<split>.json``:
+
+- the same data as in training (default): the checkpoint's record says what defined its splits
+  (data fingerprint, seed, fractions, folds, val and test members); they are rebuilt from it
+  and compared, and any difference stops the run, naming it. Operating points come from the
+  training run's val predictions, stored in the checkpoint.
+- another site's data (``external=true``): every image (or the data's own test split) is a test
+  image. Operating points are ``frozen`` (chosen on the training run's val predictions, stored
+  in the checkpoint) or ``site_recalibrated`` (chosen again on a val split of the new site).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, open_dict
+
+from deepcovid.callbacks.evaluation import EvaluationWriter, absolute_paths
+from deepcovid.data.datamodule import XrayDataModule
+from deepcovid.data.splits import DataRecord
+from deepcovid.metrics.summary import Evaluation, MetricSettings
+from deepcovid.models.checkpoints import load_classifier
+from deepcovid.models.classifier import CovidClassifier
+from deepcovid.models.record import ModelRecord
+from deepcovid.results.evaluation import ThresholdSource
+from deepcovid.results.predictions import predictions_frame
+from deepcovid.utils.config import CONFIG_PATH
+from deepcovid.utils.console import print_config_tree, silence_known_warnings
+from deepcovid.utils.files import write_json_atomic
+from deepcovid.utils.instantiate import instantiate_loggers, instantiate_with
+from deepcovid.utils.tracking import finish_loggers
+
+log = logging.getLogger(__name__)
+SPLITS = ("test", "val")
+OPERATING_POINTS = ("frozen", "site_recalibrated")
+SPLIT_KEYS = ("seed", "val_fraction", "test_fraction", "num_folds", "fold")
+
+
+class DataMismatchError(ValueError):
+    """The data given to ``evaluate`` is not the data (or splits) the model was trained on."""
+
+
+def differences(recorded: DataRecord, found: DataRecord, limit: int = 5) -> list[str]:
+    """What differs between the training run's data and splits and these, in words."""
+    lines = []
+    if recorded.fingerprint != found.fingerprint:
+        lines.append(
+            f"the files differ: {found.n_images} images now, {recorded.n_images} in training "
+            f"(content fingerprint {found.fingerprint[:12]} vs {recorded.fingerprint[:12]})"
+        )
+    for split in ("val", "test"):
+        then, now = set(recorded.members.get(split, [])), set(found.members.get(split, []))
+        if then != now:
+            gone, new = sorted(then - now), sorted(now - then)
+            lines.append(
+                f"the {split} split differs: {len(new)} image(s) not in training's {split} "
+                f"(e.g. {new[:limit]}), {len(gone)} missing (e.g. {gone[:limit]})"
+            )
+    return lines
+
+
+def same_data(cfg: DictConfig, record: ModelRecord) -> XrayDataModule:
+    """The training data and splits, rebuilt from the record, verified."""
+    recorded = record.data
+    if recorded is None:
+        raise DataMismatchError(
+            f"{cfg.ckpt_path} records no data: evaluate it on this data with external=true"
+        )
+    split_keys = {key: getattr(recorded, key) for key in SPLIT_KEYS}
+    log.info("rebuilding the training run's splits: %s", split_keys)
+    datamodule = instantiate_with(
+        cfg.data, preprocessing=record.preprocessing, tested_split=cfg.split, **split_keys
+    )
+    datamodule.setup("test")
+    found = differences(recorded, datamodule.record())
+    if found:
+        raise DataMismatchError(
+            f"data.root={cfg.data.root} is not the data {cfg.ckpt_path} was trained on (it "
+            f"was {recorded.root}):\n  " + "\n  ".join(found) + "\nTo evaluate on other data "
+            "(another site, another release), pass external=true."
+        )
+    return datamodule
+
+
+def check_preprocessing(cfg: DictConfig, record: ModelRecord) -> None:
+    """Refuse input-size overrides: the checkpoint says how its input is made."""
+    for key in ("image_size", "crop_ratio"):
+        given = cfg.data.get(key)
+        if given is not None and given != getattr(record.preprocessing, key):
+            raise ValueError(
+                f"data.{key}={given}, but {cfg.ckpt_path} was trained with {key}="
+                f"{getattr(record.preprocessing, key)}; leave data.{key} unset: the checkpoint "
+                "carries its preprocessing"
+            )
+
+
+def threshold_source(
+    cfg: DictConfig, record: ModelRecord, trainer: L.Trainer, model: CovidClassifier,
+    datamodule: XrayDataModule,
+) -> ThresholdSource:  # fmt: skip
+    """The val predictions the operating points are chosen on, as the mode says."""
+    if cfg.external and cfg.operating_points == "site_recalibrated":
+        trainer.validate(model, datamodule=datamodule, verbose=False)
+        frame = predictions_frame(model.gathered("val"), datamodule.table)
+        return ThresholdSource(frame, "this site's val split (site recalibration)", "site val")
+    if record.val_predictions is None:
+        return ThresholdSource(None, "", "val", f"{cfg.ckpt_path} holds no val predictions")
+    if cfg.external:  # the training images are not here: their paths as they were
+        root = Path(record.data.root) if record.data else datamodule.root
+        source = "the training run's val split (thresholds frozen, applied to this site)"
+        return ThresholdSource(absolute_paths(record.val_predictions, root), source, "training val")
+    frame = absolute_paths(record.val_predictions, datamodule.root)
+    return ThresholdSource(frame, "the training run's val split", "val")
+
+
+def wandb_identity(cfg: DictConfig, record: ModelRecord) -> None:
+    """Link the eval run to its training run in W&B: same group, name ``<training>-eval``,
+    tagged with the backbone."""
+    wandb = cfg.get("logger", {}).get("wandb") if cfg.get("logger") else None
+    if wandb is None:
+        return
+    trained = record.tracking
+    with open_dict(cfg):
+        wandb.group = wandb.group or trained.get("group") or trained.get("name")
+        if trained.get("name") and not wandb.name:
+            wandb.name = f"{trained['name']}-eval"
+        cfg.tags = [*cfg.tags, record.backbone]
+
+
+def evaluate(cfg: DictConfig) -> Evaluation | None:
+    """Evaluate ``cfg.ckpt_path`` on ``cfg.split``; the evaluation on rank 0, else None."""
+    silence_known_warnings()
+    if cfg.get("print_config"):
+        print_config_tree(cfg)
+    if cfg.split not in SPLITS:
+        raise ValueError(f"split={cfg.split!r}; choose one of {list(SPLITS)}")
+    if cfg.operating_points not in OPERATING_POINTS:
+        raise ValueError(
+            f"operating_points={cfg.operating_points!r}; choose one of {list(OPERATING_POINTS)}"
+        )
+    if cfg.external and cfg.split != "test":
+        raise ValueError("external=true evaluates the test split of the other site: drop split=")
+    L.seed_everything(cfg.seed, workers=True)
+    model = load_classifier(cfg.ckpt_path, full_precision_eval=cfg.full_precision)
+    record = model.record
+    check_preprocessing(cfg, record)
+    if cfg.external:
+        external = "test_and_val" if cfg.operating_points == "site_recalibrated" else "test"
+        datamodule = instantiate_with(
+            cfg.data, preprocessing=record.preprocessing, external=external
+        )
+        datamodule.setup("test")
+    else:
+        datamodule = same_data(cfg, record)
+    settings: MetricSettings = hydra.utils.instantiate(cfg.metrics)
+    wandb_identity(cfg, record)
+    loggers = instantiate_loggers(cfg.get("logger"))
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=[])
+    try:
+        thresholds = threshold_source(cfg, record, trainer, model, datamodule)
+        mode = (
+            f"external data, {cfg.operating_points.replace('_', '-')} operating points"
+            if cfg.external
+            else "the training data"
+        )
+        writer = EvaluationWriter(
+            cfg.paths.output_dir, settings, thresholds, str(cfg.ckpt_path), mode
+        )
+        trainer.callbacks.append(writer)
+        if trainer.is_global_zero:
+            write_json_atomic(
+                datamodule.report.to_dict(), Path(cfg.paths.output_dir) / "data_check.json"
+            )
+        trainer.test(model, datamodule=datamodule, verbose=False)
+    finally:
+        finish_loggers(loggers)
+    return writer.evaluation
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="eval")
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

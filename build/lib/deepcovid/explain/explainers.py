@@ -1,0 +1,83 @@
+"""Heatmap methods behind one call: ``explainer(classifier, images) → (N, H, W)`` maps.
+
+These are what ``conf/explainer/*.yaml`` instantiates, for the heatmap callback of training,
+for ``deepcovid.predict`` and for the audit. The classifier is anything with ``net`` (logits
+``(N, 2)``) and ``target_layer`` (its last conv block), e.g. a
+:class:`~deepcovid.models.classifier.CovidClassifier` in eval mode.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from deepcovid.explain.drilldown import drilldown_occlusion
+from deepcovid.explain.gradcam import grad_cam
+from deepcovid.explain.occlusion import occlusion
+from deepcovid.explain.scoring import SCORE_LABELS, score_module
+
+
+class Explainable(Protocol):
+    net: nn.Module
+    target_layer: str
+
+
+class Explainer(Protocol):
+    """Maps a classifier and images ``(N, C, H, W)`` to heatmaps ``(N, H, W)``."""
+
+    name: str
+    colorbar_label: str
+
+    def __call__(self, classifier: Explainable, images: torch.Tensor) -> torch.Tensor: ...
+
+
+class OcclusionExplainer:
+    """Occlusion sensitivity of the ``score`` (``prob``: P(COVID), ``logit``: its log-odds):
+    exact (incremental inference when the network traces), or approximate with
+    ``drilldown=True``."""
+
+    name = "occlusion"
+
+    def __init__(
+        self,
+        window: int = 16,
+        stride: int = 8,
+        baseline: float = 0.0,
+        batch_size: int = 32,
+        method: str = "auto",
+        drilldown: bool = False,
+        score: str = "prob",
+    ) -> None:
+        self.window, self.stride, self.baseline = window, stride, baseline
+        self.batch_size, self.method, self.drilldown = batch_size, method, drilldown
+        self.score = score
+        self.colorbar_label = f"drop in {SCORE_LABELS[score]} when occluded"
+
+    def __call__(self, classifier: Explainable, images: torch.Tensor) -> torch.Tensor:
+        attribute = drilldown_occlusion if self.drilldown else occlusion
+        maps = attribute(
+            score_module(classifier.net, self.score),
+            images,
+            self.window,
+            self.stride,
+            self.baseline,
+            batch_size=self.batch_size,
+            method=self.method,
+        )
+        return maps[:, 0]
+
+
+class GradCamExplainer:
+    """Grad-CAM of the ``score`` (default: the log-odds of COVID) at the classifier's last
+    conv block."""
+
+    name = "gradcam"
+
+    def __init__(self, score: str = "logit") -> None:
+        self.score = score
+        self.colorbar_label = f"Grad-CAM ({SCORE_LABELS[score]})"
+
+    def __call__(self, classifier: Explainable, images: torch.Tensor) -> torch.Tensor:
+        return grad_cam(classifier.net, classifier.target_layer, images, self.score)

@@ -1,0 +1,1 @@
+"""Metrics on P(COVID) scores, built on torchmetrics."""

@@ -1,0 +1,246 @@
+"""Calibration of P(COVID): ECE and reliability bins, Brier score, calibration intercept and
+slope, and recalibration maps (Platt, temperature) fitted on one split to apply on another.
+
+ECE and the bins use equal-width bins [0, 1/B), …, [(B-1)/B, 1]. torchmetrics gives a score of
+exactly 1.0 a bin of its own; scores are nudged below 1.0 first, so ECE and the bins agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import statsmodels.api as sm
+import torch
+from scipy.special import expit
+from torchmetrics.functional.classification import binary_calibration_error
+
+from deepcovid.metrics.bootstrap import bootstrap_interval
+from deepcovid.metrics.discrimination import as_tensors
+from deepcovid.metrics.inputs import PatientIds, checked_scores, cluster_codes, has_patient_ids
+from deepcovid.metrics.intervals import Estimate, z_value
+from deepcovid.metrics.undefined import UndefinedMetric, require_both_classes
+
+BELOW_ONE = float(np.nextafter(1.0, 0.0))
+
+
+@dataclass(frozen=True)
+class ReliabilityBins:
+    """Per bin: edges, mean P(COVID), observed COVID fraction and image count (empty bins:
+    NaN mean and fraction, count 0)."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+    mean_prob_covid: np.ndarray
+    fraction_covid: np.ndarray
+    count: np.ndarray
+
+
+def check_bins(n_bins: int) -> None:
+    if n_bins < 1:
+        raise ValueError(f"calibration_bins={n_bins}: need at least one bin")
+
+
+def expected_calibration_error(
+    label: np.ndarray, prob_covid: np.ndarray, n_bins: int = 10
+) -> float:
+    """Σ_bins (n_bin / n) · |fraction COVID − mean P(COVID)| (torchmetrics, L1 norm)."""
+    check_bins(n_bins)
+    if len(label) == 0:
+        raise UndefinedMetric("calibration error needs at least one image")
+    prob, target = as_tensors(label, prob_covid)
+    prob = prob.clamp(max=BELOW_ONE)
+    return float(binary_calibration_error(prob, target, n_bins=n_bins, norm="l1"))
+
+
+def reliability_bins(
+    label: np.ndarray, prob_covid: np.ndarray, n_bins: int = 10
+) -> ReliabilityBins:
+    """The reliability diagram's data: mean score against observed COVID fraction per bin."""
+    check_bins(n_bins)
+    prob = np.minimum(np.asarray(prob_covid, dtype=np.float64), BELOW_ONE)
+    label = np.asarray(label, dtype=np.float64)
+    edges = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64).numpy()  # as torchmetrics
+    which = np.clip(np.searchsorted(edges, prob, side="right") - 1, 0, n_bins - 1)
+    count = np.bincount(which, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_prob = np.bincount(which, weights=prob, minlength=n_bins) / count
+        fraction = np.bincount(which, weights=label, minlength=n_bins) / count
+    return ReliabilityBins(edges[:-1], edges[1:], mean_prob, fraction, count)
+
+
+# Probabilities are clipped to [ε, 1 − ε] before the logit, so a saturated softmax score of
+# exactly 0 or 1 maps to ±13.8 instead of ±inf (1e-6 keeps float32-rounded scores distinct).
+PROB_EPSILON = 1e-6
+# Fewer images than this always give a separated or degenerate logistic fit.
+MIN_FIT_IMAGES = 3
+
+
+def logit(prob_covid: np.ndarray) -> np.ndarray:
+    """log(p / (1 − p)) of the scores clipped to [:data:`PROB_EPSILON`, 1 − it]."""
+    prob = np.clip(np.asarray(prob_covid, dtype=np.float64), PROB_EPSILON, 1.0 - PROB_EPSILON)
+    return np.log(prob) - np.log1p(-prob)
+
+
+def brier_score(label: np.ndarray, prob_covid: np.ndarray) -> float:
+    """Mean squared difference between P(COVID) and the 0/1 label (0 is perfect)."""
+    label, prob = checked_scores(label, prob_covid)
+    if label.size == 0:
+        raise UndefinedMetric("the Brier score needs at least one image")
+    return float(np.mean((prob - label) ** 2))
+
+
+def brier_with_interval(
+    label: np.ndarray,
+    prob_covid: np.ndarray,
+    patient_id: PatientIds = None,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Estimate:
+    """Brier score with a percentile bootstrap interval over patients (over images when no
+    image has a patient id), via :func:`~deepcovid.metrics.bootstrap.bootstrap_interval`."""
+    value = brier_score(label, prob_covid)
+    drawn = bootstrap_interval(
+        label, prob_covid, brier_score, patient_id, n_resamples, confidence, seed
+    )
+    return Estimate(value, drawn.low, drawn.high, confidence, f"{drawn.unit}_bootstrap")
+
+
+def fit_inputs(
+    label: np.ndarray, prob_covid: np.ndarray, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(label, logit) for a logistic fit on P(COVID); refuses fits that cannot exist."""
+    label, prob = checked_scores(label, prob_covid)
+    if label.size < MIN_FIT_IMAGES:
+        raise UndefinedMetric(f"{what} needs at least {MIN_FIT_IMAGES} images; got {label.size}")
+    require_both_classes(label, what)
+    z = logit(prob)
+    if np.ptp(z) == 0:
+        raise UndefinedMetric(f"{what} needs at least two distinct scores; all are {prob[0]:g}")
+    return label, z
+
+
+def require_overlap(label: np.ndarray, z: np.ndarray, what: str) -> None:
+    """Raise unless the classes overlap in score: with a cut-off separating them (ties at the
+    cut-off allowed), the logistic slope's maximum-likelihood estimate is infinite."""
+    positive, negative = z[label == 1], z[label == 0]
+    if positive.min() >= negative.max() or positive.max() <= negative.min():
+        raise UndefinedMetric(
+            f"{what} does not exist: a cut-off separates the classes perfectly, so the "
+            "logistic fit's slope is infinite"
+        )
+
+
+def wald(result: Any, confidence: float, method: str) -> Estimate:
+    """The single coefficient of a statsmodels fit with its Wald interval."""
+    value, se = float(result.params[0]), float(result.bse[0])
+    half = z_value(confidence) * se
+    return Estimate(value, value - half, value + half, confidence, method)
+
+
+def glm_fit(label: np.ndarray, design: np.ndarray, offset: np.ndarray | None, groups) -> Any:
+    """Logistic GLM (statsmodels), cluster-robust by patient when ``groups`` is given."""
+    model = sm.GLM(label, design, family=sm.families.Binomial(), offset=offset)
+    if groups is None:
+        result = model.fit()
+    else:
+        result = model.fit(cov_type="cluster", cov_kwds={"groups": groups})
+    if not result.converged:
+        raise UndefinedMetric("the logistic recalibration fit did not converge")
+    return result
+
+
+def patient_groups(patient_id: PatientIds, n: int) -> tuple[np.ndarray | None, str]:
+    """Cluster codes for patient-robust standard errors (None without ids), and the name of
+    the covariance that results."""
+    if not has_patient_ids(patient_id):
+        return None, "wald"
+    codes = cluster_codes(patient_id, n)
+    if codes.max() < 1:
+        raise UndefinedMetric("a patient-robust interval needs at least two patients")
+    return codes, "wald_patient_robust"
+
+
+def calibration_intercept(
+    label: np.ndarray,
+    prob_covid: np.ndarray,
+    patient_id: PatientIds = None,
+    confidence: float = 0.95,
+) -> Estimate:
+    """Calibration-in-the-large: α in logit P(COVID | p) = α + logit(p), i.e. the label
+    regressed on an intercept with logit(p) as offset (slope fixed at 1). 0 is ideal; α > 0:
+    the scores are too low on average. Wald interval, patient-robust (sandwich standard
+    errors clustered by patient) when patient ids exist."""
+    label, z = fit_inputs(label, prob_covid, "the calibration intercept")
+    groups, method = patient_groups(patient_id, label.size)
+    result = glm_fit(label, np.ones((label.size, 1)), z, groups)
+    return wald(result, confidence, method)
+
+
+def calibration_slope(
+    label: np.ndarray,
+    prob_covid: np.ndarray,
+    patient_id: PatientIds = None,
+    confidence: float = 0.95,
+) -> Estimate:
+    """Calibration slope: β in logit P(COVID | p) = a + β·logit(p) (logistic recalibration).
+    1 is ideal; β < 1: the scores are too extreme (over-confident). Wald interval,
+    patient-robust when patient ids exist."""
+    label, z = fit_inputs(label, prob_covid, "the calibration slope")
+    require_overlap(label, z, "the calibration slope")
+    groups, method = patient_groups(patient_id, label.size)
+    result = glm_fit(label, np.column_stack([z, np.ones_like(z)]), None, groups)
+    return wald(result, confidence, method)
+
+
+@dataclass(frozen=True)
+class PlattScaling:
+    """Platt scaling: P' = σ(intercept + slope · logit(p)), fitted by maximum likelihood
+    (plain logistic regression of the label on logit(p), without Platt's smoothed targets).
+    Fit on validation predictions, apply to test ones."""
+
+    intercept: float
+    slope: float
+
+    @classmethod
+    def fit(cls, label: np.ndarray, prob_covid: np.ndarray) -> PlattScaling:
+        label, z = fit_inputs(label, prob_covid, "Platt scaling")
+        require_overlap(label, z, "Platt scaling")
+        result = glm_fit(label, np.column_stack([np.ones_like(z), z]), None, None)
+        return cls(float(result.params[0]), float(result.params[1]))
+
+    def apply(self, prob_covid: np.ndarray) -> np.ndarray:
+        return expit(self.intercept + self.slope * logit(prob_covid))
+
+
+@dataclass(frozen=True)
+class TemperatureScaling:
+    """Temperature scaling: P' = σ(logit(p) / T) with the single T > 0 minimising the negative
+    log-likelihood, i.e. the logistic regression of the label on logit(p) without intercept
+    (coefficient 1/T). Fit on validation predictions, apply to test ones."""
+
+    temperature: float
+
+    @classmethod
+    def fit(cls, label: np.ndarray, prob_covid: np.ndarray) -> TemperatureScaling:
+        label, z = fit_inputs(label, prob_covid, "temperature scaling")
+        positive, negative = z[label == 1], z[label == 0]
+        if (positive.min() >= 0 and negative.max() <= 0) or (
+            positive.max() <= 0 and negative.min() >= 0
+        ):
+            raise UndefinedMetric(
+                "temperature scaling does not exist: P(COVID) ≥ 0.5 on one class and ≤ 0.5 on "
+                "the other, so the likelihood keeps growing as T → 0"
+            )
+        inverse = float(glm_fit(label, z[:, None], None, None).params[0])
+        if inverse <= 0:
+            raise UndefinedMetric(
+                "temperature scaling needs scores that rank COVID above non-COVID; the best "
+                f"fit has 1/T = {inverse:.3g} ≤ 0"
+            )
+        return cls(1.0 / inverse)
+
+    def apply(self, prob_covid: np.ndarray) -> np.ndarray:
+        return expit(logit(prob_covid) / self.temperature)

@@ -1,0 +1,1 @@
+"""Backbone registry and the Lightning classifier."""

@@ -1,0 +1,138 @@
+"""What a trained model carries besides its weights, stored in every checkpoint (key
+``deepcovid``) and in the export's JSON, so that a checkpoint copied alone to another machine
+still knows how to prepare its input, what its classes and thresholds are, and which data and
+splits it was trained and validated on.
+
+Everything is kept as plain values and tensors, which ``torch.load(weights_only=True)`` reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from deepcovid import CLASS_NAMES, __version__
+from deepcovid.data.splits import DataRecord
+from deepcovid.data.transforms import Preprocessing
+
+CHECKPOINT_KEY = "deepcovid"
+RECORD_VERSION = 1
+VAL_COLUMNS = ("path", "label", "prob_covid", "patient_id", "source")
+
+
+class MissingRecordError(ValueError):
+    """A checkpoint without deepcovid's record (preprocessing, thresholds, data)."""
+
+
+def frame_to_columns(frame: pd.DataFrame) -> dict[str, Any]:
+    """A predictions frame as checkpoint content: P(COVID) as a float64 tensor (exact), labels
+    as a long tensor, text columns as lists (missing → None)."""
+    columns: dict[str, Any] = {
+        "label": torch.tensor(frame["label"].to_numpy(), dtype=torch.long),
+        "prob_covid": torch.tensor(frame["prob_covid"].to_numpy(dtype=np.float64)),
+    }
+    for name in ("path", "patient_id", "source"):
+        if name in frame:
+            columns[name] = [None if pd.isna(v) else str(v) for v in frame[name]]
+    return columns
+
+
+def frame_from_columns(columns: dict[str, Any]) -> pd.DataFrame:
+    """The inverse of :func:`frame_to_columns`."""
+    frame = pd.DataFrame({"path": columns["path"], "label": columns["label"].numpy()})
+    frame["prob_covid"] = columns["prob_covid"].numpy()
+    for name in ("patient_id", "source"):
+        if name in columns and any(v is not None for v in columns[name]):
+            frame[name] = columns[name]
+    return frame
+
+
+@dataclass
+class ModelRecord:
+    """The model's input, classes, thresholds, provenance, and its data and val predictions.
+
+    ``operating_points`` maps each threshold rule to the cut-off chosen on the val predictions
+    of these weights (None with a reason where none could be chosen); ``val_predictions`` are
+    those predictions (path relative to the data root, label, prob_covid, patient, source).
+    """
+
+    backbone: str
+    target_layer: str
+    preprocessing: Preprocessing
+    threshold: float
+    pretrained_on: tuple[str, ...] = ()
+    class_names: tuple[str, ...] = CLASS_NAMES
+    operating_points: dict[str, dict[str, Any]] = field(default_factory=dict)
+    val_predictions: pd.DataFrame | None = None
+    val_epoch: int | None = None
+    data: DataRecord | None = None
+    training_precision: str | None = None
+    tracking: dict[str, str | None] = field(default_factory=dict)
+    deepcovid_version: str = __version__
+
+    def threshold_of(self, rule: str) -> float:
+        """The cut-off of ``rule``: ``fixed`` (the model's default) or a rule chosen on val."""
+        if rule == "fixed":
+            return self.threshold
+        if rule not in self.operating_points:
+            known = ["fixed", *sorted(self.operating_points)]
+            raise ValueError(f"operating_point={rule!r}; this model has {known}")
+        point = self.operating_points[rule]
+        if point["threshold"] is None:
+            raise ValueError(f"no {rule} threshold for this model: {point['reason']}")
+        return float(point["threshold"])
+
+    def to_checkpoint(self) -> dict[str, Any]:
+        """Plain values and tensors for ``checkpoint["deepcovid"]``."""
+        return {
+            "version": RECORD_VERSION,
+            "backbone": self.backbone,
+            "target_layer": self.target_layer,
+            "preprocessing": self.preprocessing.to_dict(),
+            "threshold": float(self.threshold),
+            "pretrained_on": list(self.pretrained_on),
+            "class_names": list(self.class_names),
+            "operating_points": self.operating_points,
+            "val_predictions": None
+            if self.val_predictions is None
+            else frame_to_columns(self.val_predictions),
+            "val_epoch": self.val_epoch,
+            "data": None if self.data is None else self.data.to_dict(),
+            "training_precision": self.training_precision,
+            "tracking": dict(self.tracking),
+            "deepcovid_version": self.deepcovid_version,
+        }
+
+    @classmethod
+    def from_checkpoint(cls, stored: dict[str, Any]) -> ModelRecord:
+        if stored.get("version") != RECORD_VERSION:
+            raise MissingRecordError(
+                f"record version {stored.get('version')!r}; this deepcovid reads {RECORD_VERSION}"
+            )
+        val = stored["val_predictions"]
+        return cls(
+            backbone=stored["backbone"],
+            target_layer=stored["target_layer"],
+            preprocessing=Preprocessing.from_dict(stored["preprocessing"]),
+            threshold=float(stored["threshold"]),
+            pretrained_on=tuple(stored["pretrained_on"]),
+            class_names=tuple(stored["class_names"]),
+            operating_points=stored["operating_points"],
+            val_predictions=None if val is None else frame_from_columns(val),
+            val_epoch=stored["val_epoch"],
+            data=None if stored["data"] is None else DataRecord.from_dict(stored["data"]),
+            training_precision=stored["training_precision"],
+            tracking=stored["tracking"],
+            deepcovid_version=stored["deepcovid_version"],
+        )
+
+    def to_metadata(self) -> dict[str, Any]:
+        """The record as JSON for an export: without the val predictions and split members."""
+        stored = self.to_checkpoint() | {"val_predictions": None}
+        if self.data is not None:
+            stored["data"] = stored["data"] | {"members": {}}
+        return stored

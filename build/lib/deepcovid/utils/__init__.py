@@ -1,0 +1,1 @@
+"""Helpers shared by every command: atomic files, hashing, console output, configs."""

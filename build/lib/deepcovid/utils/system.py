@@ -1,0 +1,14 @@
+"""What this process may use of the machine."""
+
+from __future__ import annotations
+
+import os
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on: its affinity mask (what SLURM, taskset or a container
+    grant), not the machine's core count that ``os.cpu_count()`` reports."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows: no affinity API
+        return os.cpu_count() or 1

@@ -1,0 +1,196 @@
+"""Weights & Biases: online with credentials, offline without, and runs closed between jobs."""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from lightning.pytorch.loggers import Logger, WandbLogger
+from omegaconf import DictConfig, OmegaConf
+
+from deepcovid.metrics.operating_points import OperatingPoint
+from deepcovid.metrics.summary import Evaluation
+
+log = logging.getLogger(__name__)
+WANDB_MODES = ("auto", "online", "offline", "disabled")
+
+
+def has_wandb_credentials() -> bool:
+    """Whether an API key is available (``WANDB_API_KEY`` or a ``~/.netrc`` login)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+
+
+def resolve_wandb_mode(mode: str) -> str:
+    """``auto`` becomes ``WANDB_MODE`` if set, else online with credentials, else offline."""
+    if mode not in WANDB_MODES:
+        raise ValueError(f"logger.wandb.mode={mode!r}; choose one of {list(WANDB_MODES)}")
+    if mode != "auto":
+        return mode
+    env_mode = os.environ.get("WANDB_MODE")
+    if env_mode in ("online", "offline", "disabled"):
+        return env_mode
+    return "online" if has_wandb_credentials() else "offline"
+
+
+def hydra_run_identity() -> tuple[str | None, str | None]:
+    """(group, name) for a W&B run: in a multirun the sweep folder groups the jobs and each
+    job is named after its own folder; in a single run only the name is set."""
+    if not HydraConfig.initialized():
+        return None, None
+    hydra_cfg = HydraConfig.get()
+    name = Path(hydra_cfg.runtime.output_dir).name
+    group = Path(hydra_cfg.sweep.dir).name if hydra_cfg.mode == RunMode.MULTIRUN else None
+    return group, name
+
+
+def flatten_config(cfg: DictConfig | dict, prefix: str = "") -> dict[str, Any]:
+    """A nested config as one level of dotted keys (``model.backbone: resnet18``)."""
+    container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    flat: dict[str, Any] = {}
+    for key, value in container.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat |= flatten_config(value, f"{dotted}.")
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def wandb_logger(
+    mode: str = "auto",
+    log_model: bool | str = True,
+    save_dir: str = ".",
+    group: str | None = None,
+    name: str | None = None,
+    **kwargs,
+) -> WandbLogger | None:
+    """A WandbLogger in the resolved mode; None when disabled.
+
+    ``group`` and ``name`` default to the Hydra sweep and job folders. Offline, Lightning
+    refuses ``log_model``: checkpoints then stay in the run directory. Online, the run is
+    started here, and if W&B cannot be reached the run goes on offline instead of failing.
+    """
+    mode = resolve_wandb_mode(mode)
+    auto_group, auto_name = hydra_run_identity()
+    group, name = group or auto_group, name or auto_name
+    if mode == "disabled":
+        log.info("W&B logging disabled")
+        return None
+    offline = mode == "offline"
+    if offline and log_model:
+        log.info("W&B offline: checkpoints are kept locally, not uploaded as artifacts")
+        log_model = False
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    # mode= goes to wandb.init explicitly: Lightning's offline flag only sets WANDB_MODE in the
+    # environment, which would leak into later (online) jobs of an in-process multirun.
+    logger = WandbLogger(
+        offline=offline,
+        mode=mode,
+        log_model=log_model,
+        save_dir=save_dir,
+        group=group,
+        name=name,
+        **kwargs,
+    )
+    if offline:
+        log.warning(
+            "W&B offline: the run is stored under %s/wandb; upload it later with "
+            "`wandb sync %s/wandb/offline-run-*`",
+            save_dir,
+            save_dir,
+        )
+        return logger
+    try:
+        logger.experiment  # noqa: B018 - starts the run now, not in the middle of training
+    except Exception as error:  # wandb raises many kinds: network, auth, timeouts
+        log.warning("W&B unreachable (%s: %s): continuing offline", type(error).__name__, error)
+        return wandb_logger("offline", False, save_dir, group, name, **kwargs)
+    return logger
+
+
+def log_config(loggers: list[Logger], cfg: DictConfig) -> None:
+    """Record the resolved run config (without Hydra's own node) with every logger."""
+    for logger in loggers:
+        logger.log_hyperparams(flatten_config(cfg))
+
+
+def log_summary(loggers: list[Logger], values: dict[str, Any]) -> None:
+    """Put values in the W&B run summary (what the runs table shows)."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.experiment.summary.update(values)
+
+
+def point_key(point: OperatingPoint) -> str:
+    """``youden``, ``target_sensitivity``… or ``fixed@0.2``: an operating point in W&B keys."""
+    return f"fixed@{point.threshold:g}" if point.name == "fixed" else point.name
+
+
+def evaluation_summary(evaluation: Evaluation) -> dict[str, Any]:
+    """The evaluation as flat keys: ``test/auroc``, ``test/auroc_ci``, and per operating point
+    ``test/<point>/{threshold,sensitivity,sensitivity_ci,specificity,…,tp,fp,tn,fn}``."""
+    split = evaluation.split
+    summary = {
+        f"{split}/auroc": evaluation.auroc,
+        f"{split}/auroc_ci": list(evaluation.auroc_ci),
+        f"{split}/average_precision": evaluation.average_precision,
+        f"{split}/average_precision_ci": list(evaluation.average_precision_ci),
+        f"{split}/ece": evaluation.calibration.ece,
+        f"{split}/skipped_files": len(evaluation.skipped),
+    }
+    for point in [*evaluation.fixed_points, *evaluation.chosen_points]:
+        prefix = f"{split}/{point_key(point)}"
+        summary |= {
+            f"{prefix}/threshold": point.threshold,
+            f"{prefix}/sensitivity": point.sensitivity,
+            f"{prefix}/sensitivity_ci": list(point.sensitivity_ci),
+            f"{prefix}/specificity": point.specificity,
+            f"{prefix}/specificity_ci": list(point.specificity_ci),
+        }
+        if point.counts is not None:
+            summary |= {f"{prefix}/{k}": v for k, v in vars(point.counts).items()}
+    return summary
+
+
+def scalars(values: dict[str, Any]) -> dict[str, float]:
+    """The numeric entries of ``values`` (None and intervals left out), for loggers that take
+    scalars only (CSV, TensorBoard)."""
+    return {k: float(v) for k, v in values.items() if isinstance(v, int | float)}
+
+
+def log_evaluation(loggers: list[Logger], evaluation: Evaluation, written: dict[str, Path]) -> None:
+    """Send an evaluation to every logger, once: W&B gets the summary keys and the figures,
+    the others the scalar keys."""
+    summary = evaluation_summary(evaluation)
+    figures = {
+        kind.removeprefix("plot:"): p for kind, p in written.items() if kind.startswith("plot:")
+    }
+    for logger in loggers:
+        if not isinstance(logger, WandbLogger):
+            logger.log_metrics(scalars(summary))
+            logger.save()
+            continue
+        logger.experiment.summary.update(summary)
+        if figures:
+            logger.log_image(
+                key=f"{evaluation.split}/plots",
+                images=[str(path) for path in figures.values()],
+                caption=list(figures),
+            )
+
+
+def finish_loggers(loggers: list[Logger]) -> None:
+    """Close W&B runs so the next job of a multirun starts a fresh one."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger.experiment.finish()

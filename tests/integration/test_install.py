@@ -1,0 +1,59 @@
+"""A wheel, installed non-editable into a fresh virtualenv, runs from outside the repository:
+its configs come with it (conf/ is packaged as deepcovid.conf)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tomllib
+
+from tests.conftest import REPO, make_covidx5k, tiny_overrides
+
+
+def test_every_package_is_listed_for_the_wheel() -> None:
+    listed = set(
+        tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(init.parent.relative_to(REPO).parts)
+        for init in (REPO / "deepcovid").rglob("__init__.py")
+    }
+    assert listed == found | {"deepcovid.conf"}
+
+
+def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return result
+
+
+@pytest.mark.slow
+def test_wheel_installs_and_trains_from_outside_the_repository(tmp_path: Path) -> None:
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path / "dist"), str(REPO)], tmp_path)  # fmt: skip
+    (wheel,) = (tmp_path / "dist").glob("deepcovid-*.whl")
+    venv = tmp_path / "venv"
+    run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], tmp_path)
+    python = str(venv / "bin" / "python")
+    run([python, "-m", "pip", "install", "-q", "--no-deps", str(wheel)], tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    where = run(
+        [python, "-c", "import deepcovid, deepcovid.conf; print(deepcovid.__file__); "
+         "print(deepcovid.conf.__file__)"], elsewhere,
+    ).stdout.split()  # fmt: skip
+    assert all(str(venv) in path for path in where), where  # not the repository's copy
+    printed = run([python, "-m", "deepcovid.train", "model=squeezenet", "--cfg", "job"], elsewhere)
+    assert "backbone: squeezenet" in printed.stdout
+    data = make_covidx5k(tmp_path / "data")
+    out = tmp_path / "run"
+    overrides = tiny_overrides(
+        data, out, "trainer.limit_train_batches=1", "metrics.bootstrap_resamples=10"
+    )
+    run([python, "-m", "deepcovid.train", *overrides, f"hydra.run.dir={out}"], elsewhere)
+    assert (out / "checkpoints" / "last.ckpt").is_file() and (out / "report.md").is_file()
