@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors.torch import load_file, save_file
 
 from deepcovid.lungs.model import WORKING_SIZE, LungUNet, UNetShape
