@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import shutil
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ import torch
 
 from deepcovid.lungs.model import LungUNet
 from deepcovid.lungs.weights import (
+    PACKAGE_DIR,
     SHIPPED_WEIGHTS,
     WeightsIntegrityError,
     card_path,
@@ -58,3 +62,17 @@ def test_shipped_weights_match_their_card() -> None:
     assert json.loads(card_path(SHIPPED_WEIGHTS).read_text())["training"]["heldout"]
     network, _ = load_network()
     assert isinstance(network, LungUNet)
+
+
+def test_shipped_files_are_package_data_and_the_card_links_exist() -> None:
+    pyproject = (PACKAGE_DIR.parents[1] / "pyproject.toml").read_text()  # no tomllib on 3.10
+    patterns = ast.literal_eval(re.search(r'^"deepcovid.lungs" = (\[.*\])$', pyproject, re.M)[1])
+    card = (PACKAGE_DIR / "MODEL_CARD.md").read_text()
+    figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", card)
+    assert len(figures) == 2
+    shipped = [SHIPPED_WEIGHTS.name, card_path(SHIPPED_WEIGHTS).name, "MODEL_CARD.md", *figures]
+    for name in shipped:
+        assert (PACKAGE_DIR / name).is_file(), name
+        assert any(fnmatch(name, pattern) for pattern in patterns), name
+    assert sum((PACKAGE_DIR / name).stat().st_size for name in figures) < 2e6
+    assert read_card(SHIPPED_WEIGHTS).sha256 in card
