@@ -5,7 +5,8 @@ paths resolve against the CSV's folder). Writes one mask PNG per readable image 
 ``masks/`` (0 background, 255 lung, at the image's resolution), named ``<stem>.png`` so the
 folder works as a ``mask_dir`` (inputs sharing a stem get their relative path, ``__``-joined,
 instead), and ``lung_masks.csv`` with ``path, lung_mask, lung_area_share, quality_flag``
-(``lung_mask`` relative to the CSV, so it reads as a source manifest). Unreadable inputs are
+(``path`` absolute, ``lung_mask`` relative to the CSV, so the CSV reads as a source manifest
+of ``deepcovid.lungs.train`` or a mask list). Unreadable inputs are
 skipped, logged by name and counted.
 """
 
@@ -108,7 +109,12 @@ def segment_files(
             write_mask(result.mask, out / relative)
             quality = result.quality
             rows.append(
-                (printable(path), str(relative), quality.lung_area_share, quality.quality_flag)
+                (
+                    printable(path.resolve()),
+                    str(relative),
+                    quality.lung_area_share,
+                    quality.quality_flag,
+                )
             )
     if not rows:
         raise ValueError(f"none of the {len(paths)} inputs could be read; see the log")

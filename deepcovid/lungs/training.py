@@ -49,6 +49,7 @@ from deepcovid.utils.files import printable, save_figure, write_csv_atomic, writ
 from deepcovid.utils.system import available_cpus
 
 log = logging.getLogger(__name__)
+GALLERY_COLUMNS = ["path", "source", "label", "lung_area_share", "quality_flag"]
 
 
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -135,17 +136,11 @@ def unlabelled_gallery(
             log.warning("skipped: %s", error)
             continue
         result = segmenter.segment(image)
-        flag = result.quality.quality_flag
-        rows.append(
-            {
-                "path": printable(record.path),
-                "source": record.source,
-                "label": record.label,
-                "lung_area_share": result.quality.lung_area_share,
-                "quality_flag": flag,
-            }
-        )
         quality = result.quality
+        flag = quality.quality_flag
+        rows.append(
+            (printable(record.path), record.source, record.label, quality.lung_area_share, flag)
+        )
         title = (
             f"{record.path.name[:22]} ({record.label or 'no label'})\n"
             f"area {quality.lung_area_share:.2f}, {quality.n_regions} reg., "
@@ -153,15 +148,14 @@ def unlabelled_gallery(
         )
         colour = PREDICTION_COLOUR if flag else "black"
         panels.append(Panel(image, [(result.mask, PREDICTION_COLOUR)], title, colour))
-    return pd.DataFrame(rows), panels
+    return pd.DataFrame(rows, columns=GALLERY_COLUMNS), panels
 
 
 def train_segmenter(cfg: DictConfig) -> dict[str, Any]:
     """Train, save, evaluate and draw; returns what ``evaluation.json`` holds."""
     out = Path(cfg.output_dir)
     torch.set_num_threads(max(1, min(int(cfg.threads), available_cpus())))
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # augmentation and network initialisation draw from torch
     v7 = V7LungMasks(cfg.v7_zip) if cfg.use_v7_masks else None
     records = read_sources(dict(cfg.sources), v7)
     labelled = [r for r in records if r.has_mask]
@@ -226,7 +220,7 @@ def train_segmenter(cfg: DictConfig) -> dict[str, Any]:
         "n_train_images": len(dataset),
         "n_heldout_images": len(scores),
         "skipped": skipped,
-        "unlabelled_flagged": int((gallery.get("quality_flag", pd.Series(dtype=str)) != "").sum()),
+        "unlabelled_flagged": int((gallery["quality_flag"] != "").sum()),
         "n_unlabelled": len(gallery),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
