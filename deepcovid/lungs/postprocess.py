@@ -17,12 +17,6 @@ def region_sizes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return labels, np.bincount(labels.ravel(), minlength=count + 1)[1:]
 
 
-def count_regions(mask: np.ndarray, min_share: float = 0.0) -> int:
-    """How many connected regions cover at least ``min_share`` of the image."""
-    _, sizes = region_sizes(mask)
-    return int((sizes >= min_share * mask.size).sum()) if sizes.size else 0
-
-
 def keep_largest(mask: np.ndarray, n: int = N_LUNGS) -> np.ndarray:
     """The ``n`` largest connected regions of ``mask`` (ties: the first labelled)."""
     labels, sizes = region_sizes(mask)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepcovid.lungs.postprocess import clean_mask, count_regions, keep_largest
+from deepcovid.lungs.postprocess import clean_mask, keep_largest, region_sizes
 
 
 def two_lungs_and_a_speck() -> np.ndarray:
@@ -19,8 +19,9 @@ def test_keep_largest_drops_the_speck() -> None:
     mask = two_lungs_and_a_speck()
     kept = keep_largest(mask)
     assert kept.sum() == 360 + 350 and not kept[37:39, 37:39].any()
-    assert count_regions(mask) == 3 and count_regions(kept) == 2
-    assert count_regions(mask, min_share=0.01) == 2  # 4 px is under 1 % of 1600 px
+    labels, sizes = region_sizes(mask)
+    assert sorted(sizes.tolist()) == [4, 350, 360] and labels.max() == 3
+    assert len(region_sizes(kept)[1]) == 2
 
 
 def test_clean_mask_fills_holes_but_not_the_gap_between_lungs() -> None:
