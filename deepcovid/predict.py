@@ -23,7 +23,7 @@ import torch
 from omegaconf import DictConfig
 
 from deepcovid.data.io import UnreadableImageError, load_image
-from deepcovid.data.samples import list_images
+from deepcovid.data.samples import list_inputs
 from deepcovid.data.transforms import EvalPreset
 from deepcovid.explain.explainers import Explainer
 from deepcovid.explain.overlay import heatmap_title, overlay_figure, to_display
@@ -36,26 +36,6 @@ from deepcovid.utils.files import save_figure, write_csv_atomic
 log = logging.getLogger(__name__)
 PREDICT_COLUMNS = ["path", "prob_covid", "predicted_label"]
 Model = CovidClassifier | ExportedClassifier
-
-
-def list_inputs(inputs: str | Path) -> list[Path]:
-    """The image files named by ``inputs``: a file, a folder, or a CSV with a ``path`` column."""
-    inputs = Path(inputs)
-    if inputs.is_dir():
-        files = list_images(inputs)
-        if not files:
-            raise ValueError(f"inputs={inputs}: the folder holds no images (.png, .jpg, .dcm)")
-        return files
-    if not inputs.is_file():
-        raise FileNotFoundError(f"inputs={inputs}: no such file or folder")
-    if inputs.suffix.lower() != ".csv":
-        return [inputs]
-    frame = pd.read_csv(inputs, dtype=str, keep_default_na=False)
-    if "path" not in frame.columns:
-        raise ValueError(
-            f"inputs={inputs}: the CSV has columns {list(frame.columns)}; it needs a 'path' column"
-        )
-    return [inputs.parent / p if not Path(p).is_absolute() else Path(p) for p in frame["path"]]
 
 
 def load_model(ckpt_path: str | Path) -> Model:

@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from deepcovid.data.io import load_image
+from deepcovid.data.samples import list_inputs
 from deepcovid.data.transforms import EvalPreset
 from deepcovid.models.checkpoints import load_classifier, read_record
-from deepcovid.predict import list_inputs, predict
+from deepcovid.predict import predict
 from deepcovid.utils.config import compose_config
 from tests.conftest import CXR_DEV, SHARED_DATA, best_checkpoint, requires_real_data
 

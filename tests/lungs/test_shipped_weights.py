@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from deepcovid.data.masks import V7LungMasks
-from deepcovid.lungs.data import LabelledImage, heldout_split, load_all, read_sources
-from deepcovid.lungs.evaluation import evaluate
+from deepcovid.lungs.labelled import LabelledImage, heldout_split, load_all, read_sources
+from deepcovid.lungs.overlap import evaluate
 from deepcovid.lungs.segmenter import load_segmenter
 from deepcovid.lungs.weights import SHIPPED_WEIGHTS, read_card
 from deepcovid.utils.config import compose_config

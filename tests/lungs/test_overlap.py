@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepcovid.lungs.evaluation import dice, hd95, mean_interval, summarise
+from deepcovid.lungs.overlap import dice, hd95, mean_interval, summarise
 
 
 def square(top: int, left: int, side: int, size: int = 100) -> np.ndarray:

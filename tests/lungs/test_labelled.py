@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from deepcovid.data.masks import V7_ZIP_NAME, V7LungMasks
-from deepcovid.lungs.data import (
+from deepcovid.lungs.labelled import (
     IGNORE,
     LUNG,
     Augmentation,

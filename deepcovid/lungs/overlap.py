@@ -20,7 +20,7 @@ import torch
 from scipy import ndimage
 from torchmetrics.functional.segmentation import dice_score
 
-from deepcovid.lungs.data import LabelledImage
+from deepcovid.lungs.labelled import LabelledImage
 from deepcovid.lungs.segmenter import LungSegmenter
 from deepcovid.metrics.bootstrap import Clusters
 from deepcovid.utils.files import printable

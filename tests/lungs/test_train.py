@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from deepcovid.lungs.segmenter import load_segmenter
-from deepcovid.lungs.training import train_segmenter
+from deepcovid.lungs.train import train_segmenter
 from deepcovid.utils.config import compose_config
 from tests.lungs.conftest import write_chests
 
