@@ -168,5 +168,16 @@ def test_logits_and_scores_are_float32_under_bf16_autocast() -> None:
 def test_logged_metric_names_are_what_it_logs() -> None:
     assert set(LOGGED_METRICS) == {
         "train/loss", "val/loss", "val/auroc", "val/average_precision", "val/sensitivity",
-        "val/specificity",
+        "val/specificity", "val/accuracy",
     }  # fmt: skip
+
+
+def test_the_authors_batchnorm_mode_moves_the_frozen_statistics() -> None:
+    model = CovidClassifier("resnet18", pretrained=False, finetune="head", frozen_batchnorm=False)
+    before = model.net.bn1.running_mean.clone()
+    modes = RecordModes()
+    fit(model, modes)
+    assert modes.backbone == [True] * 3  # train mode, as model.train() leaves it in their script
+    assert not torch.equal(model.net.bn1.running_mean, before)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"net.fc.weight", "net.fc.bias"}  # still only the last layer learns

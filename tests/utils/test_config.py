@@ -105,3 +105,18 @@ def test_the_monitored_metric_is_named_once() -> None:
     cfg = compose_config("train", ["hparams_search=optuna"])
     assert cfg.callbacks.model_checkpoint.monitor == cfg.model.scheduler_monitor == "val/auroc"
     assert cfg.optimized_metric == "val/auroc"
+
+
+def test_the_authors_script_as_an_experiment(tmp_path: Path) -> None:
+    cfg = compose_config("train", ["experiment=deepcovid_code", "model.pretrained=false"])
+    model = hydra.utils.instantiate(cfg.model)
+    optimizers = model.configure_optimizers()
+    optimizer, scheduler = optimizers["optimizer"], optimizers["lr_scheduler"]["scheduler"]
+    assert type(optimizer).__name__ == "SGD" and optimizer.defaults["momentum"] == 0.9
+    for _ in range(21):
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-7)  # StepLR(7, 0.1) at epoch 21
+    assert cfg.monitor == "val/accuracy" and not cfg.model.frozen_batchnorm
+    assert cfg.data.crop_ratio == 1.0 and list(cfg.data.augmentation.crop_scale) == [0.08, 1.0]
+    assert cfg.data.augmentation.hflip_prob == 0 and cfg.data.augmentation.rotation_degrees == 0
