@@ -32,6 +32,7 @@ from deepcovid.models.classifier import CovidClassifier
 from deepcovid.models.exported import ExportedClassifier, load_exported
 from deepcovid.utils.config import CONFIG_PATH
 from deepcovid.utils.files import save_figure, write_csv_atomic
+from deepcovid.utils.system import resolve_device
 
 log = logging.getLogger(__name__)
 PREDICT_COLUMNS = ["path", "prob_covid", "predicted_label"]
@@ -44,13 +45,6 @@ def load_model(ckpt_path: str | Path) -> Model:
     if Path(ckpt_path).suffix == ".safetensors":
         return load_exported(ckpt_path)
     return load_classifier(ckpt_path)
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; anything else as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def heatmap_name(path: Path, root: Path) -> str:

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from deepcovid.evaluate import DataMismatchError, evaluate
+from deepcovid.data.recorded import DataMismatchError
+from deepcovid.evaluate import evaluate
 from deepcovid.models.checkpoints import read_record
 from deepcovid.train import train
 from deepcovid.utils.config import compose_config

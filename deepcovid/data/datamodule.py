@@ -64,7 +64,8 @@ class XrayDataModule(L.LightningDataModule):
     ``external``: the data is another site's, for evaluation: ``test`` makes every image (or the
     data's own test split) a test image; ``test_and_val`` also keeps (or carves) a val split
     of that site, for re-choosing thresholds there. ``tested_split`` is the split the test
-    loader serves (``val`` to evaluate the val split itself).
+    loader serves (``val`` to evaluate the val split itself). ``lung_masks``: a folder of lung
+    masks named by image stem (``DIR/<stem>.png``), for the shortcut audit.
     """
 
     def __init__(
@@ -81,6 +82,7 @@ class XrayDataModule(L.LightningDataModule):
         fold: int | None = None,
         external: str | None = None,
         tested_split: str = "test",
+        lung_masks: str | None = None,
         seed: int = 42,
         batch_size: int = 20,
         eval_batch_size: int | None = None,
@@ -122,6 +124,7 @@ class XrayDataModule(L.LightningDataModule):
         self.fold = fold
         self.external = external
         self.tested_split = tested_split
+        self.lung_masks = lung_masks
         self.seed = seed
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 from torchvision.transforms import v2
@@ -133,7 +134,11 @@ class TrainPreset(Preset):
 
 
 class EvalPreset(Preset):
-    """Evaluation: resize the short side to ``image_size / crop_ratio``, centre crop."""
+    """Evaluation: resize the short side to ``image_size / crop_ratio``, centre crop.
+
+    :meth:`mask` takes a mask (e.g. of the lungs) at the image's resolution through the same
+    geometry (nearest neighbour), so mask, model input and heatmap share their pixels.
+    """
 
     def __init__(self, preprocessing: Preprocessing) -> None:
         size = preprocessing.image_size
@@ -142,4 +147,15 @@ class EvalPreset(Preset):
         self.geometry = v2.Compose(
             [v2.PILToTensor(), v2.Resize(resize, antialias=True), v2.CenterCrop(size)]
         )
+        self.mask_geometry = v2.Compose(
+            [
+                v2.Resize(resize, interpolation=v2.InterpolationMode.NEAREST_EXACT),
+                v2.CenterCrop(size),
+            ]
+        )
         self.finish = finishing(preprocessing)
+
+    def mask(self, mask: np.ndarray) -> torch.Tensor:
+        """A bool ``(H, W)`` mask of the image as a bool ``(S, S)`` mask of the model input."""
+        pixels = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.uint8))[None]
+        return self.mask_geometry(pixels)[0].bool()
