@@ -1,0 +1,119 @@
+"""audit(): every file, numbers that a recomputation from images.csv reproduces, what it does
+without masks, and the test-time callback."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from sklearn.metrics import roc_auc_score
+
+from deepcovid.audit import audit
+from deepcovid.shortcuts.result import AuditResult
+from deepcovid.train import train
+from deepcovid.utils.config import compose_config
+from tests.conftest import TINY_RUN, best_checkpoint, tiny_overrides
+
+QUIET = ["logger=none", "print_config=false", "data.num_workers=0", "audit.bootstrap_resamples=100"]
+FAST = ["explainers.occlusion.window=16", "explainers.occlusion.stride=16"]
+
+
+@pytest.fixture(scope="module")
+def mask_dir(covidx5k_shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A lung mask for every generated image: the middle third of the image, by stem."""
+    folder = tmp_path_factory.mktemp("masks")
+    for image in covidx5k_shared.rglob("*.*"):
+        with Image.open(image) as opened:
+            width, height = opened.size
+        mask = np.zeros((height, width), np.uint8)
+        mask[height // 4 : 3 * height // 4, width // 3 : 2 * width // 3] = 255
+        Image.fromarray(mask).save(folder / f"{image.stem}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def audited(tiny_run: Path, covidx5k_shared: Path, mask_dir: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("audit")
+    overrides = [
+        f"ckpt_path={best_checkpoint(tiny_run)}", f"data.root={covidx5k_shared}",
+        f"data.lung_masks={mask_dir}", "masks.v7=false", *QUIET, *FAST,
+    ]  # fmt: skip
+    audit(compose_config("audit", overrides, str(out)))
+    return out / "audit"
+
+
+def test_every_file_is_written(audited: Path) -> None:
+    for name in ("audit.json", "images.csv", "report.md", "figures/lung_share.png",
+                 "figures/overlays.png"):  # fmt: skip
+        assert (audited / name).is_file(), name
+    report = (audited / "report.md").read_text()
+    assert report.startswith("# Does the model look at the lungs? resnet18 on the test split")
+    assert "14 have a lung mask (14 folder)" in report
+    images = pd.read_csv(audited / "images.csv")
+    expected = ["path", "label", "source", "prob_covid", "prob_covid_lungs_removed",
+                "prob_covid_lungs_only", "lung_share_occlusion", "lung_area_share",
+                "peak_in_lungs_occlusion", "mask_source"]  # fmt: skip
+    assert set(expected) <= set(images) and len(images) == 14
+
+
+def test_audit_json_agrees_with_a_recomputation_from_images_csv(audited: Path, tiny_run) -> None:
+    result = AuditResult.from_json(json.loads((audited / "audit.json").read_text()))
+    images = pd.read_csv(audited / "images.csv")
+    label = images["label"].to_numpy()
+    for variant, column in (("intact", "prob_covid"), ("lungs_removed", "prob_covid_lungs_removed"),
+                            ("lungs_only", "prob_covid_lungs_only")):  # fmt: skip
+        assert result.ablation[variant].auroc == pytest.approx(roc_auc_score(label, images[column]))
+    for method in ("occlusion", "gradcam"):
+        overall = result.lung_attribution[method].overall
+        shares = images[f"lung_share_{method}"].dropna()
+        assert (
+            overall.n == len(shares)
+            and overall.zero_maps == images[f"lung_share_{method}"].isna().sum()
+        )
+        if len(shares):
+            assert overall.mean_share == pytest.approx(shares.mean())
+            peaks = images.loc[shares.index, f"peak_in_lungs_{method}"].astype(bool)
+            assert overall.pointing_hit_rate == pytest.approx(peaks.mean())
+        by_class = result.lung_attribution[method].by_class
+        assert sum(a.n for a in by_class.values()) == overall.n
+    # the images are the model's test predictions: the same scores as its evaluation
+    evaluated = pd.read_csv(tiny_run / "predictions" / "test.csv").set_index("path")
+    np.testing.assert_allclose(
+        images.set_index("path").loc[evaluated.index, "prob_covid"], evaluated["prob_covid"],
+        atol=1e-6,
+    )  # fmt: skip
+    assert images["lung_area_share"].between(0.1, 0.3).all()  # the middle third, cropped
+
+
+def test_without_masks_the_audit_runs_what_needs_none(tiny_run, covidx5k_shared, tmp_path):
+    overrides = [
+        f"ckpt_path={best_checkpoint(tiny_run)}", f"data.root={covidx5k_shared}",
+        "masks.v7=false", "masks.segmenter=false", *QUIET, *FAST,
+    ]  # fmt: skip
+    result = audit(compose_config("audit", overrides, str(tmp_path)))
+    assert result.masks.n_with_mask == 0 and len(result.masks.missing) == 14
+    assert result.lung_attribution == {} and result.ablation is None
+    assert "no image has a lung mask" in result.skipped["ablation"]
+    assert result.skipped["source_probe"] == "the data has no source column"
+    report = (tmp_path / "audit" / "report.md").read_text()
+    assert "## Not measured" in report and "no image has a lung mask" in report
+
+
+@pytest.mark.slow
+def test_the_audit_callback_runs_after_the_final_test(covidx5k_shared, mask_dir, tmp_path):
+    overrides = tiny_overrides(
+        covidx5k_shared, tmp_path, *TINY_RUN, "callbacks.audit.enabled=true",
+        f"data.lung_masks={mask_dir}", "callbacks.audit.v7=false",
+        "callbacks.audit.explainers.occlusion.stride=16",
+        "callbacks.audit.settings.bootstrap_resamples=50",
+    )  # fmt: skip
+    train(compose_config("train", overrides, str(tmp_path)))
+    result = json.loads((tmp_path / "audit" / "audit.json").read_text())
+    assert result["checkpoint"] == str(best_checkpoint(tmp_path))
+    assert result["masks"]["by_origin"] == {"folder": 14}
+    logged = pd.read_csv(tmp_path / "csv" / "metrics.csv")
+    assert logged["audit/intact/auroc"].dropna().iloc[0] == pytest.approx(
+        result["ablation"]["intact"]["auroc"]
+    )
