@@ -43,7 +43,7 @@ def audit(cfg: DictConfig) -> AuditResult:
     datamodule = datamodule_for(cfg.data, record, cfg.ckpt_path, cfg.split, cfg.external)
     masks = AuditMasks(
         datamodule.eval_transform, datamodule.lung_masks, cfg.masks.v7, cfg.masks.segmenter,
-        str(device),
+        str(device), datamodule.boxes,
     )  # fmt: skip
     explainers = {
         name: hydra.utils.instantiate(settings)

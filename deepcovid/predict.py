@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import hydra
 import pandas as pd
 import torch
 from omegaconf import DictConfig
+from PIL import Image
 
 from deepcovid.data.io import UnreadableImageError, load_image
+from deepcovid.data.lung_crop import LungCropReader
 from deepcovid.data.samples import list_inputs
 from deepcovid.data.transforms import EvalPreset
 from deepcovid.explain.explainers import Explainer
@@ -61,14 +63,16 @@ def chunks(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
         yield items[start : start + size]
 
 
-def load_batch(paths: Sequence[Path], transform: EvalPreset) -> tuple[list[Path], list]:
+def load_batch(
+    paths: Sequence[Path], transform: EvalPreset, read: Callable[[Path], Image.Image]
+) -> tuple[list[Path], list]:
     """The readable ``paths`` and their transformed images; unreadable ones are logged."""
     kept, images = [], []
     for path in paths:
         try:
-            images.append(transform(load_image(path)))
+            images.append(transform(read(path)))
             kept.append(path)
-        except UnreadableImageError as error:
+        except (UnreadableImageError, ValueError) as error:
             log.warning("skipped: %s", error)
     return kept, images
 
@@ -87,11 +91,13 @@ def predict_files(
     ``explainer`` is given); returns the frame and the skipped paths. An error when no input
     is readable."""
     device = next(model.parameters()).device
-    transform = EvalPreset(model.record.preprocessing)
+    preprocessing = model.record.preprocessing
+    transform = EvalPreset(preprocessing)
+    read = LungCropReader(preprocessing.lung_margin) if preprocessing.lung_crop else load_image
     root = Path(os.path.commonpath([p.resolve().parent for p in paths])) if paths else Path()
     records, skipped = [], []
     for chunk in chunks(paths, batch_size):
-        kept, images = load_batch(chunk, transform)
+        kept, images = load_batch(chunk, transform, read)
         skipped += [p for p in chunk if p not in kept]
         if not kept:
             continue

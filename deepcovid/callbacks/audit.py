@@ -40,7 +40,7 @@ class ShortcutAudit(L.Callback):
         record = pl_module.record or pl_module.make_record()
         masks = AuditMasks(
             datamodule.eval_transform, datamodule.lung_masks, self.v7, self.segmenter,
-            str(pl_module.device),
+            str(pl_module.device), datamodule.boxes,
         )  # fmt: skip
         was_training = pl_module.training
         pl_module.eval()

@@ -26,6 +26,7 @@ from deepcovid.utils.tracking import log_evaluation
 
 log = logging.getLogger(__name__)
 SAME_DATA = "the val split of the training run"
+RUN_KEYS = ("seed", "fold", "num_folds", "holdout_source")  # what tells runs of a sweep apart
 
 
 def absolute_paths(frame: pd.DataFrame, root: Path) -> pd.DataFrame:
@@ -88,7 +89,7 @@ class EvaluationWriter(L.Callback):
                 pl_module.hparams.backbone,
                 None if checkpoint is None else str(checkpoint),
                 pl_module.trained_from,
-                *((data.seed, data.fold, data.num_folds) if data else ()),
+                **{key: getattr(data, key) for key in RUN_KEYS} if data else {},
             ),
             precision="32-true"
             if pl_module.hparams.full_precision_eval

@@ -19,6 +19,8 @@ from deepcovid.data.dataset import XrayDataset
 from deepcovid.data.download import download_dataset
 from deepcovid.data.io import DEFAULT_MAX_IMAGE_PIXELS, load_image, set_max_image_pixels
 from deepcovid.data.leaks import MAX_DISTANCE, DataReport, build_report, enforce
+from deepcovid.data.lung_crop import Box, CroppedLoader, LungBoxes
+from deepcovid.data.masks import v7_available
 from deepcovid.data.samples import (
     DEFAULT_NEGATIVE_NAMES,
     DEFAULT_POSITIVE_NAMES,
@@ -28,8 +30,14 @@ from deepcovid.data.samples import (
     scan_folders,
 )
 from deepcovid.data.sampling import BALANCE_MODES, TrainingSampler, inverse_frequency_weights
-from deepcovid.data.splits import DataRecord, assign_external_splits, assign_splits
+from deepcovid.data.splits import (
+    DataRecord,
+    assign_external_splits,
+    assign_holdout_source,
+    assign_splits,
+)
 from deepcovid.data.transforms import EvalPreset, Preprocessing, TrainPreset
+from deepcovid.lungs.provider import LungMaskProvider
 from deepcovid.utils.files import printable
 
 log = logging.getLogger(__name__)
@@ -50,9 +58,10 @@ def describe(bad: dict[str, str]) -> str:
 class XrayDataModule(L.LightningDataModule):
     """Train/val/test loaders over a COVID-Xray-5k folder, class folders or a CSV manifest.
 
-    ``preprocessing`` is the model's (its backbone's, or its checkpoint's); ``image_size`` and
-    ``crop_ratio`` override it when given. ``batch_size`` is per device: under DDP with N
-    devices a step sees N × batch_size images.
+    ``preprocessing`` is the model's (its backbone's, or its checkpoint's); ``image_size``,
+    ``crop_ratio`` and ``lung_crop`` (crop each image to its lungs' box first, see
+    :mod:`deepcovid.data.lung_crop`) override it when given. ``batch_size`` is per device:
+    under DDP with N devices a step sees N × batch_size images.
 
     Every file is read once at setup (:mod:`deepcovid.data.cache`, facts kept in ``cache_dir``
     for later runs): unreadable files are reported (``on_bad_file``), the splits checked for
@@ -60,6 +69,9 @@ class XrayDataModule(L.LightningDataModule):
     pixels that the loaders then read; with ``normalize_on_device=True`` loaders yield uint8
     images and the float conversion runs after the transfer to the device (inside a Lightning
     Trainer only). ``pin_memory=None`` pins when the trainer runs on a GPU.
+
+    ``holdout_source``: leave that source out: its images are the test split, the other
+    sources' train and val (``experiment=leave_one_source_out``).
 
     ``external``: the data is another site's, for evaluation: ``test`` makes every image (or the
     data's own test split) a test image; ``test_and_val`` also keeps (or carves) a val split
@@ -75,11 +87,13 @@ class XrayDataModule(L.LightningDataModule):
         preprocessing: Preprocessing | None = None,
         image_size: int | None = None,
         crop_ratio: float | None = None,
+        lung_crop: bool | None = None,
         augmentation: dict[str, Any] | None = None,
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
         num_folds: int | None = None,
         fold: int | None = None,
+        holdout_source: str | None = None,
         external: str | None = None,
         tested_split: str = "test",
         lung_masks: str | None = None,
@@ -116,12 +130,13 @@ class XrayDataModule(L.LightningDataModule):
         self.root = Path(root)
         self.manifest = manifest
         self.preprocessing = (preprocessing or Preprocessing()).replace(
-            image_size=image_size, crop_ratio=crop_ratio
+            image_size=image_size, crop_ratio=crop_ratio, lung_crop=lung_crop
         )
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.num_folds = num_folds
         self.fold = fold
+        self.holdout_source = holdout_source
         self.external = external
         self.tested_split = tested_split
         self.lung_masks = lung_masks
@@ -152,6 +167,7 @@ class XrayDataModule(L.LightningDataModule):
         self.split_origin: dict[str, str] = {}
         self.report: DataReport | None = None
         self.images: CachedImages | None = None
+        self.boxes: dict[str, Box] = {}  # lung boxes, with lung_crop
         self.skipped: dict[str, str] = {}  # path -> why, for the files on_bad_file=skip left out
         self._record: DataRecord | None = None
 
@@ -202,6 +218,10 @@ class XrayDataModule(L.LightningDataModule):
             table, self.split_origin = assign_external_splits(
                 table, self.external == "test_and_val", self.val_fraction, self.seed
             )
+        elif self.holdout_source is not None:
+            table, self.split_origin = assign_holdout_source(
+                table, self.holdout_source, self.val_fraction, self.seed
+            )
         else:
             table, self.split_origin = assign_splits(
                 table, self.val_fraction, self.test_fraction, self.seed, self.num_folds, self.fold
@@ -220,8 +240,21 @@ class XrayDataModule(L.LightningDataModule):
         enforce(self.report, self.on_leak)
         if self.cache:
             self.images = self.file_cache.images(self.facts)
+        if self.preprocessing.lung_crop:
+            self.boxes = self.lung_boxes(table)
         self.table = table
         self.log_splits()
+
+    def lung_boxes(self, table: pd.DataFrame) -> dict[str, Box]:
+        """The lung box of every image (found once, kept in the cache folder)."""
+        provider = LungMaskProvider(self.lung_masks, use_v7=v7_available())
+        given = table["lung_mask"].where(table["lung_mask"].notna(), None)
+        return LungBoxes(self.file_cache.directory, self.preprocessing.lung_margin).boxes(
+            table["path"].tolist(),
+            [self.facts[p].sha256 for p in table["path"]],
+            given.tolist(),
+            lambda path, mask: provider.mask_for(path, given_mask=mask).mask,
+        )
 
     def log_splits(self) -> None:
         """Counts per split and class, where each split came from, and the weak spots."""
@@ -291,6 +324,7 @@ class XrayDataModule(L.LightningDataModule):
             members=members,
             balance=self.balance,
             training_prevalence=self.training_prevalence(),
+            holdout_source=self.holdout_source,
         )
         return self._record
 
@@ -329,7 +363,10 @@ class XrayDataModule(L.LightningDataModule):
         transform = self.train_transform if train else self.eval_transform
         if self.normalize_on_device:
             transform = transform.geometry
-        return XrayDataset(rows, transform, self.images.load if self.cache else load_image)
+        loader = self.images.load if self.cache else load_image
+        if self.preprocessing.lung_crop:
+            loader = CroppedLoader(loader, self.boxes)
+        return XrayDataset(rows, transform, loader)
 
     def pinned(self) -> bool:
         """Whether loaders pin host memory: ``pin_memory``, or when unset, training on a GPU."""

@@ -58,6 +58,15 @@ def locate_v7_zip() -> Path:
     )
 
 
+def v7_available() -> bool:
+    """Whether the V7 lung masks can be read here (torchxrayvision installed)."""
+    try:
+        locate_v7_zip()
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def mask_from_pixels(pixels: np.ndarray) -> np.ndarray:
     """Lung = pixels at or above half the mask's maximum (0/1, 0/255 and V7's 0/127/255
     masks alike); an all-zero mask is all background."""

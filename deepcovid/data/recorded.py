@@ -18,7 +18,7 @@ from deepcovid.models.record import ModelRecord
 from deepcovid.utils.instantiate import instantiate_with
 
 log = logging.getLogger(__name__)
-SPLIT_KEYS = ("seed", "val_fraction", "test_fraction", "num_folds", "fold")
+SPLIT_KEYS = ("seed", "val_fraction", "test_fraction", "num_folds", "fold", "holdout_source")
 
 
 class DataMismatchError(ValueError):

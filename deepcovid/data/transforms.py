@@ -48,6 +48,8 @@ class Preprocessing:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     channels: int = 3
+    lung_crop: bool = False  # first crop to the lungs' box (deepcovid.data.lung_crop)
+    lung_margin: float = 0.05  # the box widened by this share of its size on each side
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", int(self.image_size))

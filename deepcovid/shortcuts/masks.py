@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from deepcovid.data.io import load_image
+from deepcovid.data.lung_crop import Box, pixel_box
 from deepcovid.data.masks import MaskMismatchError
 from deepcovid.data.transforms import EvalPreset
 from deepcovid.lungs.provider import LungMaskProvider
@@ -44,8 +45,10 @@ class AuditMasks:
         v7: bool = True,
         segmenter: bool = True,
         device: str = "cpu",
+        boxes: dict[str, Box] | None = None,
     ) -> None:
         self.preset = preset
+        self.boxes = boxes or {}  # lung boxes of a lung-cropped model's input
         self.provider = LungMaskProvider(mask_dir, use_v7=v7, device=device)
         self.segmenter = segmenter
 
@@ -66,6 +69,9 @@ class AuditMasks:
         if found is None:
             return AuditMask(None, "none", problem="no mask given or known, segmenter off")
         mask, origin = found
+        if path in self.boxes:  # the model sees the lung-cropped image: so does its mask
+            left, top, right, bottom = pixel_box(self.boxes[path], mask.shape[1], mask.shape[0])
+            mask = mask[top:bottom, left:right]
         if not mask.any():
             return AuditMask(None, origin, problem=f"the {origin} mask is empty")
         fitted = self.preset.mask(mask)

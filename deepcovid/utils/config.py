@@ -6,11 +6,36 @@ reads its configs through ``pkg://deepcovid.conf``, from a clone and from a whee
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pandas as pd
 from hydra import compose, initialize_config_module
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 CONFIG_MODULE = "deepcovid.conf"
 CONFIG_PATH = f"pkg://{CONFIG_MODULE}"
+
+
+def manifest_sources(root: str, manifest: str | None = "auto") -> str:
+    """The sources of a data set's manifest as a sweep's choices (``'a','b'``): the resolver
+    ``${deepcovid_sources:ROOT,MANIFEST}`` behind ``experiment=leave_one_source_out``."""
+    path = (
+        Path(root) / "manifest.csv"
+        if manifest in (None, "auto", "none", "null")
+        else Path(manifest)
+    )
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: leave-one-source-out needs a manifest with a source column (data.manifest)"
+        )
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "source" not in frame:
+        raise ValueError(f"{path}: has no source column, so no source can be left out")
+    sources = sorted({s for s in frame["source"] if s.strip()})
+    return ",".join("'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'" for s in sources)
+
+
+OmegaConf.register_new_resolver("deepcovid_sources", manifest_sources, replace=True)
 
 
 def compose_config(

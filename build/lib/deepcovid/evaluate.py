@@ -23,7 +23,7 @@ from omegaconf import DictConfig, open_dict
 
 from deepcovid.callbacks.evaluation import EvaluationWriter, absolute_paths
 from deepcovid.data.datamodule import XrayDataModule
-from deepcovid.data.splits import DataRecord
+from deepcovid.data.recorded import datamodule_for
 from deepcovid.metrics.summary import Evaluation, MetricSettings
 from deepcovid.models.checkpoints import load_classifier
 from deepcovid.models.classifier import CovidClassifier
@@ -33,71 +33,12 @@ from deepcovid.results.predictions import predictions_frame
 from deepcovid.utils.config import CONFIG_PATH
 from deepcovid.utils.console import print_config_tree, silence_known_warnings
 from deepcovid.utils.files import write_json_atomic
-from deepcovid.utils.instantiate import instantiate_loggers, instantiate_with
+from deepcovid.utils.instantiate import instantiate_loggers
 from deepcovid.utils.tracking import finish_loggers
 
 log = logging.getLogger(__name__)
 SPLITS = ("test", "val")
 OPERATING_POINTS = ("frozen", "site_recalibrated")
-SPLIT_KEYS = ("seed", "val_fraction", "test_fraction", "num_folds", "fold")
-
-
-class DataMismatchError(ValueError):
-    """The data given to ``evaluate`` is not the data (or splits) the model was trained on."""
-
-
-def differences(recorded: DataRecord, found: DataRecord, limit: int = 5) -> list[str]:
-    """What differs between the training run's data and splits and these, in words."""
-    lines = []
-    if recorded.fingerprint != found.fingerprint:
-        lines.append(
-            f"the files differ: {found.n_images} images now, {recorded.n_images} in training "
-            f"(content fingerprint {found.fingerprint[:12]} vs {recorded.fingerprint[:12]})"
-        )
-    for split in ("val", "test"):
-        then, now = set(recorded.members.get(split, [])), set(found.members.get(split, []))
-        if then != now:
-            gone, new = sorted(then - now), sorted(now - then)
-            lines.append(
-                f"the {split} split differs: {len(new)} image(s) not in training's {split} "
-                f"(e.g. {new[:limit]}), {len(gone)} missing (e.g. {gone[:limit]})"
-            )
-    return lines
-
-
-def same_data(cfg: DictConfig, record: ModelRecord) -> XrayDataModule:
-    """The training data and splits, rebuilt from the record, verified."""
-    recorded = record.data
-    if recorded is None:
-        raise DataMismatchError(
-            f"{cfg.ckpt_path} records no data: evaluate it on this data with external=true"
-        )
-    split_keys = {key: getattr(recorded, key) for key in SPLIT_KEYS}
-    log.info("rebuilding the training run's splits: %s", split_keys)
-    datamodule = instantiate_with(
-        cfg.data, preprocessing=record.preprocessing, tested_split=cfg.split, **split_keys
-    )
-    datamodule.setup("test")
-    found = differences(recorded, datamodule.record())
-    if found:
-        raise DataMismatchError(
-            f"data.root={cfg.data.root} is not the data {cfg.ckpt_path} was trained on (it "
-            f"was {recorded.root}):\n  " + "\n  ".join(found) + "\nTo evaluate on other data "
-            "(another site, another release), pass external=true."
-        )
-    return datamodule
-
-
-def check_preprocessing(cfg: DictConfig, record: ModelRecord) -> None:
-    """Refuse input-size overrides: the checkpoint says how its input is made."""
-    for key in ("image_size", "crop_ratio"):
-        given = cfg.data.get(key)
-        if given is not None and given != getattr(record.preprocessing, key):
-            raise ValueError(
-                f"data.{key}={given}, but {cfg.ckpt_path} was trained with {key}="
-                f"{getattr(record.preprocessing, key)}; leave data.{key} unset: the checkpoint "
-                "carries its preprocessing"
-            )
 
 
 def threshold_source(
@@ -149,15 +90,8 @@ def evaluate(cfg: DictConfig) -> Evaluation | None:
     L.seed_everything(cfg.seed, workers=True)
     model = load_classifier(cfg.ckpt_path, full_precision_eval=cfg.full_precision)
     record = model.record
-    check_preprocessing(cfg, record)
-    if cfg.external:
-        external = "test_and_val" if cfg.operating_points == "site_recalibrated" else "test"
-        datamodule = instantiate_with(
-            cfg.data, preprocessing=record.preprocessing, external=external
-        )
-        datamodule.setup("test")
-    else:
-        datamodule = same_data(cfg, record)
+    with_val = cfg.operating_points == "site_recalibrated"
+    datamodule = datamodule_for(cfg.data, record, cfg.ckpt_path, cfg.split, cfg.external, with_val)
     settings: MetricSettings = hydra.utils.instantiate(cfg.metrics)
     wandb_identity(cfg, record)
     loggers = instantiate_loggers(cfg.get("logger"))

@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import hydra
 import pandas as pd
 import torch
 from omegaconf import DictConfig
+from PIL import Image
 
 from deepcovid.data.io import UnreadableImageError, load_image
-from deepcovid.data.samples import list_images
+from deepcovid.data.lung_crop import LungCropReader
+from deepcovid.data.samples import list_inputs
 from deepcovid.data.transforms import EvalPreset
 from deepcovid.explain.explainers import Explainer
 from deepcovid.explain.overlay import heatmap_title, overlay_figure, to_display
@@ -32,30 +34,11 @@ from deepcovid.models.classifier import CovidClassifier
 from deepcovid.models.exported import ExportedClassifier, load_exported
 from deepcovid.utils.config import CONFIG_PATH
 from deepcovid.utils.files import save_figure, write_csv_atomic
+from deepcovid.utils.system import resolve_device
 
 log = logging.getLogger(__name__)
 PREDICT_COLUMNS = ["path", "prob_covid", "predicted_label"]
 Model = CovidClassifier | ExportedClassifier
-
-
-def list_inputs(inputs: str | Path) -> list[Path]:
-    """The image files named by ``inputs``: a file, a folder, or a CSV with a ``path`` column."""
-    inputs = Path(inputs)
-    if inputs.is_dir():
-        files = list_images(inputs)
-        if not files:
-            raise ValueError(f"inputs={inputs}: the folder holds no images (.png, .jpg, .dcm)")
-        return files
-    if not inputs.is_file():
-        raise FileNotFoundError(f"inputs={inputs}: no such file or folder")
-    if inputs.suffix.lower() != ".csv":
-        return [inputs]
-    frame = pd.read_csv(inputs, dtype=str, keep_default_na=False)
-    if "path" not in frame.columns:
-        raise ValueError(
-            f"inputs={inputs}: the CSV has columns {list(frame.columns)}; it needs a 'path' column"
-        )
-    return [inputs.parent / p if not Path(p).is_absolute() else Path(p) for p in frame["path"]]
 
 
 def load_model(ckpt_path: str | Path) -> Model:
@@ -64,13 +47,6 @@ def load_model(ckpt_path: str | Path) -> Model:
     if Path(ckpt_path).suffix == ".safetensors":
         return load_exported(ckpt_path)
     return load_classifier(ckpt_path)
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; anything else as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def heatmap_name(path: Path, root: Path) -> str:
@@ -87,14 +63,16 @@ def chunks(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
         yield items[start : start + size]
 
 
-def load_batch(paths: Sequence[Path], transform: EvalPreset) -> tuple[list[Path], list]:
+def load_batch(
+    paths: Sequence[Path], transform: EvalPreset, read: Callable[[Path], Image.Image]
+) -> tuple[list[Path], list]:
     """The readable ``paths`` and their transformed images; unreadable ones are logged."""
     kept, images = [], []
     for path in paths:
         try:
-            images.append(transform(load_image(path)))
+            images.append(transform(read(path)))
             kept.append(path)
-        except UnreadableImageError as error:
+        except (UnreadableImageError, ValueError) as error:
             log.warning("skipped: %s", error)
     return kept, images
 
@@ -113,11 +91,13 @@ def predict_files(
     ``explainer`` is given); returns the frame and the skipped paths. An error when no input
     is readable."""
     device = next(model.parameters()).device
-    transform = EvalPreset(model.record.preprocessing)
+    preprocessing = model.record.preprocessing
+    transform = EvalPreset(preprocessing)
+    read = LungCropReader(preprocessing.lung_margin) if preprocessing.lung_crop else load_image
     root = Path(os.path.commonpath([p.resolve().parent for p in paths])) if paths else Path()
     records, skipped = [], []
     for chunk in chunks(paths, batch_size):
-        kept, images = load_batch(chunk, transform)
+        kept, images = load_batch(chunk, transform, read)
         skipped += [p for p in chunk if p not in kept]
         if not kept:
             continue

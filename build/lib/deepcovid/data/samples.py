@@ -61,6 +61,28 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
 
 
+def list_inputs(inputs: str | Path) -> list[Path]:
+    """The image files named by ``inputs`` (for prediction and segmentation): a file, a folder
+    (searched recursively), or a CSV with a ``path`` column (relative paths resolve against the
+    CSV's folder)."""
+    inputs = Path(inputs)
+    if inputs.is_dir():
+        files = list_images(inputs)
+        if not files:
+            raise ValueError(f"inputs={inputs}: the folder holds no images (.png, .jpg, .dcm)")
+        return files
+    if not inputs.is_file():
+        raise FileNotFoundError(f"inputs={inputs}: no such file or folder")
+    if inputs.suffix.lower() != ".csv":
+        return [inputs]
+    frame = pd.read_csv(inputs, dtype=str, keep_default_na=False)
+    if "path" not in frame.columns:
+        raise ValueError(
+            f"inputs={inputs}: the CSV has columns {list(frame.columns)}; it needs a 'path' column"
+        )
+    return [inputs.parent / p if not Path(p).is_absolute() else Path(p) for p in frame["path"]]
+
+
 def scan_class_folders(root: Path, split: str | None, labels: LabelMap) -> pd.DataFrame:
     """Rows for ``root/<class>/**/image`` with the label taken from the class folder name."""
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))

@@ -31,6 +31,7 @@ class DataRecord:
     members: dict[str, list[str]] = field(default_factory=dict)  # split → relative paths
     balance: str | None = None
     training_prevalence: float | None = None  # COVID share of the images drawn in training
+    holdout_source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -172,6 +173,28 @@ def assign_external_splits(
             origin["val"] = (
                 f"carved from this site's test images (data.val_fraction={val_fraction:g})"
             )
+    return table, origin
+
+
+def assign_holdout_source(
+    table: pd.DataFrame, source: str, val_fraction: float, seed: int
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Leave one source out: every image of ``source`` is test; the other sources' images
+    (whatever split the data gives them) are train, with val carved out of them."""
+    known = sorted(set(table["source"].dropna().astype(str)))
+    if source not in known:
+        raise SplitError(
+            f"data.holdout_source={source!r} is not a source of the data; its sources: {known}"
+        )
+    table = table.copy()
+    held = (table["source"].astype(str) == source).to_numpy()
+    table["split"] = np.where(held, "test", "train")
+    table = carve_split(table, val_fraction, seed, "train", "val")
+    origin = {
+        "test": f"every image of source {source!r} (data.holdout_source)",
+        "train": f"the other {len(known) - 1} source(s)",
+        "val": f"carved from train (data.val_fraction={val_fraction:g})",
+    }
     return table, origin
 
 

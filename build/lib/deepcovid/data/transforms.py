@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 from torchvision.transforms import v2
@@ -47,6 +48,8 @@ class Preprocessing:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     channels: int = 3
+    lung_crop: bool = False  # first crop to the lungs' box (deepcovid.data.lung_crop)
+    lung_margin: float = 0.05  # the box widened by this share of its size on each side
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", int(self.image_size))
@@ -133,7 +136,11 @@ class TrainPreset(Preset):
 
 
 class EvalPreset(Preset):
-    """Evaluation: resize the short side to ``image_size / crop_ratio``, centre crop."""
+    """Evaluation: resize the short side to ``image_size / crop_ratio``, centre crop.
+
+    :meth:`mask` takes a mask (e.g. of the lungs) at the image's resolution through the same
+    geometry (nearest neighbour), so mask, model input and heatmap share their pixels.
+    """
 
     def __init__(self, preprocessing: Preprocessing) -> None:
         size = preprocessing.image_size
@@ -142,4 +149,15 @@ class EvalPreset(Preset):
         self.geometry = v2.Compose(
             [v2.PILToTensor(), v2.Resize(resize, antialias=True), v2.CenterCrop(size)]
         )
+        self.mask_geometry = v2.Compose(
+            [
+                v2.Resize(resize, interpolation=v2.InterpolationMode.NEAREST_EXACT),
+                v2.CenterCrop(size),
+            ]
+        )
         self.finish = finishing(preprocessing)
+
+    def mask(self, mask: np.ndarray) -> torch.Tensor:
+        """A bool ``(H, W)`` mask of the image as a bool ``(S, S)`` mask of the model input."""
+        pixels = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.uint8))[None]
+        return self.mask_geometry(pixels)[0].bool()

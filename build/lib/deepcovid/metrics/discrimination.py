@@ -40,7 +40,8 @@ def auroc(label: np.ndarray, prob_covid: np.ndarray) -> float:
     """Area under the ROC curve (ties count one half)."""
     require_both_classes(label, "AUROC")
     prob, target = as_tensors(label, prob_covid)
-    return float(binary_auroc(prob, target, validate_args=False))
+    # torchmetrics sums rates in float32: a perfect ranking can come out as 1.0000001
+    return min(1.0, max(0.0, float(binary_auroc(prob, target, validate_args=False))))
 
 
 def average_precision(label: np.ndarray, prob_covid: np.ndarray) -> float:

@@ -171,8 +171,8 @@ class Validation:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """Which model was evaluated: its backbone, checkpoint, starting weights, and the seed and
-    cross-validation fold of its training run."""
+    """Which model was evaluated: its backbone, checkpoint, starting weights, and the seed,
+    cross-validation fold and held-out source of its training run."""
 
     backbone: str
     checkpoint: str | None = None
@@ -180,6 +180,7 @@ class ModelInfo:
     seed: int | None = None
     fold: int | None = None
     num_folds: int | None = None
+    holdout_source: str | None = None
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ LOGGED_METRICS = (
     "val/average_precision",
     "val/sensitivity",
     "val/specificity",
+    "val/accuracy",
 )
 
 
@@ -39,7 +40,9 @@ class CovidClassifier(L.LightningModule):
     """Transfer-learning classifier: COVID (class 1) vs non-COVID (class 0).
 
     ``finetune="head"`` is the paper's protocol: only the new last layer learns, and the
-    frozen backbone stays in eval mode (BatchNorm statistics and dropout untouched).
+    frozen backbone stays in eval mode (BatchNorm statistics and dropout untouched) unless
+    ``frozen_batchnorm=False`` (the authors' script: the frozen backbone runs in train mode, so
+    its BatchNorm running statistics still move).
 
     ``full_precision_eval``: validation and test run the network in float32 even under mixed
     precision training, so scores and thresholds do not depend on the training precision.
@@ -63,6 +66,7 @@ class CovidClassifier(L.LightningModule):
         channels_last: bool = False,
         compile: bool = False,
         full_precision_eval: bool = True,
+        frozen_batchnorm: bool = True,
     ) -> None:
         super().__init__()
         if finetune not in FINETUNE_MODES:
@@ -100,7 +104,7 @@ class CovidClassifier(L.LightningModule):
 
     def train(self, mode: bool = True) -> CovidClassifier:
         super().train(mode)
-        if mode and self.hparams.finetune == "head":
+        if mode and self.hparams.finetune == "head" and self.hparams.frozen_batchnorm:
             self.net.eval()
             self.net.get_submodule(self.head_name).train()
         return self

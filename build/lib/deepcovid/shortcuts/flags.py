@@ -1,0 +1,108 @@
+"""The audit's findings in plain words: each a measured number against a stated threshold
+(``AuditSettings``), never a verdict that the model is sound."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from deepcovid.shortcuts.result import AuditResult, AuditSettings
+
+NAMES = {"occlusion": "occlusion", "gradcam": "Grad-CAM"}
+
+
+def pct(value: float) -> str:
+    return f"{100 * value:.0f} %"
+
+
+def discriminates(result: AuditResult) -> bool:
+    """Whether the intact model's AUROC interval lies above chance: only then do the lung
+    measures say where its discrimination comes from."""
+    if result.ablation is None:
+        return False
+    low = result.ablation["intact"].auroc_ci[0]
+    return low is not None and low > 0.5
+
+
+def attribution_findings(result: AuditResult, settings: AuditSettings) -> list[str]:
+    found = []
+    for method, attribution in result.lung_attribution.items():
+        a, name = attribution.overall, NAMES.get(method, method)
+        if a.zero_maps:
+            found.append(
+                f"{a.zero_maps} of {a.n + a.zero_maps} {name} maps hold no positive attribution "
+                "and are left out (nothing in them raised the score; occlusion of P(COVID) also "
+                "saturates on confident images: score=logit explains its log-odds)"
+            )
+        if not discriminates(result):
+            continue  # where a model that does not discriminate looks says nothing
+        if a.mean_share is not None and a.share_over_area <= settings.share_over_area:
+            found.append(
+                f"its {name} maps put {pct(a.mean_share)} of their positive attribution inside "
+                f"the lungs, which cover {pct(a.area_share)} of the image (ratio "
+                f"{a.share_over_area:.2f}): no more than a uniform map would"
+            )
+        if a.pointing_hit_rate is not None and a.pointing_hit_rate <= a.area_share:
+            found.append(
+                f"its {name} maps peak inside the lungs in {pct(a.pointing_hit_rate)} of the "
+                f"images, no more often than the lungs' {pct(a.area_share)} share of the image"
+            )
+    return found
+
+
+def ablation_findings(result: AuditResult, settings: AuditSettings) -> list[str]:
+    if result.ablation is None:
+        return []
+    intact, removed = result.ablation["intact"].auroc, result.ablation["lungs_removed"].auroc
+    only = result.ablation["lungs_only"].auroc
+    if not discriminates(result):
+        low, high = result.ablation["intact"].auroc_ci
+        span = "" if low is None else f" (95 % CI {low:.3f}–{high:.3f})"
+        return [
+            f"the model does not separate the classes here: intact AUROC {intact:.3f}{span} "
+            "includes chance, so the ablation and the heatmaps cannot say what it reads"
+            if intact is not None
+            else "the intact AUROC is undefined, so the ablation says nothing"
+        ]
+    found = []
+    retained = (removed - 0.5) / (intact - 0.5)
+    if retained >= settings.retained_discrimination:
+        found.append(
+            f"it keeps {removed / intact:.2f} of its AUROC with the lungs removed ({removed:.3f} "
+            f"against {intact:.3f} intact; {pct(max(retained, 0))} of its discrimination above "
+            "chance): it reads something outside the lungs"
+        )
+    if only is not None and (only - 0.5) < settings.retained_discrimination * (intact - 0.5):
+        found.append(
+            f"with the lungs only it falls to an AUROC of {only:.3f} (from {intact:.3f}): the "
+            "lungs alone do not carry its decision"
+        )
+    return found
+
+
+def source_findings(result: AuditResult, settings: AuditSettings) -> list[str]:
+    found = []
+    probe = result.source_probe
+    if probe is not None and probe.accuracy - probe.majority_rate >= settings.probe_margin:
+        found.append(
+            f"its penultimate features tell the {probe.n_sources} sources apart: a linear probe "
+            f"is right for {pct(probe.accuracy)} of the images, against {pct(probe.majority_rate)} "
+            "for always naming the most common source"
+        )
+    confounded = result.confounding
+    if confounded is not None and confounded.single_class_sources:
+        listed = ", ".join(f"{s} ({c} only)" for s, c in confounded.single_class_sources.items())
+        found.append(
+            f"label and source are confounded: {len(confounded.single_class_sources)} source(s) "
+            f"hold one class only ({listed}), {pct(confounded.share_of_images)} of the images"
+        )
+    return found
+
+
+def findings(result: AuditResult, settings: AuditSettings) -> list[str]:
+    """Every finding whose measurement crossed its threshold."""
+    return [
+        *ablation_findings(result, settings),
+        *attribution_findings(result, settings),
+        *source_findings(result, settings),
+    ]

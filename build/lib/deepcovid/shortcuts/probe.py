@@ -1,0 +1,147 @@
+"""Source tests: can the model's penultimate features tell the image's source apart (a linear
+probe, patient-grouped cross-validation), how well does it separate the classes within each
+source, and are label and source confounded (a source holding one class only)?"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+
+from deepcovid import CLASS_TITLES
+from deepcovid.metrics.discrimination import auroc
+from deepcovid.metrics.undefined import UndefinedMetric
+
+MAX_FOLDS = 5
+
+
+class PenultimateFeatures:
+    """Within its ``with`` block, captures the input of a network's classification head."""
+
+    def __init__(self, net: nn.Module, head: str) -> None:
+        self.head = net.get_submodule(head)
+        self.captured: torch.Tensor | None = None
+
+    def keep(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        self.captured = inputs[0].detach().flatten(1).float().cpu()
+
+    def __enter__(self) -> PenultimateFeatures:
+        self.handle = self.head.register_forward_hook(self.keep)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.remove()
+
+
+@dataclass(frozen=True)
+class SourceProbe:
+    """Cross-validated accuracy (and one-vs-rest AUROC) of predicting the source from the
+    features, against always guessing the most common source."""
+
+    accuracy: float
+    majority_rate: float
+    auroc: float | None
+    n_sources: int
+    n_folds: int
+    n: int
+
+
+@dataclass(frozen=True)
+class SourceAuroc:
+    """The AUROC within one source, or why there is none (one class only)."""
+
+    source: str
+    n: int
+    n_positive: int
+    auroc: float | None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Confounding:
+    """Sources that hold one class only, and the share of images in them."""
+
+    single_class_sources: dict[str, str] = field(default_factory=dict)  # source → its class
+    share_of_images: float = 0.0
+
+
+def groups_of(rows: pd.DataFrame) -> np.ndarray:
+    """Patient ids where known, else one group per image."""
+    own = "image:" + rows["path"].astype(str)
+    patient = rows["patient_id"].astype(object)
+    return np.where(patient.notna(), "patient:" + patient.astype(str), own)
+
+
+def source_probe(features: np.ndarray, rows: pd.DataFrame, seed: int = 0) -> SourceProbe:
+    """The probe, over the sources with at least two patients (a source of one patient cannot
+    be cross-validated); :class:`UndefinedMetric` when fewer than two such sources remain."""
+    groups = groups_of(rows)
+    sources = rows["source"].astype(str).to_numpy()
+    per_source = pd.Series(groups).groupby(sources).nunique()
+    kept = per_source[per_source >= 2]
+    if len(kept) < 2:
+        few = sorted(set(per_source.index) - set(kept.index))
+        raise UndefinedMetric(
+            f"{len(kept)} source(s) with at least 2 patients ({', '.join(kept.index)}); too few "
+            f"to cross-validate: {', '.join(few) or 'none'}"
+        )
+    use = np.isin(sources, kept.index)
+    features, groups = features[use], groups[use]
+    names = np.array(sorted(kept.index))
+    codes = np.searchsorted(names, sources[use])
+    counts = np.bincount(codes, minlength=len(names))
+    n_folds = int(min(MAX_FOLDS, kept.min()))
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    probabilities = np.zeros((len(codes), len(names)))
+    for train, held in splitter.split(features, codes, groups):
+        probe = make_pipeline(
+            StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed)
+        )
+        probe.fit(features[train], codes[train])
+        probabilities[np.ix_(held, probe.classes_)] = probe.predict_proba(features[held])
+    accuracy = float((probabilities.argmax(1) == codes).mean())
+    try:
+        score = (
+            roc_auc_score(codes, probabilities[:, 1])
+            if len(names) == 2
+            else roc_auc_score(codes, probabilities, multi_class="ovr", labels=range(len(names)))
+        )
+    except ValueError:
+        score = None
+    majority = float(counts.max() / counts.sum())
+    return SourceProbe(accuracy, majority, score, len(names), n_folds, len(codes))
+
+
+def within_source(rows: pd.DataFrame) -> list[SourceAuroc]:
+    """The AUROC within each source; a source with one class is reported as such."""
+    found = []
+    for source, group in rows.groupby("source", sort=True):
+        label = group["label"].to_numpy(dtype=int)
+        positives = int(label.sum())
+        try:
+            value, reason = auroc(label, group["prob_covid"].to_numpy(dtype=np.float64)), None
+        except UndefinedMetric:
+            only = CLASS_TITLES[int(positives > 0)]
+            value, reason = None, f"only {only} images: sensitivity or specificity only"
+        found.append(SourceAuroc(str(source), len(group), positives, value, reason))
+    return found
+
+
+def confounding(rows: pd.DataFrame) -> Confounding:
+    """Sources holding one class only, and the share of the images they hold."""
+    single = {}
+    affected = 0
+    for source, group in rows.groupby("source", sort=True):
+        classes = set(group["label"].astype(int))
+        if len(classes) == 1:
+            single[str(source)] = CLASS_TITLES[classes.pop()]
+            affected += len(group)
+    return Confounding(single, affected / len(rows) if len(rows) else 0.0)

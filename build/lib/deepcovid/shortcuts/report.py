@@ -1,0 +1,130 @@
+"""``audit/report.md``: "Does the model look at the lungs?" in plain sentences with the numbers."""
+
+from __future__ import annotations
+
+from deepcovid.results.markdown import number, table
+from deepcovid.shortcuts.attribution import LungAttribution
+from deepcovid.shortcuts.flags import NAMES, pct
+from deepcovid.shortcuts.result import AuditResult
+
+FIGURES = {"lung_share": "Lung share of positive attribution by class",
+           "overlays": "Heatmaps with the lung contour"}  # fmt: skip
+
+
+def interval(ci: tuple) -> str:
+    low, high = ci
+    return "" if low is None or high is None else f" ({pct(low)}–{pct(high)})"
+
+
+def attribution_row(group: str, a: LungAttribution) -> list[str]:
+    if a.mean_share is None:
+        return [group, str(a.n), "n/a", "n/a", "n/a", "n/a", str(a.zero_maps)]
+    return [
+        group,
+        str(a.n),
+        pct(a.mean_share) + interval(a.share_ci),
+        pct(a.area_share),
+        f"{a.share_over_area:.2f}",
+        pct(a.pointing_hit_rate) + interval(a.pointing_ci),
+        str(a.zero_maps),
+    ]
+
+
+def attribution_section(result: AuditResult) -> list[str]:
+    if not result.lung_attribution:
+        return [f"Heatmaps were not scored: {result.skipped.get('lung_attribution')}.", ""]
+    header = ["Images", "n", "Attribution in the lungs", "Lungs' area", "Ratio",
+              "Peak in the lungs", "Maps without positive attribution"]  # fmt: skip
+    lines = []
+    for method, attribution in result.lung_attribution.items():
+        rows = [attribution_row("all", attribution.overall)]
+        for groups in (attribution.by_class, attribution.by_correct, attribution.by_source):
+            rows += [attribution_row(name, a) for name, a in groups.items()]
+        lines += [f"### {NAMES.get(method, method)} ({result.methods[method]})", "",
+                  table(header, rows), ""]  # fmt: skip
+    return lines
+
+
+def ablation_section(result: AuditResult) -> list[str]:
+    if result.ablation is None:
+        return [f"No lung ablation: {result.skipped.get('ablation')}.", ""]
+    names = [p.name for p in result.ablation["intact"].points]
+    header = ["Images", "AUROC (95 % CI)", *[f"sens / spec at {n}" for n in names]]
+    rows = []
+    for variant, ablated in result.ablation.items():
+        low, high = ablated.auroc_ci
+        ci = "" if low is None else f" ({low:.3f}–{high:.3f})"
+        points = [
+            f"{number(p.sensitivity, 2)} / {number(p.specificity, 2)}" for p in ablated.points
+        ]
+        rows.append([variant.replace("_", " "), f"{number(ablated.auroc)}{ci}", *points])
+    return [table(header, rows), ""]
+
+
+def source_section(result: AuditResult) -> list[str]:
+    lines = []
+    probe = result.source_probe
+    if probe is None:
+        lines.append(f"No source probe: {result.skipped.get('source_probe')}.")
+    else:
+        lines.append(
+            f"A logistic-regression probe of the penultimate features, cross-validated over "
+            f"{probe.n_folds} patient-grouped folds, names the source of {pct(probe.accuracy)} of "
+            f"{probe.n} images ({probe.n_sources} sources; always naming the most common one is "
+            f"right for {pct(probe.majority_rate)}; AUROC {number(probe.auroc)})."
+        )
+    if result.within_source_auroc:
+        rows = [[s.source, s.n, s.n_positive, number(s.auroc) if s.reason is None else s.reason]
+                for s in result.within_source_auroc]  # fmt: skip
+        lines += ["", table(["Source", "Images", "COVID", "AUROC within the source"], rows)]
+    confounded = result.confounding
+    if confounded is not None and confounded.single_class_sources:
+        lines += ["", f"**Label and source are confounded**: {pct(confounded.share_of_images)} "
+                  "of the images come from sources holding one class only."]  # fmt: skip
+    return [*lines, ""]
+
+
+def audit_report(result: AuditResult, figures_dir: str = "figures") -> str:
+    """The audit as Markdown."""
+    masks = result.masks
+    origins = ", ".join(f"{n} {origin}" for origin, n in masks.by_origin.items()) or "none"
+    flags = [f"- {flag}." for flag in result.flags] or [
+        "- No finding crossed its threshold. That is not proof that the model reads the lungs: "
+        "read the numbers below."
+    ]
+    lines = [
+        f"# Does the model look at the lungs? {result.backbone} on the {result.split} split",
+        "",
+        f"{masks.n_images} images; {masks.n_with_mask} have a lung mask ({origins}); "
+        f"{len(masks.missing)} have none and are left out of the lung measures; "
+        f"{len(masks.flagged)} mask(s) carry a quality flag (listed in images.csv).",
+        "",
+        "## Findings",
+        "",
+        *flags,
+        "",
+        "## Lung ablation",
+        "",
+        "Each image scored intact, with its lungs set to the occlusion baseline, and with "
+        "everything but the lungs set to it.",
+        "",
+        *ablation_section(result),
+        "## Heatmaps against the lungs",
+        "",
+        "The share of each map's positive attribution that lies inside the lungs, against the "
+        "share of the image the lungs cover (ratio 1: no better than a uniform map), and how "
+        "often the map's peak lies inside them (pointing game). Intervals: 95 %, bootstrap "
+        "over patients where known.",
+        "",
+        *attribution_section(result),
+        "## Source",
+        "",
+        *source_section(result),
+        "## Figures",
+        "",
+        *[f"![{title}]({figures_dir}/{name}.png)" for name, title in FIGURES.items()],
+        "",
+    ]
+    if result.skipped:
+        lines += ["## Not measured", "", *[f"- {k}: {v}" for k, v in result.skipped.items()], ""]
+    return "\n".join(lines).rstrip() + "\n"

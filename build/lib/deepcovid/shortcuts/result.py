@@ -1,0 +1,167 @@
+"""The audit's result as one typed object: lung attribution per method (overall, by class,
+correctness and source), lung ablation, source tests, the masks used, and the findings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deepcovid.metrics.undefined import UndefinedMetric
+from deepcovid.shortcuts.ablation import AblationResult, summarize_ablation
+from deepcovid.shortcuts.attribution import LungAttribution, summarize_attribution
+from deepcovid.shortcuts.flags import findings
+from deepcovid.shortcuts.probe import (
+    Confounding,
+    SourceAuroc,
+    SourceProbe,
+    confounding,
+    source_probe,
+    within_source,
+)
+from deepcovid.utils.serialize import from_jsonable, to_jsonable
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """The audit's knobs (``conf/audit.yaml``: ``audit.*``), and the thresholds of its flags."""
+
+    batch_size: int = 16
+    baseline: float = 0.0  # what removed pixels become, in normalised input units (0 = mean)
+    bootstrap_resamples: int = 1000
+    confidence: float = 0.95
+    seed: int = 0
+    panel_size: int = 12
+    retained_discrimination: float = 0.5  # flag: lungs removed keep this share of AUROC − 0.5
+    share_over_area: float = 1.0  # flag: lung share / lung area at or below this (1 = uniform)
+    probe_margin: float = 0.1  # flag: probe accuracy this far above the majority rate
+
+
+@dataclass(frozen=True)
+class MethodAttribution:
+    """One heatmap method: over every image with a mask, and by group."""
+
+    overall: LungAttribution
+    by_class: dict[str, LungAttribution] = field(default_factory=dict)
+    by_correct: dict[str, LungAttribution] = field(default_factory=dict)
+    by_source: dict[str, LungAttribution] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MaskSummary:
+    """Which masks the audit used: how many images had one, where they came from, and the
+    images without one (with the reason) or with a quality flag."""
+
+    n_images: int
+    n_with_mask: int
+    by_origin: dict[str, int]
+    missing: dict[str, str] = field(default_factory=dict)
+    flagged: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """Everything ``audit/audit.json`` holds."""
+
+    split: str
+    backbone: str
+    checkpoint: str | None
+    methods: dict[str, str]  # name → what its map explains
+    masks: MaskSummary
+    lung_attribution: dict[str, MethodAttribution]
+    ablation: dict[str, AblationResult] | None
+    source_probe: SourceProbe | None
+    within_source_auroc: list[SourceAuroc]
+    confounding: Confounding | None
+    flags: list[str]
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AuditResult:
+        return from_jsonable(cls, data)
+
+
+def mask_summary(images: pd.DataFrame) -> MaskSummary:
+    has_mask = images["lung_area_share"].notna()
+    return MaskSummary(
+        n_images=len(images),
+        n_with_mask=int(has_mask.sum()),
+        by_origin={
+            k: int(v) for k, v in images.loc[has_mask, "mask_source"].value_counts().items()
+        },
+        missing=dict(
+            zip(images.loc[~has_mask, "path"], images.loc[~has_mask, "mask_problem"], strict=True)
+        ),
+        flagged={p: q for p, q in zip(images["path"], images["mask_quality"], strict=True) if q},
+    )
+
+
+def attribution_by_group(
+    images: pd.DataFrame, method: str, threshold: float, settings: AuditSettings
+) -> MethodAttribution:
+    def summary(rows: pd.DataFrame) -> LungAttribution:
+        return summarize_attribution(
+            rows, method, settings.bootstrap_resamples, settings.confidence, settings.seed
+        )
+
+    called = images["prob_covid"] >= threshold
+    correct = np.where(called == images["label"].astype(bool), "correct", "incorrect")
+    names = {1: "covid", 0: "non-covid"}
+    return MethodAttribution(
+        overall=summary(images),
+        by_class={names[k]: summary(g) for k, g in images.groupby("label", sort=True)},
+        by_correct={k: summary(g) for k, g in images.groupby(correct, sort=True)},
+        by_source={str(k): summary(g) for k, g in images.groupby("source", sort=True)}
+        if images["source"].notna().any()
+        else {},
+    )
+
+
+def summarize_audit(
+    images: pd.DataFrame,
+    features: np.ndarray,
+    methods: dict[str, str],
+    thresholds: dict[str, float],
+    model_threshold: float,
+    settings: AuditSettings,
+    split: str,
+    backbone: str,
+    checkpoint: str | None,
+) -> AuditResult:
+    """The :class:`AuditResult` of the measurements (``images.csv`` and the features)."""
+    skipped: dict[str, str] = {}
+    with_mask = images[images["lung_area_share"].notna()]
+    attribution, ablation = {}, None
+    if with_mask.empty:
+        skipped["lung_attribution"] = skipped["ablation"] = (
+            "no image has a lung mask (none given, none in V7, segmenter off)"
+        )
+    else:
+        attribution = {
+            name: attribution_by_group(with_mask, name, model_threshold, settings)
+            for name in methods
+        }
+        ablation = summarize_ablation(
+            with_mask, thresholds, settings.bootstrap_resamples, settings.confidence, settings.seed
+        )
+    probe, sources, confounded = None, [], None
+    if images["source"].notna().any():
+        known = images["source"].notna().to_numpy()
+        try:
+            probe = source_probe(features[known], images[known], settings.seed)
+        except UndefinedMetric as reason:
+            skipped["source_probe"] = str(reason)
+        sources = within_source(images[known])
+        confounded = confounding(images[known])
+    else:
+        skipped["source_probe"] = skipped["within_source_auroc"] = "the data has no source column"
+    result = AuditResult(
+        split, backbone, checkpoint, methods, mask_summary(images), attribution, ablation,
+        probe, sources, confounded, [], skipped,
+    )  # fmt: skip
+    return AuditResult(**{**vars(result), "flags": findings(result, settings)})

@@ -1,0 +1,113 @@
+"""One audit of one split of a model: measure, summarise, write ``audit/`` and log it. Shared by
+``python -m deepcovid.audit`` and the test-time callback."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from lightning.pytorch.loggers import Logger, WandbLogger
+
+from deepcovid.data.datamodule import XrayDataModule
+from deepcovid.explain.explainers import Explainer
+from deepcovid.models.record import ModelRecord
+from deepcovid.shortcuts.figures import (
+    contour_grid_figure,
+    panel_titles,
+    share_distribution_figure,
+)
+from deepcovid.shortcuts.masks import AuditMasks
+from deepcovid.shortcuts.measure import Audited, measure
+from deepcovid.shortcuts.report import audit_report
+from deepcovid.shortcuts.result import AuditResult, AuditSettings, summarize_audit
+from deepcovid.utils.files import (
+    save_figure,
+    write_csv_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
+from deepcovid.utils.tracking import scalars
+
+log = logging.getLogger(__name__)
+
+
+def model_thresholds(record: ModelRecord) -> dict[str, float]:
+    """The model's own threshold and every operating point chosen on val in training."""
+    chosen = {n: p["threshold"] for n, p in record.operating_points.items() if p["threshold"]}
+    return {"fixed": record.threshold, **chosen}
+
+
+def audit_summary(result: AuditResult) -> dict[str, float | None]:
+    """The audit's headline numbers as flat ``audit/…`` keys."""
+    values: dict[str, float | None] = {}
+    for variant, ablated in (result.ablation or {}).items():
+        values[f"audit/{variant}/auroc"] = ablated.auroc
+    for method, attribution in result.lung_attribution.items():
+        a = attribution.overall
+        values |= {
+            f"audit/{method}/lung_share": a.mean_share,
+            f"audit/{method}/share_over_area": a.share_over_area,
+            f"audit/{method}/pointing_hit_rate": a.pointing_hit_rate,
+        }
+    if result.source_probe is not None:
+        values["audit/source_probe/accuracy"] = result.source_probe.accuracy
+    values["audit/flags"] = len(result.flags)
+    return values
+
+
+def log_audit(loggers: list[Logger], result: AuditResult, figures: dict[str, Path]) -> None:
+    """The audit's numbers to every logger, its figures and findings to W&B."""
+    summary = audit_summary(result)
+    for logger in loggers:
+        if not isinstance(logger, WandbLogger):
+            logger.log_metrics(scalars(summary))
+            logger.save()
+            continue
+        logger.experiment.summary.update(summary | {"audit/findings": result.flags})
+        logger.log_image("audit/figures", [str(p) for p in figures.values()], caption=list(figures))
+
+
+def run_audit(
+    model: Audited,
+    record: ModelRecord,
+    datamodule: XrayDataModule,
+    split: str,
+    masks: AuditMasks,
+    explainers: Mapping[str, Explainer],
+    settings: AuditSettings,
+    output_dir: str | Path,
+    checkpoint: str | None = None,
+    loggers: list[Logger] = (),
+) -> AuditResult:
+    """Audit ``split`` and write ``audit.json``, ``images.csv``, ``report.md`` and ``figures/``
+    under ``output_dir``."""
+    output_dir = Path(output_dir)
+    table = datamodule.split(split)
+    measured = measure(
+        model, datamodule.dataset(split), table, masks, explainers, settings.baseline,
+        settings.batch_size, settings.panel_size, settings.seed,
+    )  # fmt: skip
+    methods = {name: explainer.colorbar_label for name, explainer in explainers.items()}
+    result = summarize_audit(
+        measured.images, measured.features, methods, model_thresholds(record), record.threshold,
+        settings, split, record.backbone, checkpoint,
+    )  # fmt: skip
+    write_json_atomic(result.to_json(), output_dir / "audit.json")
+    write_csv_atomic(measured.images, output_dir / "images.csv")
+    figures = {
+        "lung_share": save_figure(
+            share_distribution_figure(measured.images, list(explainers)),
+            output_dir / "figures" / "lung_share.png",
+        ),
+        "overlays": save_figure(
+            contour_grid_figure(
+                measured.panel, list(explainers), panel_titles(measured.panel, measured.images)
+            ),
+            output_dir / "figures" / "overlays.png",
+        ),
+    }
+    write_text_atomic(audit_report(result), output_dir / "report.md")
+    log_audit(list(loggers), result, figures)
+    log.info("audit of %d %s images written to %s", len(table), split, output_dir)
+    return result

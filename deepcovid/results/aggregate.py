@@ -1,0 +1,364 @@
+"""Many evaluated runs as one result: runs grouped by model (backbone), their spread across
+seeds and folds, pooled numbers (the concatenated out-of-fold and test predictions), paired
+tests between the models, and the per-source table of leave-one-source-out runs.
+
+Pooled intervals resample patients (an image without a patient id is its own cluster, the same
+image in several runs one cluster), so replicates of one image never count as new evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deepcovid.metrics.bootstrap import bootstrap_interval
+from deepcovid.metrics.discrimination import auroc, average_precision
+from deepcovid.metrics.paired import (
+    compare_operating_points,
+    delong_test,
+    holm_adjust,
+    paired_bootstrap_auroc,
+)
+from deepcovid.metrics.summary import Evaluation, patient_ids
+from deepcovid.metrics.undefined import UndefinedMetric
+from deepcovid.utils.serialize import to_jsonable
+
+Interval = tuple[float | None, float | None]
+POOLED_COLUMNS = ["run", "model", "split", "fold", "seed", "holdout_source", "path", "label",
+                  "prob_covid", "patient_id"]  # fmt: skip
+
+
+@dataclass
+class RunPredictions:
+    """One run as the aggregate sees it: its name and folder name, what tells it apart within
+    its model (seed, fold, held-out source), its evaluation, and its test (and, for a
+    cross-validation fold, out-of-fold val) predictions."""
+
+    name: str
+    folder: str
+    evaluation: Evaluation
+    test: pd.DataFrame
+    oof: pd.DataFrame | None = None
+
+    @property
+    def model(self) -> str:
+        return self.evaluation.model.backbone
+
+
+@dataclass(frozen=True)
+class Spread:
+    """A number across runs: mean, standard deviation (ddof 1), range."""
+
+    n_runs: int
+    mean: float | None
+    sd: float | None
+    minimum: float | None
+    maximum: float | None
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """AUROC and AP of the concatenated predictions of a model's runs, with patient-bootstrap
+    intervals, over ``n`` rows from ``n_runs`` runs."""
+
+    n: int
+    n_runs: int
+    auroc: float | None
+    auroc_ci: Interval
+    average_precision: float | None
+    average_precision_ci: Interval
+    undefined: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """One model: its runs' test AUROCs, their spread, the pooled test predictions and (with
+    folds) the pooled out-of-fold predictions."""
+
+    model: str
+    runs: list[str]
+    test_auroc: Spread
+    pooled: Pooled
+    oof: Pooled | None = None
+
+
+@dataclass(frozen=True)
+class OperatingPointTest:
+    """McNemar's exact tests of two models at one operating point (each at its threshold)."""
+
+    point: str
+    threshold_a: float
+    threshold_b: float
+    sensitivity_difference: float
+    sensitivity_p: float
+    specificity_difference: float
+    specificity_p: float
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Models a and b on the same test images (each: the mean P(COVID) of its runs):
+    DeLong's test of the AUROC difference a − b with Holm's adjustment across the pairs, its
+    patient-clustered variant (paired patient bootstrap), and McNemar's tests."""
+
+    a: str
+    b: str
+    n: int
+    auroc_a: float
+    auroc_b: float
+    auroc_difference: float
+    auroc_difference_ci: Interval
+    p_value: float
+    p_holm: float | None = None
+    clustered_difference_ci: Interval = (None, None)
+    clustered_p_value: float | None = None
+    clustered_p_holm: float | None = None
+    operating_points: list[OperatingPointTest] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SourceResult:
+    """One leave-one-source-out run: the held-out source and how the model did on it."""
+
+    source: str
+    model: str
+    run: str
+    n: int
+    n_positive: int
+    auroc: float | None
+    auroc_ci: Interval
+    sensitivity: float | None
+    specificity: float | None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """Everything ``comparison.json`` holds besides the per-run table."""
+
+    models: list[ModelSummary]
+    paired: list[PairedComparison]
+    sources: list[SourceResult]
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+
+def spread(values: list[float | None]) -> Spread:
+    known = np.array([v for v in values if v is not None], dtype=np.float64)
+    if known.size == 0:
+        return Spread(len(values), None, None, None, None)
+    sd = float(known.std(ddof=1)) if known.size > 1 else None
+    return Spread(len(values), float(known.mean()), sd, float(known.min()), float(known.max()))
+
+
+def clusters_of(frame: pd.DataFrame) -> np.ndarray:
+    """Patient id where known, else the image's path (one cluster across replicates)."""
+    ids = patient_ids(frame)
+    paths = frame["path"].astype(str)
+    return (paths if ids is None else ids.astype(object).where(ids.notna(), paths)).to_numpy()
+
+
+def pooled(frame: pd.DataFrame, n_runs: int, resamples: int, seed: int) -> Pooled:
+    """The pooled numbers of concatenated predictions."""
+    label = frame["label"].to_numpy(dtype=int)
+    prob = frame["prob_covid"].to_numpy(dtype=np.float64)
+    clusters = clusters_of(frame)
+    values: dict[str, Any] = {}
+    undefined: dict[str, str] = {}
+    for name, statistic in (("auroc", auroc), ("average_precision", average_precision)):
+        values[name], values[f"{name}_ci"] = None, (None, None)
+        try:
+            values[name] = statistic(label, prob)
+            drawn = bootstrap_interval(label, prob, statistic, clusters, resamples, 0.95, seed)
+            values[f"{name}_ci"] = (drawn.low, drawn.high)
+        except UndefinedMetric as reason:
+            undefined[name if values[name] is None else f"{name}_ci"] = str(reason)
+    return Pooled(len(frame), n_runs, **values, undefined=undefined)
+
+
+def pooled_predictions(runs: list[RunPredictions]) -> pd.DataFrame:
+    """``pooled_predictions.csv``: every run's test and out-of-fold predictions, one row each."""
+    parts = []
+    for run in runs:
+        info = run.evaluation.model
+        for split, frame in (("test", run.test), ("oof", run.oof)):
+            if frame is None:
+                continue
+            part = frame.assign(
+                run=run.name, model=run.model, split=split, fold=info.fold, seed=info.seed,
+                holdout_source=info.holdout_source,
+            )  # fmt: skip
+            if "patient_id" not in part:
+                part["patient_id"] = None
+            parts.append(part[POOLED_COLUMNS])
+    return pd.concat(parts, ignore_index=True)
+
+
+def model_summaries(
+    runs: list[RunPredictions], table: pd.DataFrame, resamples: int, seed: int
+) -> list[ModelSummary]:
+    summaries = []
+    for model in dict.fromkeys(run.model for run in runs):
+        mine = [run for run in runs if run.model == model]
+        rows = table[table["model"] == model]
+        test, oof = rows[rows["split"] == "test"], rows[rows["split"] == "oof"]
+        summaries.append(
+            ModelSummary(
+                model,
+                [run.name for run in mine],
+                spread([run.evaluation.auroc for run in mine]),
+                pooled(test, len(mine), resamples, seed),
+                pooled(oof, len(mine), resamples, seed) if len(oof) else None,
+            )
+        )
+    return summaries
+
+
+def mean_scores(runs: list[RunPredictions]) -> pd.DataFrame:
+    """Per test image of a model: label, patient and the mean P(COVID) over its runs."""
+    frame = pd.concat([run.test for run in runs])
+    keys = ["path", "label"]
+    scores = frame.groupby(keys, sort=True)["prob_covid"].mean().reset_index()
+    if "patient_id" in frame:
+        ids = frame.drop_duplicates("path").set_index("path")["patient_id"]
+        scores["patient_id"] = scores["path"].map(ids)
+    return scores
+
+
+def same_images(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str]) -> str | None:
+    """None when both frames hold the same (path, label) rows, else what differs."""
+    left = set(zip(a["path"], a["label"], strict=True))
+    right = set(zip(b["path"], b["label"], strict=True))
+    if left == right:
+        return None
+    labels_a, labels_b = dict(left), dict(right)
+    relabelled = [p for p in labels_a.keys() & labels_b.keys() if labels_a[p] != labels_b[p]]
+    if relabelled:
+        raise ValueError(
+            f"{names[0]} and {names[1]} label the same images differently (e.g. "
+            f"{sorted(relabelled)[:3]}): they were not evaluated on the same data"
+        )
+    only = len(left - right) + len(right - left)
+    return (
+        f"{names[0]} and {names[1]} were evaluated on different images ({only} differ, e.g. "
+        f"{sorted(p for p, _ in left ^ right)[:2]}): no paired test"
+    )
+
+
+def operating_point_tests(
+    label: np.ndarray, a: np.ndarray, b: np.ndarray, run_a: Evaluation, run_b: Evaluation
+) -> list[OperatingPointTest]:
+    """McNemar's tests at each operating point both models have a threshold for."""
+    thresholds_b = {p.name: p.threshold for p in run_b.chosen_points if p.threshold is not None}
+    shared = [(p.name, p.threshold, thresholds_b[p.name]) for p in run_a.chosen_points
+              if p.threshold is not None and p.name in thresholds_b]  # fmt: skip
+    shared.append(("fixed", run_a.threshold, run_b.threshold))
+    tests = []
+    for name, threshold_a, threshold_b in shared:
+        found = compare_operating_points(label, a, b, threshold_a, threshold_b)
+        tests.append(
+            OperatingPointTest(
+                name, threshold_a, threshold_b, found.sensitivity.difference,
+                found.sensitivity.p_value, found.specificity.difference,
+                found.specificity.p_value,
+            )
+        )  # fmt: skip
+    return tests
+
+
+def paired_comparisons(
+    runs: list[RunPredictions], resamples: int, seed: int, notes: list[str]
+) -> list[PairedComparison]:
+    """Every pair of models on the same test images; Holm-adjusted across the pairs."""
+    models = list(dict.fromkeys(run.model for run in runs))
+    scores = {m: mean_scores([r for r in runs if r.model == m]) for m in models}
+    first_run = {m: next(r for r in runs if r.model == m).evaluation for m in models}
+    found = []
+    for a, b in combinations(models, 2):
+        difference = same_images(scores[a], scores[b], (a, b))
+        if difference is not None:
+            notes.append(difference)
+            continue
+        label = scores[a]["label"].to_numpy(dtype=int)
+        prob_a, prob_b = scores[a]["prob_covid"].to_numpy(), scores[b]["prob_covid"].to_numpy()
+        try:
+            delong = delong_test(label, prob_a, prob_b)
+        except UndefinedMetric as reason:
+            notes.append(f"{a} vs {b}: no DeLong test ({reason})")
+            continue
+        clustered = {}
+        ids = scores[a].get("patient_id")
+        if ids is not None and ids.notna().any():
+            boot = paired_bootstrap_auroc(
+                label, prob_a, prob_b, ids.to_numpy(), resamples, 0.95, seed
+            )
+            clustered = {
+                "clustered_difference_ci": (boot.low, boot.high),
+                "clustered_p_value": boot.p_value,
+            }
+        tests = operating_point_tests(label, prob_a, prob_b, first_run[a], first_run[b])
+        found.append(
+            PairedComparison(
+                a, b, len(label), delong.auroc_a, delong.auroc_b, delong.difference,
+                (delong.low, delong.high), delong.p_value, **clustered, operating_points=tests,
+            )
+        )  # fmt: skip
+    if not found:
+        return []
+    holm = holm_adjust([p.p_value for p in found])
+    adjusted = [
+        PairedComparison(**{**vars(p), "p_holm": float(h)})
+        for p, h in zip(found, holm, strict=True)
+    ]
+    if all(p.clustered_p_value is not None for p in adjusted):
+        clustered = holm_adjust([p.clustered_p_value for p in adjusted])
+        adjusted = [
+            PairedComparison(**{**vars(p), "clustered_p_holm": float(h)})
+            for p, h in zip(adjusted, clustered, strict=True)
+        ]
+    return adjusted
+
+
+def source_results(runs: list[RunPredictions]) -> list[SourceResult]:
+    """The held-out source of each leave-one-source-out run and how the model did there."""
+    found = []
+    for run in runs:
+        e = run.evaluation
+        if e.model.holdout_source is None:
+            continue
+        point = e.point_at(e.threshold)
+        note = (
+            None
+            if e.auroc is not None
+            else (
+                "one class only: "
+                + ("sensitivity only" if e.counts.n_negative == 0 else "specificity only")
+            )
+        )
+        found.append(
+            SourceResult(
+                e.model.holdout_source, run.model, run.name, e.counts.n, e.counts.n_positive,
+                e.auroc, e.auroc_ci, point.sensitivity, point.specificity, note,
+            )
+        )  # fmt: skip
+    return found
+
+
+def aggregate(
+    runs: list[RunPredictions], resamples: int = 1000, seed: int = 0
+) -> tuple[Aggregate, pd.DataFrame]:
+    """The :class:`Aggregate` of ``runs`` and the pooled predictions it was computed from."""
+    table = pooled_predictions(runs)
+    notes: list[str] = []
+    paired = paired_comparisons(
+        [r for r in runs if r.evaluation.model.holdout_source is None], resamples, seed, notes
+    )
+    return Aggregate(
+        model_summaries(runs, table, resamples, seed), paired, source_results(runs), notes
+    ), table
