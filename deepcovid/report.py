@@ -1,5 +1,7 @@
-"""``python -m deepcovid.report DIR [DIR ...]``: compare evaluated runs (a multirun folder or
-several run folders) in one Markdown + CSV table and one ROC and one PR overlay figure."""
+"""``python -m deepcovid.report [DIR ...]``: compare evaluated runs (a multirun folder or
+several run folders; default: the newest training multirun) in one report: per-run table,
+spread across seeds and folds, pooled and out-of-fold AUROC, paired tests between models, the
+leave-one-source-out table, and ROC (with bands), PR and forest figures."""
 
 from __future__ import annotations
 
@@ -10,28 +12,54 @@ from pathlib import Path
 
 from deepcovid.results.comparison import write_comparison
 
+MULTIRUNS = Path("outputs/train/multiruns")
+
+
+def newest_multirun(parent: Path = MULTIRUNS) -> Path:
+    """The newest folder in ``parent`` (multirun folders are named by their start time)."""
+    found = sorted(p for p in parent.glob("*") if p.is_dir()) if parent.is_dir() else []
+    if not found:
+        raise SystemExit(
+            f"no run folders given and none in {parent}: pass run or multirun folders, e.g. "
+            "`python -m deepcovid.report outputs/train/multiruns/2026-12-01_10-00-00`"
+        )
+    return found[-1]
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m deepcovid.report", description=__doc__)
-    parser.add_argument("dirs", nargs="+", type=Path, help="run or multirun directories")
+    parser.add_argument(
+        "dirs",
+        nargs="*",
+        type=Path,
+        help=f"run or multirun folders (default: newest in {MULTIRUNS})",
+    )
     parser.add_argument(
         "--output",
         type=Path,
         default=None,
-        help="where to write comparison.{md,csv}, roc.png, pr.png "
-        "(default: DIRS' common parent/comparison)",
+        help="where to write the comparison (default: the folders' common parent/comparison)",
     )
     parser.add_argument("--split", default="test", help="the evaluated split (default: test)")
+    parser.add_argument(
+        "--resamples",
+        type=int,
+        default=1000,
+        help="bootstrap resamples of pooled and paired intervals",
+    )
+    parser.add_argument(
+        "--no-wandb", action="store_true", help="do not log the table to a W&B report run"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     args = parse_args(argv)
-    output = (
-        args.output or Path(os.path.commonpath([d.resolve() for d in args.dirs])) / "comparison"
-    )
-    for kind, path in write_comparison(args.dirs, output, args.split).items():
+    dirs = args.dirs or [newest_multirun()]
+    output = args.output or Path(os.path.commonpath([d.resolve() for d in dirs])) / "comparison"
+    written = write_comparison(dirs, output, args.split, args.resamples, wandb=not args.no_wandb)
+    for kind, path in written.items():
         print(f"{kind}: {path}")
 
 

@@ -1,4 +1,5 @@
-"""python -m deepcovid.report: one comparison table and overlay figures over several runs."""
+"""python -m deepcovid.report: runs → one comparison (per run, across runs, pooled, paired,
+per source), every aggregate number recomputable from pooled_predictions.csv."""
 
 import json
 import subprocess
@@ -8,44 +9,60 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
+from deepcovid.metrics.paired import delong_test
 from deepcovid.metrics.summary import MetricSettings, ModelInfo
-from deepcovid.report import main
+from deepcovid.report import main, newest_multirun
 from deepcovid.results.comparison import find_run_dirs, load_runs
 from deepcovid.results.evaluation import ThresholdSource, evaluate_predictions, write_evaluation
 
 BACKBONES = ["resnet18", "resnet50", "squeezenet", "densenet121"]
+TEST_LABELS = np.random.default_rng(0).integers(0, 2, 60)
 
 
-def fake_run(job: Path, backbone: str, seed: int) -> Path:
-    """A run directory as a multirun job leaves it: an evaluation."""
+def images(prefix: str, label: np.ndarray, strength: float, seed: int) -> pd.DataFrame:
+    """Predictions of ``len(label)`` images, two per patient, separated by ``strength``."""
     rng = np.random.default_rng(seed)
+    prob = np.clip(strength * label + (1 - strength) * rng.random(len(label)), 0, 1)
+    return pd.DataFrame({
+        "path": [f"{prefix}{k}.png" for k in range(len(label))],
+        "label": label,
+        "prob_covid": prob,
+        "patient_id": [f"{prefix}p{k // 2}" for k in range(len(label))],
+    })  # fmt: skip
 
-    def frame(n: int) -> pd.DataFrame:
-        label = rng.integers(0, 2, n)
-        prob = np.clip((0.2 + 0.1 * seed) * label + 0.6 * rng.random(n), 0, 1)
-        return pd.DataFrame(
-            {"path": [f"i{k}" for k in range(n)], "label": label, "prob_covid": prob}
-        )
 
-    test, val = frame(60), frame(30)
+def fake_run(
+    job: Path,
+    info: ModelInfo,
+    strength: float,
+    seed: int,
+    test: pd.DataFrame | None = None,
+    val: pd.DataFrame | None = None,
+) -> Path:
+    """A run folder as a (multirun) job leaves it: its evaluation and predictions."""
+    test = images("test/", TEST_LABELS, strength, seed) if test is None else test
+    val = images(f"val{seed}/", TEST_LABELS[:30], strength, seed + 100) if val is None else val
     settings = MetricSettings(bootstrap_resamples=20)
-    thresholds = ThresholdSource(val, "the val split")
-    evaluation = evaluate_predictions(test, thresholds, settings, 0.2, ModelInfo(backbone))
+    evaluation = evaluate_predictions(
+        test, ThresholdSource(val, "the val split"), settings, 0.2, info
+    )
     write_evaluation(evaluation, test, val, job)
     return job
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four backbones on the same test images, resnet18 far better than squeezenet."""
     root = tmp_path_factory.mktemp("multirun")
-    for i, backbone in enumerate(BACKBONES):
-        fake_run(root / f"{i}-{backbone}", backbone, i)
+    for i, (backbone, strength) in enumerate(zip(BACKBONES, (0.6, 0.3, 0.05, 0.4), strict=True)):
+        fake_run(root / f"{i}-{backbone}", ModelInfo(backbone, seed=i), strength, i)
     return root
 
 
-def test_multirun_folder_becomes_one_table_and_two_figures(sweep: Path, tmp_path: Path) -> None:
-    main([str(sweep), "--output", str(tmp_path)])
+def test_multirun_folder_becomes_one_report(sweep: Path, tmp_path: Path) -> None:
+    main([str(sweep), "--output", str(tmp_path), "--resamples", "50", "--no-wandb"])
     table = pd.read_csv(tmp_path / "comparison.csv")
     assert list(table["model"].unique()) == BACKBONES
     for i, backbone in enumerate(BACKBONES):
@@ -59,18 +76,112 @@ def test_multirun_folder_becomes_one_table_and_two_figures(sweep: Path, tmp_path
         assert row["specificity_high"] == pytest.approx(youden["specificity_ci"][1])
         assert row["tp"] == youden["counts"]["tp"]
     markdown = (tmp_path / "comparison.md").read_text()
-    assert markdown.startswith("# Comparison of 4 models on the test split")
+    assert markdown.startswith("# Comparison of 4 runs on the test split")
     assert "### val sensitivity ≥ 98 %" in markdown and "### Threshold 0.2" in markdown
-    for backbone in BACKBONES:
-        assert markdown.count(f"| {backbone} |") == 1 + 3 + 9  # summary, chosen, fixed
-    for figure in ("roc.png", "pr.png"):
+    assert "## Paired comparisons" in markdown and "## Across runs" not in markdown
+    for figure in ("roc.png", "pr.png", "forest.png"):
         assert (tmp_path / figure).stat().st_size > 10_000
+
+
+def test_paired_tests_are_delong_on_the_same_images_with_holm(sweep: Path, tmp_path: Path) -> None:
+    main([str(sweep), "--output", str(tmp_path), "--resamples", "50", "--no-wandb"])
+    report = json.loads((tmp_path / "comparison.json").read_text())
+    pooled = pd.read_csv(tmp_path / "pooled_predictions.csv")
+    assert len(report["paired"]) == 6  # 4 models, every pair
+    first = next(p for p in report["paired"] if (p["a"], p["b"]) == ("resnet18", "squeezenet"))
+    a = pooled[pooled["model"] == "resnet18"].sort_values("path")
+    b = pooled[pooled["model"] == "squeezenet"].sort_values("path")
+    expected = delong_test(
+        a["label"].to_numpy(), a["prob_covid"].to_numpy(), b["prob_covid"].to_numpy()
+    )
+    assert first["n"] == 60
+    assert first["auroc_difference"] == pytest.approx(expected.difference)
+    assert first["p_value"] == pytest.approx(expected.p_value)
+    assert first["auroc_difference"] > 0.2 and first["p_value"] < 0.01
+    p_values = sorted(p["p_value"] for p in report["paired"])
+    holm = sorted(p["p_holm"] for p in report["paired"])
+    assert holm[0] == pytest.approx(min(1.0, 6 * p_values[0]))
+    assert all(h >= p for h, p in zip(holm, p_values, strict=True))
+    low, high = first["clustered_difference_ci"]
+    assert low < first["auroc_difference"] < high  # patients resampled, both models alike
+    assert {t["point"] for t in first["operating_points"]} >= {"youden", "fixed"}
+
+
+def test_folds_pool_out_of_fold_predictions_each_image_once(tmp_path: Path) -> None:
+    """Three folds × two backbones: spread across folds, pooled test and OOF AUROC equal to
+    the AUROC recomputed from pooled_predictions.csv."""
+    root = tmp_path / "multirun"
+    labels = np.random.default_rng(1).integers(0, 2, 90)
+    folds = np.array_split(np.arange(90), 3)
+    job = 0
+    for backbone, strength in (("resnet18", 0.5), ("densenet121", 0.2)):
+        for fold, members in enumerate(folds):
+            info = ModelInfo(backbone, seed=7, fold=fold, num_folds=3)
+            val = images("dev/", labels, strength, job).iloc[members]
+            fake_run(root / f"{job}-{backbone}", info, strength, job, val=val)
+            job += 1
+    main([str(root), "--resamples", "50", "--no-wandb"])
+    output = root / "comparison"
+    report = json.loads((output / "comparison.json").read_text())
+    pooled = pd.read_csv(output / "pooled_predictions.csv")
+    for model in report["models"]:
+        mine = pooled[pooled["model"] == model["model"]]
+        oof = mine[mine["split"] == "oof"]
+        assert sorted(oof["path"]) == sorted(f"dev/{k}.png" for k in range(90))
+        assert model["oof"]["n"] == 90
+        assert model["oof"]["auroc"] == pytest.approx(
+            roc_auc_score(oof["label"], oof["prob_covid"])
+        )
+        test = mine[mine["split"] == "test"]
+        assert model["pooled"]["n"] == 180 and model["test_auroc"]["n_runs"] == 3
+        assert model["pooled"]["auroc"] == pytest.approx(
+            roc_auc_score(test["label"], test["prob_covid"])
+        )
+        low, high = model["pooled"]["auroc_ci"]
+        assert low <= model["pooled"]["auroc"] <= high
+    markdown = (output / "comparison.md").read_text()
+    assert "## Across runs (seeds, folds)" in markdown and "n = 90" in markdown
+    assert "50 resamples" in markdown
+    (pair,) = report["paired"]
+    assert pair["operating_points"] == [] and "McNemar" in report["notes"][0]
+    assert newest_multirun(tmp_path) == root
+
+
+def test_leave_one_source_out_table_and_no_pairs_across_sources(tmp_path: Path) -> None:
+    sites = {"site-a": np.array([0, 1] * 20), "site-b": np.zeros(30, dtype=int)}
+    for job, (site, labels) in enumerate(sites.items()):
+        test = images(f"{site}/", labels, 0.5, job)
+        fake_run(
+            tmp_path / f"{job}-resnet18", ModelInfo("resnet18", holdout_source=site), 0.5, job, test
+        )
+    main([str(tmp_path), "--resamples", "50", "--no-wandb"])
+    report = json.loads((tmp_path / "comparison" / "comparison.json").read_text())
+    by_source = {s["source"]: s for s in report["sources"]}
+    assert by_source["site-a"]["n"] == 40 and by_source["site-a"]["auroc"] is not None
+    assert by_source["site-b"]["auroc"] is None
+    assert by_source["site-b"]["note"] == "one class only: specificity only"
+    assert report["paired"] == []
+    markdown = (tmp_path / "comparison" / "comparison.md").read_text()
+    assert "## Leave one source out" in markdown and "specificity only" in markdown
+
+
+def test_different_test_images_get_a_note_and_relabelled_images_an_error(tmp_path: Path) -> None:
+    fake_run(tmp_path / "0-resnet18", ModelInfo("resnet18"), 0.5, 0)
+    other = images("elsewhere/", TEST_LABELS, 0.5, 1)
+    fake_run(tmp_path / "1-resnet50", ModelInfo("resnet50"), 0.5, 1, other)
+    main([str(tmp_path), "--resamples", "20", "--no-wandb"])
+    report = json.loads((tmp_path / "comparison" / "comparison.json").read_text())
+    assert report["paired"] == [] and "different images" in report["notes"][0]
+    flipped = images("test/", 1 - TEST_LABELS, 0.5, 2)
+    fake_run(tmp_path / "1-resnet50", ModelInfo("resnet50"), 0.5, 1, flipped)
+    with pytest.raises(ValueError, match="label the same images differently"):
+        main([str(tmp_path), "--resamples", "20", "--no-wandb"])
 
 
 def test_cli_default_output_and_several_run_dirs(sweep: Path) -> None:
     runs = [str(sweep / "0-resnet18"), str(sweep / "2-squeezenet")]
     result = subprocess.run(
-        [sys.executable, "-m", "deepcovid.report", *runs],
+        [sys.executable, "-m", "deepcovid.report", *runs, "--resamples", "20", "--no-wandb"],
         capture_output=True,
         text=True,
         check=True,
@@ -82,7 +193,7 @@ def test_cli_default_output_and_several_run_dirs(sweep: Path) -> None:
 
 def test_natural_order_duplicate_names_and_errors(tmp_path: Path) -> None:
     for number in (10, 2):
-        fake_run(tmp_path / f"{number}-resnet18", "resnet18", number % 3)
+        fake_run(tmp_path / f"{number}-resnet18", ModelInfo("resnet18"), 0.3, number)
     assert [d.name for d in find_run_dirs([tmp_path])] == ["2-resnet18", "10-resnet18"]
     assert [r.name for r in load_runs([tmp_path])] == [
         "resnet18 (2-resnet18)",
@@ -94,3 +205,5 @@ def test_natural_order_duplicate_names_and_errors(tmp_path: Path) -> None:
         find_run_dirs([empty])
     with pytest.raises(FileNotFoundError, match="no such run"):
         find_run_dirs([tmp_path / "missing"])
+    with pytest.raises(SystemExit, match="no run folders given"):
+        newest_multirun(tmp_path / "nothing")

@@ -8,8 +8,10 @@ image in several runs one cluster), so replicates of one image never count as ne
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from itertools import combinations
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,13 +35,13 @@ POOLED_COLUMNS = ["run", "model", "split", "fold", "seed", "holdout_source", "pa
 
 
 @dataclass
-class RunPredictions:
-    """One run as the aggregate sees it: its name and folder name, what tells it apart within
-    its model (seed, fold, held-out source), its evaluation, and its test (and, for a
+class EvaluatedRun:
+    """One evaluated run: its name (its backbone, made unique where needed), folder,
+    evaluation (which says its seed, fold and held-out source), and its test (and, for a
     cross-validation fold, out-of-fold val) predictions."""
 
     name: str
-    folder: str
+    directory: Path
     evaluation: Evaluation
     test: pd.DataFrame
     oof: pd.DataFrame | None = None
@@ -143,6 +145,7 @@ class Aggregate:
     models: list[ModelSummary]
     paired: list[PairedComparison]
     sources: list[SourceResult]
+    resamples: int
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -182,7 +185,7 @@ def pooled(frame: pd.DataFrame, n_runs: int, resamples: int, seed: int) -> Poole
     return Pooled(len(frame), n_runs, **values, undefined=undefined)
 
 
-def pooled_predictions(runs: list[RunPredictions]) -> pd.DataFrame:
+def pooled_predictions(runs: list[EvaluatedRun]) -> pd.DataFrame:
     """``pooled_predictions.csv``: every run's test and out-of-fold predictions, one row each."""
     parts = []
     for run in runs:
@@ -201,7 +204,7 @@ def pooled_predictions(runs: list[RunPredictions]) -> pd.DataFrame:
 
 
 def model_summaries(
-    runs: list[RunPredictions], table: pd.DataFrame, resamples: int, seed: int
+    runs: list[EvaluatedRun], table: pd.DataFrame, resamples: int, seed: int
 ) -> list[ModelSummary]:
     summaries = []
     for model in dict.fromkeys(run.model for run in runs):
@@ -220,7 +223,7 @@ def model_summaries(
     return summaries
 
 
-def mean_scores(runs: list[RunPredictions]) -> pd.DataFrame:
+def mean_scores(runs: list[EvaluatedRun]) -> pd.DataFrame:
     """Per test image of a model: label, patient and the mean P(COVID) over its runs."""
     frame = pd.concat([run.test for run in runs])
     keys = ["path", "label"]
@@ -273,12 +276,13 @@ def operating_point_tests(
 
 
 def paired_comparisons(
-    runs: list[RunPredictions], resamples: int, seed: int, notes: list[str]
+    runs: list[EvaluatedRun], resamples: int, seed: int, notes: list[str]
 ) -> list[PairedComparison]:
     """Every pair of models on the same test images; Holm-adjusted across the pairs."""
     models = list(dict.fromkeys(run.model for run in runs))
     scores = {m: mean_scores([r for r in runs if r.model == m]) for m in models}
     first_run = {m: next(r for r in runs if r.model == m).evaluation for m in models}
+    runs_of = Counter(run.model for run in runs)
     found = []
     for a, b in combinations(models, 2):
         difference = same_images(scores[a], scores[b], (a, b))
@@ -302,7 +306,14 @@ def paired_comparisons(
                 "clustered_difference_ci": (boot.low, boot.high),
                 "clustered_p_value": boot.p_value,
             }
-        tests = operating_point_tests(label, prob_a, prob_b, first_run[a], first_run[b])
+        tests = []
+        if runs_of[a] == 1 and runs_of[b] == 1:
+            tests = operating_point_tests(label, prob_a, prob_b, first_run[a], first_run[b])
+        elif not any("McNemar" in note for note in notes):
+            notes.append(
+                "McNemar's tests only between models of one run each: the thresholds each run "
+                "chose on its own val split do not apply to the mean P(COVID) of several runs"
+            )
         found.append(
             PairedComparison(
                 a, b, len(label), delong.auroc_a, delong.auroc_b, delong.difference,
@@ -325,7 +336,7 @@ def paired_comparisons(
     return adjusted
 
 
-def source_results(runs: list[RunPredictions]) -> list[SourceResult]:
+def source_results(runs: list[EvaluatedRun]) -> list[SourceResult]:
     """The held-out source of each leave-one-source-out run and how the model did there."""
     found = []
     for run in runs:
@@ -351,7 +362,7 @@ def source_results(runs: list[RunPredictions]) -> list[SourceResult]:
 
 
 def aggregate(
-    runs: list[RunPredictions], resamples: int = 1000, seed: int = 0
+    runs: list[EvaluatedRun], resamples: int = 1000, seed: int = 0
 ) -> tuple[Aggregate, pd.DataFrame]:
     """The :class:`Aggregate` of ``runs`` and the pooled predictions it was computed from."""
     table = pooled_predictions(runs)
@@ -359,6 +370,5 @@ def aggregate(
     paired = paired_comparisons(
         [r for r in runs if r.evaluation.model.holdout_source is None], resamples, seed, notes
     )
-    return Aggregate(
-        model_summaries(runs, table, resamples, seed), paired, source_results(runs), notes
-    ), table
+    summaries = model_summaries(runs, table, resamples, seed)
+    return Aggregate(summaries, paired, source_results(runs), resamples, notes), table

@@ -1,9 +1,11 @@
-"""Compare evaluated runs (e.g. the four backbones of a multirun): a Markdown and a CSV table,
-and the ROC and PR curves of all runs overlaid in one figure each.
+"""Compare evaluated runs: any multirun of backbones × seeds × folds × held-out sources, or
+several run folders, in one report.
 
 A run is a directory holding ``metrics/<split>.json`` and ``predictions/<split>.csv`` (written
-by ``python -m deepcovid.evaluate`` or by the final test of ``python -m deepcovid.train``);
-what it was (backbone, seed, fold) comes from its evaluation, which read it from the checkpoint.
+by ``python -m deepcovid.evaluate`` or by the final test of ``python -m deepcovid.train``); what
+it was (backbone, seed, fold, held-out source) comes from its evaluation, which read it from
+the checkpoint. Written: ``comparison.md`` / ``.csv`` / ``.json``, ``pooled_predictions.csv``,
+``roc.png`` (with the band across each model's runs), ``pr.png`` and ``forest.png``.
 """
 
 from __future__ import annotations
@@ -11,35 +13,31 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from deepcovid.metrics.discrimination import precision_recall_curve, roc_curve
 from deepcovid.metrics.operating_points import OperatingPoint
-from deepcovid.metrics.summary import Evaluation, arrays
+from deepcovid.metrics.summary import arrays
 from deepcovid.metrics.undefined import UndefinedMetric
 from deepcovid.results import figures
+from deepcovid.results.aggregate import Aggregate, EvaluatedRun, aggregate
 from deepcovid.results.evaluation import read_evaluation
 from deepcovid.results.markdown import ci_label, number, table, threshold_text, with_ci
 from deepcovid.results.names import INTERVAL_NAMES, rule_name
 from deepcovid.results.predictions import read_predictions
-from deepcovid.utils.files import save_figure, write_csv_atomic, write_text_atomic
+from deepcovid.utils.files import (
+    save_figure,
+    write_csv_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class EvaluatedRun:
-    """One run: its name (its backbone, made unique), directory, evaluation and predictions."""
-
-    name: str
-    directory: Path
-    evaluation: Evaluation
-    predictions: pd.DataFrame
 
 
 def natural_key(path: Path) -> list:
@@ -69,16 +67,26 @@ def find_run_dirs(dirs: list[Path], split: str = "test") -> list[Path]:
 
 
 def load_runs(dirs: list[Path], split: str = "test") -> list[EvaluatedRun]:
-    """The evaluated runs under ``dirs``; runs sharing a backbone get their folder name added."""
+    """The evaluated runs under ``dirs``: a run repeating another's name gets its folder name."""
     runs = []
     for run_dir in find_run_dirs(dirs, split):
         predictions_path = run_dir / "predictions" / f"{split}.csv"
         if not predictions_path.is_file():
             raise FileNotFoundError(f"{predictions_path}: missing (metrics without predictions)")
         evaluation = read_evaluation(run_dir, split)
+        oof_path = run_dir / "predictions" / "val.csv"
+        oof = (
+            read_predictions(oof_path)
+            if evaluation.model.num_folds and oof_path.is_file()
+            else None
+        )
         runs.append(
             EvaluatedRun(
-                evaluation.model.backbone, run_dir, evaluation, read_predictions(predictions_path)
+                evaluation.model.backbone,
+                run_dir,
+                evaluation,
+                read_predictions(predictions_path),
+                oof,
             )
         )
     repeated = {name for name, count in Counter(r.name for r in runs).items() if count > 1}
@@ -114,7 +122,11 @@ def comparison_frame(runs: list[EvaluatedRun]) -> pd.DataFrame:
         e = run.evaluation
         common = {
             "model": run.name,
+            "backbone": e.model.backbone,
             "run_dir": str(run.directory),
+            "seed": e.model.seed,
+            "fold": e.model.fold,
+            "holdout_source": e.model.holdout_source,
             "split": e.split,
             "n": e.counts.n,
             "n_positive": e.counts.n_positive,
@@ -139,22 +151,150 @@ def rate_cells(point: OperatingPoint) -> list[str]:
     ]
 
 
-def comparison_markdown(runs: list[EvaluatedRun]) -> str:
-    """The paper-style comparison: discrimination per model, then sensitivity and specificity
-    at the val-chosen and at the fixed thresholds, with intervals."""
+def p_text(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def across_runs_section(summary: Aggregate) -> list[str]:
+    """Per model: its runs' test AUROC (mean ± sd, range) and the pooled numbers."""
+    summaries = summary.models
+    if all(len(s.runs) == 1 for s in summaries):
+        return []
+    rows = []
+    for s in summaries:
+        sp = s.test_auroc
+        spread = (
+            "n/a"
+            if sp.mean is None
+            else (f"{sp.mean:.3f} ± {number(sp.sd)} ({sp.minimum:.3f}–{sp.maximum:.3f})")
+        )
+        oof = "–" if s.oof is None else with_ci(s.oof.auroc, s.oof.auroc_ci) + f", n = {s.oof.n}"
+        pooled = with_ci(s.pooled.auroc, s.pooled.auroc_ci) + f", n = {s.pooled.n}"
+        rows.append([s.model, len(s.runs), spread, pooled, oof])
+    return [
+        "## Across runs (seeds, folds)",
+        "",
+        "Test AUROC of each model's runs (mean ± sd, range), the AUROC of their pooled test "
+        "predictions and, for cross-validation, of the pooled out-of-fold (val) predictions, "
+        "each image once; pooled intervals resample patients (replicates of an image "
+        f"together; {summary.resamples} resamples).",
+        "",
+        table(
+            [
+                "Model",
+                "Runs",
+                "Test AUROC across runs",
+                "Pooled test AUROC (95 % CI)",
+                "Pooled out-of-fold AUROC (95 % CI)",
+            ],
+            rows,
+        ),  # fmt: skip
+        "",
+    ]
+
+
+def paired_section(summary: Aggregate) -> list[str]:
+    """DeLong's tests (and their patient-clustered variant) and McNemar's, with Holm's."""
+    if not summary.paired:
+        notes = [f"- {note}" for note in summary.notes]
+        return ["## Paired comparisons", "", "No pair of models on the same test images.",
+                "", *notes, ""] if notes else []  # fmt: skip
+    rows = []
+    for p in summary.paired:
+        clustered = "–"
+        if p.clustered_p_value is not None:
+            clustered = (
+                f"{with_ci(p.auroc_difference, p.clustered_difference_ci)}, "
+                f"p {p_text(p.clustered_p_value)} (Holm {p_text(p.clustered_p_holm)})"
+            )
+        rows.append([f"{p.a} − {p.b}", p.n, f"{p.auroc_a:.3f} − {p.auroc_b:.3f}",
+                     with_ci(p.auroc_difference, p.auroc_difference_ci), p_text(p.p_value),
+                     p_text(p.p_holm), clustered])  # fmt: skip
+    mcnemar = [
+        [f"{p.a} − {p.b}", t.point, f"{t.threshold_a:.3g} / {t.threshold_b:.3g}",
+         f"{100 * t.sensitivity_difference:+.1f} %", p_text(t.sensitivity_p),
+         f"{100 * t.specificity_difference:+.1f} %", p_text(t.specificity_p)]
+        for p in summary.paired for t in p.operating_points
+    ]  # fmt: skip
+    return [
+        "## Paired comparisons",
+        "",
+        "Every pair of models on the same test images (each model: the mean P(COVID) of its "
+        "runs). AUROC difference: DeLong's test (per image) with Holm's adjustment across the "
+        "pairs, and a paired patient bootstrap (the same patients resampled for both models). "
+        "Sensitivity and specificity: McNemar's exact test on the discordant images, each "
+        "model at its own threshold of the operating point. Bootstrap: "
+        f"{summary.resamples} resamples.",
+        "",
+        table(
+            [
+                "Pair",
+                "Images",
+                "AUROC",
+                "Difference (95 % CI, DeLong)",
+                "p",
+                "p (Holm)",
+                "Patient-clustered difference, p",
+            ],
+            rows,
+        ),  # fmt: skip
+        "",
+        table(
+            ["Pair", "Operating point", "Thresholds", "Δ sensitivity", "p", "Δ specificity", "p"],
+            mcnemar,
+        ),  # fmt: skip
+        "",
+        *[f"- {note}" for note in summary.notes],
+        "",
+    ]
+
+
+def sources_section(summary: Aggregate) -> list[str]:
+    if not summary.sources:
+        return []
+    rows = [[s.source, s.model, s.n, s.n_positive,
+             s.note or with_ci(s.auroc, s.auroc_ci), number(s.sensitivity), number(s.specificity)]
+            for s in summary.sources]  # fmt: skip
+    return [
+        "## Leave one source out",
+        "",
+        "Each source tested by a model trained on all the others. A source of one class gets "
+        "sensitivity or specificity, never an AUROC.",
+        "",
+        table(
+            [
+                "Held-out source",
+                "Model",
+                "Images",
+                "COVID",
+                "AUROC (95 % CI)",
+                "Sensitivity",
+                "Specificity",
+            ],
+            rows,
+        ),  # fmt: skip
+        "",
+    ]
+
+
+def comparison_markdown(runs: list[EvaluatedRun], summary: Aggregate) -> str:
+    """The comparison: discrimination per run, across runs, paired tests, per source, then
+    sensitivity and specificity at the val-chosen and fixed thresholds."""
     first = runs[0].evaluation
     ci = ci_label(first.confidence)
     columns = ["Model", "Threshold", f"Sensitivity ({ci})", f"Specificity ({ci})"]
     lines = [
-        f"# Comparison of {len(runs)} models on the {first.split} split",
+        f"# Comparison of {len(runs)} runs on the {first.split} split",
         "",
         f"Intervals: {ci}, percentile bootstrap over {first.bootstrap.unit}s "
         f"({first.bootstrap.n_resamples} resamples) for AUROC and AP, "
-        f"{INTERVAL_NAMES[first.interval]} for sensitivity and specificity. An image is "
+        f"{INTERVAL_NAMES[first.interval_used]} for sensitivity and specificity. An image is "
         "called COVID when P(COVID) ≥ the threshold.",
         "",
         table(
-            ["Model", "Images", "COVID", "non-COVID", f"AUROC ({ci})", f"AP ({ci})", "ECE"],
+            ["Run", "Images", "COVID", "non-COVID", f"AUROC ({ci})", f"AP ({ci})", "ECE"],
             [
                 [
                     r.name,
@@ -169,6 +309,9 @@ def comparison_markdown(runs: list[EvaluatedRun]) -> str:
             ],
         ),
         "",
+        *across_runs_section(summary),
+        *paired_section(summary),
+        *sources_section(summary),
         "## Thresholds chosen on the validation split",
         "",
     ]
@@ -193,33 +336,72 @@ def comparison_markdown(runs: list[EvaluatedRun]) -> str:
 
 
 def overlay_figures(runs: list[EvaluatedRun]) -> dict[str, Figure]:
-    """``roc`` and ``pr``: every run's curve in one figure (runs without a curve left out)."""
-    roc, pr = {}, {}
+    """``roc`` (per model: its runs' mean curve and their band, or its one curve) and ``pr``."""
+    by_model: dict[str, list] = {}
+    pr = {}
     for run in runs:
-        label, prob = arrays(run.predictions)
-        e = run.evaluation
+        label, prob = arrays(run.test)
         try:
-            roc[f"{run.name} (AUROC {number(e.auroc)})"] = roc_curve(label, prob)
-            pr[f"{run.name} (AP {number(e.average_precision)})"] = precision_recall_curve(
-                label, prob
+            by_model.setdefault(run.evaluation.model.backbone, []).append(roc_curve(label, prob))
+            pr[f"{run.name} (AP {number(run.evaluation.average_precision)})"] = (
+                precision_recall_curve(label, prob)
             )
         except UndefinedMetric as reason:
             log.warning("%s: no curves: %s", run.directory, reason)
     split = runs[0].evaluation.split
     return {
-        "roc": figures.roc_figure(roc, title=f"ROC curves ({split})"),
+        "roc": figures.roc_band_figure(by_model, title=f"ROC curves ({split})"),
         "pr": figures.pr_figure(pr, title=f"Precision-recall curves ({split})"),
     }
 
 
-def write_comparison(dirs: list[Path], output: Path, split: str = "test") -> dict[str, Path]:
-    """Write ``comparison.md``, ``comparison.csv``, ``roc.png`` and ``pr.png`` to ``output``."""
+def forest_rows(runs: list[EvaluatedRun], summary: Aggregate) -> list[tuple[str, float, tuple]]:
+    """(label, AUROC, interval) per pooled model (and per held-out source, per run)."""
+    rows = [(f"{s.model} (pooled, {len(s.runs)} runs)" if len(s.runs) > 1 else s.model,
+             s.pooled.auroc, s.pooled.auroc_ci) for s in summary.models]  # fmt: skip
+    rows += [(f"{s.model}: {s.source}", s.auroc, s.auroc_ci) for s in summary.sources]
+    if any(len(s.runs) > 1 for s in summary.models):
+        rows += [(f"  {r.name}", r.evaluation.auroc, r.evaluation.auroc_ci) for r in runs]
+    return [row for row in rows if row[1] is not None]
+
+
+def log_to_wandb(frame: pd.DataFrame, output: Path, group: str) -> None:
+    """The comparison table as a ``wandb.Table`` in a ``report`` run of the sweep's group."""
+    import wandb
+
+    from deepcovid.utils.tracking import resolve_wandb_mode
+
+    mode = resolve_wandb_mode("auto")
+    if mode == "disabled":
+        return
+    run = wandb.init(project="deepcovid", group=group, job_type="report", name=f"{group}-report",
+                     dir=str(output), mode=mode)  # fmt: skip
+    run.log({"comparison": wandb.Table(dataframe=frame.astype(object).where(frame.notna(), None))})
+    run.finish()
+
+
+def write_comparison(
+    dirs: list[Path], output: Path, split: str = "test", resamples: int = 1000, wandb: bool = True
+) -> dict[str, Path]:
+    """Write the comparison files to ``output`` (see the module docstring)."""
     runs = load_runs(dirs, split)
+    summary, pooled = aggregate(runs, resamples)
     output = Path(output)
+    frame = comparison_frame(runs)
     written = {
-        "csv": write_csv_atomic(comparison_frame(runs), output / "comparison.csv"),
-        "markdown": write_text_atomic(comparison_markdown(runs), output / "comparison.md"),
+        "csv": write_csv_atomic(frame, output / "comparison.csv"),
+        "json": write_json_atomic(
+            {"runs": frame.replace({np.nan: None}).to_dict(orient="records"), **summary.to_json()},
+            output / "comparison.json",
+        ),
+        "pooled": write_csv_atomic(pooled, output / "pooled_predictions.csv"),
+        "markdown": write_text_atomic(comparison_markdown(runs, summary), output / "comparison.md"),
     }
     for name, figure in overlay_figures(runs).items():
         written[name] = save_figure(figure, output / f"{name}.png")
+    written["forest"] = save_figure(
+        figures.forest_figure(forest_rows(runs, summary)), output / "forest.png"
+    )
+    if wandb:
+        log_to_wandb(frame, output, Path(dirs[0]).resolve().name)
     return written

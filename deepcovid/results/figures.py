@@ -57,6 +57,46 @@ def roc_figure(
     return figure
 
 
+def roc_band_figure(by_model: Mapping[str, Sequence[Curve]], title: str = "ROC curves") -> Figure:
+    """Per model: its one ROC curve, or its runs' mean sensitivity at each 1 − specificity
+    (curves interpolated on a common grid) with the band between their minimum and maximum."""
+    figure, axes = new_figure()
+    grid = np.linspace(0.0, 1.0, 201)
+    for model, curves in by_model.items():
+        if len(curves) == 1:
+            axes.plot(curves[0].x, curves[0].y, lw=1.5, label=model)
+            continue
+        tpr = np.stack([np.interp(grid, c.x, c.y) for c in curves])
+        tpr[:, 0] = 0.0  # every curve starts at (0, 0); interp would take the top of its step
+        (line,) = axes.plot(
+            grid, tpr.mean(axis=0), lw=1.5, label=f"{model} (mean of {len(curves)})"
+        )
+        axes.fill_between(grid, tpr.min(axis=0), tpr.max(axis=0), color=line.get_color(), alpha=0.2)
+    axes.plot([0, 1], [0, 1], ls=":", color="grey", lw=1)
+    axes.set(xlabel="1 − specificity", ylabel="sensitivity", xlim=(-0.01, 1.01),
+             ylim=(-0.01, 1.01), title=title)  # fmt: skip
+    axes.set_aspect("equal")
+    axes.legend(loc="lower right", fontsize="small")
+    return figure
+
+
+def forest_figure(
+    rows: Sequence[tuple[str, float, tuple[float | None, float | None]]],
+    title: str = "AUROC (95 % CI)",
+) -> Figure:
+    """One row per (label, AUROC, interval), top to bottom; a row without bounds is a point."""
+    figure, axes = new_figure((6.0, 1.0 + 0.35 * max(len(rows), 1)))
+    for position, (_, value, (low, high)) in enumerate(rows):
+        y = len(rows) - 1 - position
+        if low is not None and high is not None:
+            axes.plot([low, high], [y, y], color="black", lw=1.2)
+        axes.plot([value], [y], marker="s", color="black", ls="none")
+    axes.axvline(0.5, ls=":", color="grey", lw=1)
+    axes.set_yticks(range(len(rows)), [row[0] for row in reversed(rows)], fontsize="small")
+    axes.set(xlabel="AUROC", xlim=(-0.01, 1.01), title=title)
+    return figure
+
+
 def pr_figure(
     curves: Mapping[str, Curve], prevalence: float | None = None, title: str = "Precision-recall"
 ) -> Figure:
