@@ -7,7 +7,9 @@ copied alone to another machine predicts what it predicted where it was trained.
 file, a folder (searched recursively) or a CSV with a ``path`` column (relative paths resolve
 against the CSV's folder). Unreadable files are reported by name and skipped. Writes
 ``predictions.csv`` (:data:`PREDICT_COLUMNS`) and, with an explainer, one overlay per image
-under ``heatmaps/``.
+under ``heatmaps/``. With ``dicom_output=true``, each DICOM input also gets a Comprehensive SR
+and (with an explainer) a Secondary Capture of its overlay under ``dicom/``
+(:mod:`deepcovid.dicom`), listed with every header repair in ``dicom/results.json``.
 """
 
 from __future__ import annotations
@@ -15,25 +17,32 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import hydra
 import pandas as pd
 import torch
+from matplotlib.figure import Figure
 from omegaconf import DictConfig
 from PIL import Image
 
-from deepcovid.data.io import UnreadableImageError, load_image
+from deepcovid.data.io import DICOM_SUFFIXES, UnreadableImageError, load_image
 from deepcovid.data.lung_crop import LungCropReader
 from deepcovid.data.samples import list_inputs
 from deepcovid.data.transforms import EvalPreset
+from deepcovid.dicom.repair import InvalidSourceError
+from deepcovid.dicom.results import DicomResults, write_dicom_results
+from deepcovid.dicom.structured_report import AlgorithmInfo
 from deepcovid.explain.explainers import Explainer
-from deepcovid.explain.overlay import heatmap_title, overlay_figure, to_display
+from deepcovid.explain.overlay import figure_rgb, heatmap_title, overlay_figure, to_display
 from deepcovid.models.checkpoints import load_classifier
 from deepcovid.models.classifier import CovidClassifier
 from deepcovid.models.exported import ExportedClassifier, load_exported
+from deepcovid.models.record import ModelRecord
+from deepcovid.results.names import RULE_TEXT
 from deepcovid.utils.config import CONFIG_PATH
-from deepcovid.utils.files import save_figure, write_csv_atomic
+from deepcovid.utils.files import save_figure, sha256_of, write_csv_atomic, write_json_atomic
 from deepcovid.utils.system import resolve_device
 
 log = logging.getLogger(__name__)
@@ -47,6 +56,49 @@ def load_model(ckpt_path: str | Path) -> Model:
     if Path(ckpt_path).suffix == ".safetensors":
         return load_exported(ckpt_path)
     return load_classifier(ckpt_path)
+
+
+@dataclass
+class DicomOutput:
+    """DICOM results for the DICOM inputs: SR (+ overlay SC) per image in ``directory``."""
+
+    directory: Path
+    operating_point: str  # where the threshold comes from, in words (written in the SR)
+    algorithm: AlgorithmInfo
+    written: list[DicomResults] = field(default_factory=list)
+    not_dicom: list[Path] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def add(self, path: Path, prob_covid: float, threshold: float, overlay: Figure | None) -> None:
+        if path.suffix.lower() not in DICOM_SUFFIXES:
+            self.not_dicom.append(path)
+            return
+        rgb = None if overlay is None else figure_rgb(overlay)
+        try:
+            self.written.append(write_dicom_results(
+                path, prob_covid, threshold, self.operating_point, rgb, self.algorithm,
+                self.directory,
+            ))  # fmt: skip
+        except InvalidSourceError as error:
+            log.warning("no DICOM results: %s", error)
+            self.failed[str(path)] = str(error)
+
+    def summary(self) -> dict:
+        return {
+            "written": [result.to_dict() for result in self.written],
+            "not_dicom": [str(p) for p in self.not_dicom],
+            "failed": self.failed,
+        }
+
+
+def operating_point_text(record: ModelRecord, rule: str, threshold: float, given: bool) -> str:
+    """Where the threshold comes from, in words, as the SR states it."""
+    if given:
+        return f"threshold {threshold:g} given at prediction"
+    if rule == "fixed":
+        return f"fixed threshold {threshold:g} (model.threshold)"
+    target = record.operating_points[rule]["target"] or 0.0
+    return f"{RULE_TEXT[rule].format(target=100 * target)}: threshold {threshold:.4g}"
 
 
 def heatmap_name(path: Path, root: Path) -> str:
@@ -86,10 +138,11 @@ def predict_files(
     heatmap_dir: Path | None = None,
     cmap: str = "jet",
     alpha: float = 0.5,
+    dicom: DicomOutput | None = None,
 ) -> tuple[pd.DataFrame, list[Path]]:
     """Predictions for the readable ``paths`` (and overlays in ``heatmap_dir`` when an
-    ``explainer`` is given); returns the frame and the skipped paths. An error when no input
-    is readable."""
+    ``explainer`` is given, DICOM results with ``dicom``); returns the frame and the skipped
+    paths. An error when no input is readable."""
     device = next(model.parameters()).device
     preprocessing = model.record.preprocessing
     transform = EvalPreset(preprocessing)
@@ -107,15 +160,20 @@ def predict_files(
         records += [
             (str(p), prob, int(prob >= threshold)) for p, prob in zip(kept, probs, strict=True)
         ]
-        if explainer is None:
-            continue
-        heatmaps = explainer(model, batch).float().cpu().numpy()
-        for path, image, heatmap, prob in zip(kept, batch, heatmaps, probs, strict=True):
-            title = heatmap_title(prob, threshold, name=path.name)
-            figure = overlay_figure(
-                to_display(image), heatmap, title, cmap, alpha, explainer.colorbar_label
-            )
-            save_figure(figure, heatmap_dir / heatmap_name(path, root))
+        figures: list[Figure | None] = [None] * len(kept)
+        if explainer is not None:
+            heatmaps = explainer(model, batch).float().cpu().numpy()
+            for k, (path, image, heatmap, prob) in enumerate(
+                zip(kept, batch, heatmaps, probs, strict=True)
+            ):
+                title = heatmap_title(prob, threshold, name=path.name)
+                figures[k] = overlay_figure(
+                    to_display(image), heatmap, title, cmap, alpha, explainer.colorbar_label
+                )
+                save_figure(figures[k], heatmap_dir / heatmap_name(path, root))
+        if dicom is not None:
+            for path, prob, figure in zip(kept, probs, figures, strict=True):
+                dicom.add(path, prob, threshold, figure)
     if not records:
         raise ValueError(
             f"none of the {len(paths)} inputs could be read as an X-ray (see the warnings above)"
@@ -134,6 +192,18 @@ def predict(cfg: DictConfig) -> Path:
     log.info("COVID when P(COVID) ≥ %.4g (operating point %s)", threshold, cfg.operating_point)
     explainer = hydra.utils.instantiate(cfg.explainer) if cfg.get("explainer") else None
     output_dir = Path(cfg.paths.output_dir)
+    dicom = None
+    if cfg.dicom_output:
+        if explainer is None:
+            log.warning(
+                "dicom_output without an explainer: SRs only (explainer=gradcam adds overlays)"
+            )
+        described = operating_point_text(
+            model.record, cfg.operating_point, threshold, cfg.threshold is not None
+        )
+        dicom = DicomOutput(
+            output_dir / "dicom", described, AlgorithmInfo(sha256_of(cfg.ckpt_path))
+        )
     frame, skipped = predict_files(
         model,
         paths,
@@ -143,11 +213,18 @@ def predict(cfg: DictConfig) -> Path:
         output_dir / "heatmaps",
         cfg.heatmaps.cmap,
         cfg.heatmaps.alpha,
+        dicom,
     )
     written = write_csv_atomic(frame, output_dir / "predictions.csv")
     log.info("wrote %d predictions to %s", len(frame), written)
     if skipped:
         log.warning("%d unreadable input(s) skipped: %s", len(skipped), [str(p) for p in skipped])
+    if dicom is not None:
+        listed = write_json_atomic(dicom.summary(), output_dir / "dicom" / "results.json")
+        log.info(
+            "DICOM results for %d input(s) in %s; %d not DICOM, %d failed (see %s)",
+            len(dicom.written), listed.parent, len(dicom.not_dicom), len(dicom.failed), listed,
+        )  # fmt: skip
     return written
 
 

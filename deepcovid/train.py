@@ -123,7 +123,11 @@ def train(cfg: DictConfig) -> TrainResult:
                 log.warning("no checkpoint to test: testing the current weights")
             trainer.test(model, datamodule=datamodule, ckpt_path=tested, weights_only=True)
             result.evaluation = writer.evaluation
-        log_summary(loggers, {"data/skipped_files": len(datamodule.skipped)})
+        pretrained_on = ", ".join(model.trained_from) or "none (random initialisation)"
+        log_summary(
+            loggers,
+            {"data/skipped_files": len(datamodule.skipped), "model/pretrained_on": pretrained_on},
+        )
     except SIGTERMException as stop:
         log.warning(
             "stopped by SIGTERM; weights of the last step saved to %s. Resume exactly from the "

@@ -154,8 +154,12 @@ def test_leave_one_source_out_table_and_no_pairs_across_sources(tmp_path: Path) 
         fake_run(
             tmp_path / f"{job}-resnet18", ModelInfo("resnet18", holdout_source=site), 0.5, job, test
         )
+    failed = tmp_path / "2-resnet18"  # a job that stopped before its evaluation
+    failed.mkdir()
+    (failed / "train.log").write_text("SplitError: …")
     main([str(tmp_path), "--resamples", "50", "--no-wandb"])
     report = json.loads((tmp_path / "comparison" / "comparison.json").read_text())
+    assert report["unevaluated"] == [str(failed)]
     by_source = {s["source"]: s for s in report["sources"]}
     assert by_source["site-a"]["n"] == 40 and by_source["site-a"]["auroc"] is not None
     assert by_source["site-b"]["auroc"] is None
@@ -163,6 +167,7 @@ def test_leave_one_source_out_table_and_no_pairs_across_sources(tmp_path: Path) 
     assert report["paired"] == []
     markdown = (tmp_path / "comparison" / "comparison.md").read_text()
     assert "## Leave one source out" in markdown and "specificity only" in markdown
+    assert "**1 job(s) left no test evaluation**" in markdown and "`2-resnet18`" in markdown
 
 
 def test_different_test_images_get_a_note_and_relabelled_images_an_error(tmp_path: Path) -> None:

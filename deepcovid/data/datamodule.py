@@ -110,6 +110,7 @@ class XrayDataModule(L.LightningDataModule):
         download: bool = False,
         download_url: str | None = None,
         download_sha256: str | None = None,
+        download_sources: dict[str, str] | None = None,
         on_bad_file: str = "error",
         on_leak: str = "error",
         near_duplicates: bool = False,
@@ -157,6 +158,7 @@ class XrayDataModule(L.LightningDataModule):
         self.download = download
         self.download_url = download_url
         self.download_sha256 = download_sha256
+        self.download_sources = dict(download_sources) if download_sources else None
         self.on_bad_file = on_bad_file
         self.on_leak = on_leak
         self.near_duplicates = near_duplicates
@@ -177,7 +179,9 @@ class XrayDataModule(L.LightningDataModule):
         if self.download:
             if not self.download_url:
                 raise ValueError("data.download=true needs data.download_url")
-            download_dataset(self.download_url, self.root, self.download_sha256)
+            download_dataset(
+                self.download_url, self.root, self.download_sha256, self.download_sources
+            )
 
     def manifest_path(self) -> Path | None:
         """The manifest to read: explicit, ``ROOT/manifest.csv`` when ``auto``, else none."""

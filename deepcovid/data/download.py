@@ -7,11 +7,15 @@ import shutil
 import tempfile
 import urllib.request
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
+import pandas as pd
 from tqdm.auto import tqdm
 
-from deepcovid.utils.files import sha256_of
+from deepcovid import CLASS_NAMES
+from deepcovid.data.samples import scan_folders
+from deepcovid.utils.files import sha256_of, write_csv_atomic
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20
@@ -87,10 +91,33 @@ def find_split_root(folder: Path) -> Path:
     raise DownloadError(f"{folder}: the archive holds no folder with train/ and test/ inside.")
 
 
-def download_dataset(url: str, root: str | Path, sha256: str | None = None) -> Path:
+def write_sources_manifest(root: Path, sources: Mapping[str, str]) -> Path:
+    """``root/manifest.csv``: every image laid out, with its label, split and the source its
+    class was drawn from (``sources``: class name → source, as the dataset documents it)."""
+    table = scan_folders(root)
+    names = [CLASS_NAMES[label] for label in table["label"]]
+    manifest = pd.DataFrame({
+        "path": [Path(p).relative_to(root).as_posix() for p in table["path"]],
+        "label": names,
+        "split": table["split"],
+        "source": [sources[name] for name in names],
+    })  # fmt: skip
+    return write_csv_atomic(manifest, root / "manifest.csv")
+
+
+def download_dataset(
+    url: str, root: str | Path, sha256: str | None = None, sources: Mapping[str, str] | None = None
+) -> Path:
     """Download the archive at ``url`` and lay it out at ``root`` (``root/train``,
-    ``root/test``). Does nothing when ``root`` already holds ``train/`` and ``test/``."""
+    ``root/test``), with ``root/manifest.csv`` naming each class's source when ``sources`` are
+    given. Does nothing when ``root`` already holds ``train/`` and ``test/``."""
     root = Path(root)
+    missing = sorted(set(CLASS_NAMES) - set(sources)) if sources else []
+    if missing:
+        raise DownloadError(
+            f"data.download_sources names no source for class(es) {missing}: name one for each "
+            f"of {list(CLASS_NAMES)}, or set it to null"
+        )
     if (root / "train").is_dir() and (root / "test").is_dir():
         log.info("%s already holds train/ and test/; skipping download", root)
         return root
@@ -105,5 +132,9 @@ def download_dataset(url: str, root: str | Path, sha256: str | None = None) -> P
         root.mkdir(parents=True, exist_ok=True)
         for child in split_root.iterdir():
             shutil.move(str(child), root / child.name)
+    if sources:
+        log.info(
+            "wrote %s (sources by class: %s)", write_sources_manifest(root, sources), dict(sources)
+        )
     log.info("dataset laid out at %s", root)
     return root

@@ -189,6 +189,13 @@ def assign_holdout_source(
     table = table.copy()
     held = (table["source"].astype(str) == source).to_numpy()
     table["split"] = np.where(held, "test", "train")
+    rest = table.loc[~held, "label"]
+    if rest.nunique() < 2:
+        raise SplitError(
+            f"data.holdout_source={source!r}: the other source(s) hold {len(rest)} image(s), "
+            f"{int(rest.sum())} COVID and {int((rest == 0).sum())} non-COVID, so no model can "
+            "be trained without it. Leave out another source, or add data of the missing class."
+        )
     table = carve_split(table, val_fraction, seed, "train", "val")
     origin = {
         "test": f"every image of source {source!r} (data.holdout_source)",

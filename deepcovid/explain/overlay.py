@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from deepcovid import CLASS_TITLES
@@ -86,6 +87,14 @@ def overlay_figure(
     figure = Figure(figsize=(5, 5), layout="constrained")
     draw_overlay(figure.add_subplot(), image, heatmap, title, cmap, alpha, colorbar_label)
     return figure
+
+
+def figure_rgb(figure: Figure) -> np.ndarray:
+    """The figure's pixels as a ``(rows, columns, 3)`` uint8 RGB array (for a DICOM
+    Secondary Capture)."""
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.ascontiguousarray(np.asarray(canvas.buffer_rgba())[..., :3])
 
 
 def grid_figure(

@@ -13,7 +13,7 @@ from torchmetrics.functional.classification import (
     binary_roc,
 )
 
-from deepcovid.metrics.undefined import require_both_classes, require_positives
+from deepcovid.metrics.undefined import require_both_classes
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,9 @@ def auroc(label: np.ndarray, prob_covid: np.ndarray) -> float:
 
 
 def average_precision(label: np.ndarray, prob_covid: np.ndarray) -> float:
-    """Average precision: the step-wise area under the precision-recall curve."""
-    require_positives(label, "average precision")
+    """Average precision: the step-wise area under the precision-recall curve. Undefined
+    without non-COVID cases too: precision is then 1 at every threshold, whatever the model."""
+    require_both_classes(label, "average precision")
     prob, target = as_tensors(label, prob_covid)
     return float(binary_average_precision(prob, target, validate_args=False))
 
@@ -63,7 +64,7 @@ def roc_curve(label: np.ndarray, prob_covid: np.ndarray) -> Curve:
 
 def precision_recall_curve(label: np.ndarray, prob_covid: np.ndarray) -> Curve:
     """Precision-recall curve, ending at (recall 0, precision 1) as in scikit-learn."""
-    require_positives(label, "the precision-recall curve")
+    require_both_classes(label, "the precision-recall curve")
     prob, target = as_tensors(label, prob_covid)
     precision, recall, thresholds = binary_precision_recall_curve(prob, target, validate_args=False)
     return Curve(recall.double().numpy(), precision.double().numpy(), thresholds.double().numpy())

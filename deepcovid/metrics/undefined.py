@@ -32,12 +32,6 @@ def require_both_classes(label: np.ndarray, metric: str) -> None:
         )
 
 
-def require_positives(label: np.ndarray, metric: str) -> None:
-    """Raise :class:`UndefinedMetric` unless ``label`` holds at least one COVID case."""
-    if class_counts(label)[0] == 0:
-        raise UndefinedMetric(f"{metric} needs at least one COVID case; got none")
-
-
 def or_nan(undefined: dict[str, str], key: str, compute: Callable[[], T], nan: T) -> T:
     """``compute()``, or ``nan`` with the reason recorded as ``undefined[key]``."""
     try:

@@ -2,8 +2,9 @@
 
 Each backbone is described as data (:class:`BackboneSpec`): how to build it, which layer is its
 classification head and which its last conv block (Grad-CAM), the preprocessing its weights
-expect, and what those weights were trained on. The paper's four come from torchvision; any
-other name is looked up in timm's registry, whose ``pretrained_cfg`` supplies the same facts.
+expect, and what those weights were trained on. The paper's four come from torchvision,
+torchxrayvision's chest-X-ray weights from :mod:`deepcovid.models.xrv`; any other name is
+looked up in timm's registry, whose ``pretrained_cfg`` supplies the same facts.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import torchvision
 from torch import nn
 
 from deepcovid.data.transforms import Preprocessing
+from deepcovid.models.xrv import XRV_WEIGHTS, build_xrv, download_state
 
 log = logging.getLogger(__name__)
 FINETUNE_MODES = ("head", "full")
-IMAGENET_1K = ("ImageNet-1k (ILSVRC 2012)",)
+IMAGENET_1K = ("ImageNet-1k",)
 
 
 @dataclass(frozen=True)
@@ -155,8 +157,25 @@ def last_conv_block(net: nn.Module) -> str:
 
 
 def available_backbones() -> list[str]:
-    """The paper's backbone names; any timm model name is accepted as well."""
-    return sorted(TORCHVISION_BACKBONES)
+    """The paper's backbone names and torchxrayvision's weight names; any timm model name is
+    accepted as well."""
+    return [*sorted(TORCHVISION_BACKBONES), *XRV_WEIGHTS]
+
+
+def xrv_backbone(
+    name: str, pretrained: bool, weights_path: str | None
+) -> tuple[nn.Module, BackboneSpec]:
+    """A torchxrayvision backbone, weights from ``weights_path``, its download, or none."""
+    weights = XRV_WEIGHTS[name]
+    if weights_path:
+        state, where = read_state_dict(weights_path), str(weights_path)
+    else:
+        state, where = (
+            (download_state(name), "torchxrayvision's download") if pretrained else (None, "")
+        )
+    spec = BackboneSpec(weights.architecture, name, weights.head, weights.target_layer,
+                        weights.preprocessing, weights.pretrained_on)  # fmt: skip
+    return build_xrv(name, state, where), spec
 
 
 def create_backbone(
@@ -167,13 +186,16 @@ def create_backbone(
     spec = TORCHVISION_BACKBONES.get(name)
     if spec is not None:
         net = build_torchvision(spec, name, pretrained, weights_path)
+    elif name in XRV_WEIGHTS:
+        net, spec = xrv_backbone(name, pretrained, weights_path)
     else:
         import timm
 
         if not timm.is_model(name):
             raise UnknownBackboneError(
-                f"unknown model '{name}'. Choose one of {available_backbones()} or any timm "
-                "model name (timm.list_models(), e.g. efficientnet_b0, convnext_tiny)."
+                f"unknown model '{name}'. Choose one of {available_backbones()} (the last "
+                "torchxrayvision's, model=xrv) or any timm model name (timm.list_models(), e.g. "
+                "efficientnet_b0, convnext_tiny)."
             )
         net = build_timm(name, pretrained, weights_path)
         spec = timm_spec(net)

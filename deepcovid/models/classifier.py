@@ -190,7 +190,7 @@ class CovidClassifier(L.LightningModule):
         """The corpora the starting weights were trained on (none when trained from scratch)."""
         if self.record is not None:
             return self.record.pretrained_on
-        return self.pretrained_on if self.hparams.pretrained else ()
+        return self.pretrained_on if self.hparams.pretrained or self.hparams.weights_path else ()
 
     def make_record(self) -> ModelRecord:
         """What this model's checkpoints carry (see :class:`ModelRecord`)."""

@@ -66,6 +66,13 @@ def find_run_dirs(dirs: list[Path], split: str = "test") -> list[Path]:
     return found
 
 
+def unevaluated_jobs(dirs: list[Path], runs: list[Path], split: str = "test") -> list[Path]:
+    """Job folders of the multiruns in ``dirs`` (those with a ``train.log``) that hold no
+    evaluation: failed or unfinished jobs, which the comparison must not silently drop."""
+    jobs = {log.parent for d in map(Path, dirs) for log in d.glob("*/train.log")}
+    return sorted((j for j in jobs if j not in runs), key=natural_key)
+
+
 def load_runs(dirs: list[Path], split: str = "test") -> list[EvaluatedRun]:
     """The evaluated runs under ``dirs``: a run repeating another's name gets its folder name."""
     runs = []
@@ -218,6 +225,8 @@ def paired_section(summary: Aggregate) -> list[str]:
          f"{100 * t.specificity_difference:+.1f} %", p_text(t.specificity_p)]
         for p in summary.paired for t in p.operating_points
     ]  # fmt: skip
+    columns = ["Pair", "Operating point", "Thresholds", "Δ sensitivity", "p", "Δ specificity", "p"]
+    mcnemar_lines = [table(columns, mcnemar), ""] if mcnemar else []
     return [
         "## Paired comparisons",
         "",
@@ -241,11 +250,7 @@ def paired_section(summary: Aggregate) -> list[str]:
             rows,
         ),  # fmt: skip
         "",
-        table(
-            ["Pair", "Operating point", "Thresholds", "Δ sensitivity", "p", "Δ specificity", "p"],
-            mcnemar,
-        ),  # fmt: skip
-        "",
+        *mcnemar_lines,
         *[f"- {note}" for note in summary.notes],
         "",
     ]
@@ -279,9 +284,12 @@ def sources_section(summary: Aggregate) -> list[str]:
     ]
 
 
-def comparison_markdown(runs: list[EvaluatedRun], summary: Aggregate) -> str:
+def comparison_markdown(
+    runs: list[EvaluatedRun], summary: Aggregate, missing: list[Path] = ()
+) -> str:
     """The comparison: discrimination per run, across runs, paired tests, per source, then
-    sensitivity and specificity at the val-chosen and fixed thresholds."""
+    sensitivity and specificity at the val-chosen and fixed thresholds; first, the jobs that
+    left no evaluation."""
     first = runs[0].evaluation
     ci = ci_label(first.confidence)
     columns = ["Model", "Threshold", f"Sensitivity ({ci})", f"Specificity ({ci})"]
@@ -293,6 +301,16 @@ def comparison_markdown(runs: list[EvaluatedRun], summary: Aggregate) -> str:
         f"{INTERVAL_NAMES[first.interval_used]} for sensitivity and specificity. An image is "
         "called COVID when P(COVID) ≥ the threshold.",
         "",
+        *(
+            [
+                f"**{len(missing)} job(s) left no {first.split} evaluation** (failed or "
+                "unfinished; their train.log says why): "
+                + ", ".join(f"`{m.name}`" for m in missing),
+                "",
+            ]
+            if missing
+            else []
+        ),  # fmt: skip
         table(
             ["Run", "Images", "COVID", "non-COVID", f"AUROC ({ci})", f"AP ({ci})", "ECE"],
             [
@@ -342,10 +360,9 @@ def overlay_figures(runs: list[EvaluatedRun]) -> dict[str, Figure]:
     for run in runs:
         label, prob = arrays(run.test)
         try:
-            by_model.setdefault(run.evaluation.model.backbone, []).append(roc_curve(label, prob))
-            pr[f"{run.name} (AP {number(run.evaluation.average_precision)})"] = (
-                precision_recall_curve(label, prob)
-            )
+            curves = roc_curve(label, prob), precision_recall_curve(label, prob)
+            by_model.setdefault(run.evaluation.model.backbone, []).append(curves[0])
+            pr[f"{run.name} (AP {number(run.evaluation.average_precision)})"] = curves[1]
         except UndefinedMetric as reason:
             log.warning("%s: no curves: %s", run.directory, reason)
     split = runs[0].evaluation.split
@@ -385,17 +402,23 @@ def write_comparison(
 ) -> dict[str, Path]:
     """Write the comparison files to ``output`` (see the module docstring)."""
     runs = load_runs(dirs, split)
+    missing = unevaluated_jobs(dirs, [r.directory for r in runs], split)
+    for job in missing:
+        log.warning("%s: no %s evaluation (failed or unfinished job), not compared", job, split)
     summary, pooled = aggregate(runs, resamples)
     output = Path(output)
     frame = comparison_frame(runs)
+    records = frame.replace({np.nan: None}).to_dict(orient="records")
     written = {
         "csv": write_csv_atomic(frame, output / "comparison.csv"),
         "json": write_json_atomic(
-            {"runs": frame.replace({np.nan: None}).to_dict(orient="records"), **summary.to_json()},
+            {"runs": records, "unevaluated": [str(m) for m in missing], **summary.to_json()},
             output / "comparison.json",
         ),
         "pooled": write_csv_atomic(pooled, output / "pooled_predictions.csv"),
-        "markdown": write_text_atomic(comparison_markdown(runs, summary), output / "comparison.md"),
+        "markdown": write_text_atomic(
+            comparison_markdown(runs, summary, missing), output / "comparison.md"
+        ),
     }
     for name, figure in overlay_figures(runs).items():
         written[name] = save_figure(figure, output / f"{name}.png")

@@ -18,6 +18,7 @@ import pandas as pd
 
 from deepcovid.data.splits import DataRecord
 from deepcovid.metrics.summary import Evaluation, MetricSettings, ModelInfo, summarize
+from deepcovid.models.provenance import overlap_note
 from deepcovid.results.figures import evaluation_figures
 from deepcovid.results.markdown import percent, results_section
 from deepcovid.utils.files import (
@@ -43,10 +44,22 @@ class ThresholdSource:
     reason: str = ""
 
 
-def notes_for(test: pd.DataFrame, val: pd.DataFrame | None, data: DataRecord | None) -> list[str]:
-    """Warnings a reader must see next to the numbers: a training prevalence far from the
-    test's (over-sampling shifts calibration), a small val split."""
+def notes_for(
+    test: pd.DataFrame,
+    val: pd.DataFrame | None,
+    data: DataRecord | None,
+    model: ModelInfo,
+    split: str,
+) -> list[str]:
+    """Warnings a reader must see next to the numbers: evaluated images that may be in the
+    pretraining corpora, a training prevalence far from the test's (over-sampling shifts
+    calibration), a small val split."""
     notes = []
+    sources = test["source"].dropna().unique() if "source" in test else ()
+    seen = overlap_note(model.pretrained_on, sources, split)
+    if seen is not None:
+        log.warning(seen)
+        notes.append(seen)
     test_prevalence = test["label"].mean() if len(test) else None
     trained = None if data is None else data.training_prevalence
     if trained is not None and test_prevalence and trained > OVERSAMPLING_SHIFT * test_prevalence:
@@ -100,7 +113,7 @@ def evaluate_predictions(
         val_reason=thresholds.reason,
         precision=precision,
         skipped=skipped,
-        notes=notes_for(test, val, data),
+        notes=notes_for(test, val, data, model, split),
         mode=mode,
     )
 

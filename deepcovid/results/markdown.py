@@ -44,7 +44,14 @@ def with_ci(value: float | None, ci: Interval, as_percent: bool = False, label: 
         return percent(value) if as_percent else number(value)
     if as_percent:
         return f"{percent(value)} ({label}{100 * low:.1f}–{100 * high:.1f} %)"
+    if low < 0:  # a difference: "−0.142 to 0.083", never "-0.142–0.083"
+        return f"{signed(value)} ({label}{signed(low)} to {signed(high)})"
     return f"{number(value)} ({label}{number(low)}–{number(high)})"
+
+
+def signed(value: float) -> str:
+    """``−0.030`` (a true minus sign) or ``0.083``."""
+    return f"{value:.3f}".replace("-", "−")
 
 
 def estimate_text(estimate: Estimate | None, digits: int = 3) -> str:
@@ -131,11 +138,17 @@ def data_sentence(evaluation: Evaluation) -> str:
     patients = f", {counts.n_patients} patients" if counts.n_patients else ""
     confidence = f"{100 * evaluation.confidence:g} %"
     checkpoint = f" (checkpoint `{model.checkpoint}`)" if model.checkpoint else ""
+    start = (
+        f", its starting weights pretrained on {', '.join(model.pretrained_on)},"
+        if model.pretrained_on
+        else ", trained from randomly initialised weights,"
+    )
     return (
-        f"The {model.backbone} classifier{checkpoint} was evaluated on the {evaluation.split} "
-        f"split of {evaluation.mode}: {counts.n} images, {counts.n_positive} COVID and "
-        f"{counts.n_negative} non-COVID{patients}, its network run in {evaluation.precision} "
-        "precision. An image is called COVID when P(COVID) ≥ the threshold. Intervals are "
+        f"The {model.backbone} classifier{checkpoint}{start} was evaluated on the "
+        f"{evaluation.split} split of {evaluation.mode}: {counts.n} images, "
+        f"{counts.n_positive} COVID and {counts.n_negative} non-COVID{patients}, its network "
+        f"run in {evaluation.precision} precision. An image is called COVID when P(COVID) ≥ "
+        "the threshold. Intervals are "
         f"{confidence} {INTERVAL_NAMES[evaluation.interval_used]} intervals for sensitivity "
         f"and specificity, and {confidence} percentile bootstrap intervals for AUROC and "
         f"average precision ({boot.n_resamples} resamples of {boot.unit}s, seed {boot.seed})."

@@ -47,6 +47,7 @@ def test_download_verify_extract_and_lay_out(tmp_path: Path, http_root) -> None:
     table = scan_folders(root)
     assert len(table) == 7 and set(table["split"]) == {"train", "test"}
     assert not list((tmp_path / "data").glob(".download-*"))  # scratch space cleaned up
+    assert not (root / "manifest.csv").exists()  # no sources given, no manifest
     # A second call finds the data in place and does not download again.
     (served / "covid5k.zip").unlink()
     assert download_dataset(f"{url}/covid5k.zip", root, digest) == root
@@ -81,3 +82,30 @@ def test_unreachable_url_says_what_to_do(tmp_path: Path, http_root) -> None:
     _, url = http_root
     with pytest.raises(DownloadError, match="point data.root"):
         download_dataset(f"{url}/missing.zip", tmp_path / "x")
+
+
+def test_documented_sources_become_the_manifest(tmp_path: Path, http_root) -> None:
+    """COVID-Xray-5k's classes come from two collections: the manifest says which, per image."""
+    from deepcovid.data.samples import read_manifest
+
+    served, url = http_root
+    source = make_covidx5k(
+        tmp_path / "src",
+        {"train/covid": 2, "train/non": 3, "test/covid": 1, "test/non": 2},
+        size=16,
+    )
+    digest = zip_dataset(source, served / "covid5k.zip")
+    sources = {"covid": "COVID-19 image data collection", "non-covid": "CheXpert"}
+    root = download_dataset(f"{url}/covid5k.zip", tmp_path / "COVID-Xray-5k", digest, sources)
+    table = read_manifest(root / "manifest.csv")
+    folders = scan_folders(root)
+    assert sorted(table["path"]) == sorted(folders["path"])
+    by_path = table.set_index("path")
+    for _, row in folders.iterrows():
+        assert by_path.loc[row["path"], "split"] == row["split"]
+        assert by_path.loc[row["path"], "source"] == (
+            "CheXpert" if row["label"] == 0 else sources["covid"]
+        )
+    with pytest.raises(DownloadError, match="no source for class"):
+        download_dataset(f"{url}/covid5k.zip", tmp_path / "other", digest, {"covid": "x"})
+    assert not (tmp_path / "other").exists()
