@@ -230,6 +230,7 @@ def predict(cfg: DictConfig) -> Path:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="predict")
 def main(cfg: DictConfig) -> None:
+    logging.getLogger("highdicom").setLevel(logging.WARNING)  # one INFO line per copied module
     predict(cfg)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pydicom
 import pytest
 import torch
 
@@ -16,6 +17,7 @@ from deepcovid.data.transforms import EvalPreset
 from deepcovid.models.checkpoints import load_classifier, read_record
 from deepcovid.predict import predict
 from deepcovid.utils.config import compose_config
+from deepcovid.utils.files import sha256_of
 from tests.conftest import CXR_DEV, SHARED_DATA, best_checkpoint, requires_real_data
 
 DICOM = SHARED_DATA / "dicom"
@@ -156,3 +158,38 @@ def test_real_radiographs_and_dicom(checkpoint, tmp_path):
     suffixes = {Path(p).suffix.lower() for p in frame["path"]}
     assert suffixes - {".dcm"} and suffixes - {".dcm"} <= {".jpg", ".jpeg", ".png"}
     assert (".dcm" in suffixes) == bool(dicoms)
+
+
+def test_dicom_output_for_dicom_inputs_only(checkpoint: Path, covidx5k_shared, tmp_path):
+    """A folder of one written CR, one CR whose header cannot be referenced, and a PNG: an SR
+    for the first (no overlay without an explainer), the others counted and named."""
+    import json
+
+    import highdicom as hd
+
+    from tests.dicom.conftest import write_cr
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    write_cr(inputs / "good.dcm", patient_age="45")
+    broken = write_cr(inputs / "no-study.dcm")
+    dataset = pydicom.dcmread(broken)
+    del dataset.StudyInstanceUID
+    dataset.save_as(broken)
+    shutil.copy(next((covidx5k_shared / "test" / "covid").iterdir()), inputs / "plain.png")
+    frame = run_predict(checkpoint, inputs, tmp_path / "out", "dicom_output=true", "threshold=0.37")
+    listed = json.loads((tmp_path / "out" / "dicom" / "results.json").read_text())
+    (written,) = listed["written"]
+    assert written["source"].endswith("good.dcm") and written["overlay"] is None
+    assert listed["not_dicom"] == [str(inputs / "plain.png")]
+    assert "lacks StudyInstanceUID" in listed["failed"][str(inputs / "no-study.dcm")]
+    sr = hd.sr.srread(written["report"])
+    [group] = sr.content.get_image_measurement_groups()
+    [measurement] = group.get_measurements(
+        name=hd.sr.CodedConcept("111012", "DCM", "Certainty of Finding")
+    )
+    prob = frame.set_index("path").loc[str(inputs / "good.dcm"), "prob_covid"]
+    assert measurement.value == pytest.approx(prob, abs=1e-6)
+    parameters = [str(item.TextValue) for item in group[0].ContentSequence if "TextValue" in item]
+    assert "operating point: threshold 0.37 given at prediction" in parameters
+    assert f"weights sha256: {sha256_of(checkpoint)}" in parameters
