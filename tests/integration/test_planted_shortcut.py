@@ -7,13 +7,11 @@ must fail. Every other model of the suite learns nothing, by construction."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
 
 from deepcovid.audit import audit
 from deepcovid.data.io import load_image
@@ -22,6 +20,7 @@ from deepcovid.evaluate import evaluate
 from deepcovid.explain.explainers import OcclusionExplainer
 from deepcovid.models.checkpoints import load_classifier
 from deepcovid.shortcuts.attribution import score_map
+from deepcovid.shortcuts.plant import marker_mask, plant
 from deepcovid.train import train
 from deepcovid.utils.config import compose_config
 from tests.conftest import CXR_DEV, best_checkpoint, requires_real_data
@@ -31,50 +30,13 @@ QUIET = ["trainer=cpu", "trainer.enable_progress_bar=false", "trainer.enable_mod
          "print_config=false", "data.num_workers=2"]  # fmt: skip
 
 
-def marker_box(size: tuple[int, int]) -> tuple[int, int, int]:
-    """(x, y, side) of the marker: near the top-left corner of the image's centre square (what
-    the eval crop keeps), 16 % of its side: above and beside the lungs."""
-    width, height = size
-    side = min(width, height)
-    return (
-        (width - side) // 2 + int(0.04 * side),
-        (height - side) // 2 + int(0.04 * side),
-        int(0.16 * side),
-    )
-
-
-def marker_mask(size: tuple[int, int]) -> np.ndarray:
-    x, y, side = marker_box(size)
-    mask = np.zeros((size[1], size[0]), dtype=bool)
-    mask[y : y + side + 1, x : x + side + 1] = True
-    return mask
-
-
-def plant(root: Path, marked: dict[str, str]) -> Path:
-    """A copy of cxr-dev with the marker (a black frame holding a white checker) drawn on the
-    images of ``split → class folder``."""
-    shutil.copytree(CXR_DEV, root)
-    for split, folder in marked.items():
-        for path in (root / split / folder).iterdir():
-            with Image.open(path) as image:
-                image = image.convert("RGB")
-            x, y, side = marker_box(image.size)
-            half, end = side // 2, side - 3
-            draw = ImageDraw.Draw(image)
-            draw.rectangle((x, y, x + side, y + side), fill=(0, 0, 0))
-            draw.rectangle((x + 3, y + 3, x + half, y + half), fill=(255, 255, 255))
-            draw.rectangle((x + half, y + half, x + end, y + end), fill=(255, 255, 255))
-            image.save(path)
-    return root
-
-
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The marked copy, a copy whose test marker is on the non-COVID images, and a run trained
     from scratch on the first (64 px, 8 epochs, no flips: the marker stays top-left)."""
     tmp = tmp_path_factory.mktemp("planted")
-    data = plant(tmp / "data", {"train": "covid", "test": "covid"})
-    moved = plant(tmp / "moved", {"train": "covid", "test": "non"})
+    data = plant(CXR_DEV, tmp / "data", {"train": "covid", "test": "covid"})
+    moved = plant(CXR_DEV, tmp / "moved", {"train": "covid", "test": "non"})
     run = tmp / "run"
     overrides = [
         f"data.root={data}", "model.pretrained=false", "model.finetune=full",

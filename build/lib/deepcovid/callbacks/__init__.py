@@ -1,1 +1,0 @@
-"""Lightning callbacks: everything that is not the model."""

@@ -1,1 +1,0 @@
-"""The Hydra configs, installed as the package deepcovid.conf (see pyproject.toml)."""

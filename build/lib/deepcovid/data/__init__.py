@@ -1,1 +1,0 @@
-"""Reading, checking, splitting, transforming and balancing chest X-ray data."""

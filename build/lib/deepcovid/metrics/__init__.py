@@ -1,1 +1,0 @@
-"""Metrics on P(COVID) scores, built on torchmetrics."""

@@ -1,1 +1,0 @@
-"""Backbone registry and the Lightning classifier."""

@@ -1,1 +1,0 @@
-"""Helpers shared by every command: atomic files, hashing, console output, configs."""
