@@ -3,8 +3,12 @@ one tiny trained run for every test that needs a checkpoint."""
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +135,16 @@ def best_checkpoint(run: Path) -> Path:
     """The run's best checkpoint (the one its final test evaluated)."""
     (best,) = (run / "checkpoints").glob("best-epoch*.ckpt")
     return best
+
+
+@pytest.fixture
+def http_folder(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A real HTTP server on 127.0.0.1 serving a temp folder: (folder, base URL)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -284,6 +285,30 @@ def sources_section(summary: Aggregate) -> list[str]:
     ]
 
 
+def same_point(point: OperatingPoint) -> tuple[str, float | None]:
+    """What makes points of two runs the same: the rule, or a fixed point's threshold."""
+    return point.name, point.threshold if point.name == "fixed" else None
+
+
+def point_tables(
+    runs: list[EvaluatedRun],
+    references: list[OperatingPoint],
+    heading: Callable[[OperatingPoint], str],
+    columns: list[str],
+) -> list[str]:
+    """One table per reference point: every run's sensitivity and specificity at it."""
+    lines = []
+    for reference in references:
+        rows = [
+            [run.name, *rate_cells(point)]
+            for run in runs
+            for point in [*run.evaluation.fixed_points, *run.evaluation.chosen_points]
+            if same_point(point) == same_point(reference)
+        ]
+        lines += [f"### {heading(reference)}", "", table(columns, rows), ""]
+    return lines
+
+
 def comparison_markdown(
     runs: list[EvaluatedRun], summary: Aggregate, missing: list[Path] = ()
 ) -> str:
@@ -333,23 +358,9 @@ def comparison_markdown(
         "## Thresholds chosen on the validation split",
         "",
     ]
-    for reference in first.chosen_points:
-        rows = [
-            [run.name, *rate_cells(point)]
-            for run in runs
-            for point in run.evaluation.chosen_points
-            if point.name == reference.name
-        ]
-        lines += [f"### {rule_name(reference)}", "", table(columns, rows), ""]
+    lines += point_tables(runs, first.chosen_points, rule_name, columns)
     lines += ["## Fixed thresholds", ""]
-    for reference in first.fixed_points:
-        rows = [
-            [run.name, *rate_cells(point)]
-            for run in runs
-            for point in run.evaluation.fixed_points
-            if point.threshold == reference.threshold
-        ]
-        lines += [f"### Threshold {reference.threshold:g}", "", table(columns, rows), ""]
+    lines += point_tables(runs, first.fixed_points, lambda p: f"Threshold {p.threshold:g}", columns)
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -33,6 +33,17 @@ def new_figure(size: tuple[float, float] = SIZE) -> tuple[Figure, object]:
     return figure, figure.add_subplot()
 
 
+UNIT = (-0.01, 1.01)  # both axes of ROC and PR plots: [0, 1] with room for the edges
+
+
+def finish_roc_axes(axes, title: str) -> None:
+    """The chance diagonal, labels, unit square and legend of a ROC plot."""
+    axes.plot([0, 1], [0, 1], ls=":", color="grey", lw=1)
+    axes.set(xlabel="1 − specificity", ylabel="sensitivity", xlim=UNIT, ylim=UNIT, title=title)
+    axes.set_aspect("equal")
+    axes.legend(loc="lower right", fontsize="small")
+
+
 def roc_figure(
     curves: Mapping[str, Curve],
     points: Sequence[tuple[str, float, float]] = (),
@@ -44,16 +55,7 @@ def roc_figure(
         axes.plot(curve.x, curve.y, lw=1.5, label=label)  # linear between points, as AUROC
     for label, fpr, tpr in points:
         axes.plot([fpr], [tpr], marker="o", ls="none", label=label)
-    axes.plot([0, 1], [0, 1], ls=":", color="grey", lw=1)
-    axes.set(
-        xlabel="1 − specificity",
-        ylabel="sensitivity",
-        xlim=(-0.01, 1.01),
-        ylim=(-0.01, 1.01),
-        title=title,
-    )
-    axes.set_aspect("equal")
-    axes.legend(loc="lower right", fontsize="small")
+    finish_roc_axes(axes, title)
     return figure
 
 
@@ -72,11 +74,7 @@ def roc_band_figure(by_model: Mapping[str, Sequence[Curve]], title: str = "ROC c
             grid, tpr.mean(axis=0), lw=1.5, label=f"{model} (mean of {len(curves)})"
         )
         axes.fill_between(grid, tpr.min(axis=0), tpr.max(axis=0), color=line.get_color(), alpha=0.2)
-    axes.plot([0, 1], [0, 1], ls=":", color="grey", lw=1)
-    axes.set(xlabel="1 − specificity", ylabel="sensitivity", xlim=(-0.01, 1.01),
-             ylim=(-0.01, 1.01), title=title)  # fmt: skip
-    axes.set_aspect("equal")
-    axes.legend(loc="lower right", fontsize="small")
+    finish_roc_axes(axes, title)
     return figure
 
 
@@ -93,7 +91,7 @@ def forest_figure(
         axes.plot([value], [y], marker="s", color="black", ls="none")
     axes.axvline(0.5, ls=":", color="grey", lw=1)
     axes.set_yticks(range(len(rows)), [row[0] for row in reversed(rows)], fontsize="small")
-    axes.set(xlabel="AUROC", xlim=(-0.01, 1.01), title=title)
+    axes.set(xlabel="AUROC", xlim=UNIT, title=title)
     return figure
 
 
@@ -106,13 +104,7 @@ def pr_figure(
         axes.plot(curve.x, curve.y, lw=1.5, label=label, drawstyle="steps-post")
     if prevalence is not None:
         axes.axhline(prevalence, ls=":", color="grey", lw=1, label=f"prevalence {prevalence:.2f}")
-    axes.set(
-        xlabel="recall (sensitivity)",
-        ylabel="precision",
-        xlim=(-0.01, 1.01),
-        ylim=(-0.01, 1.01),
-        title=title,
-    )
+    axes.set(xlabel="recall (sensitivity)", ylabel="precision", xlim=UNIT, ylim=UNIT, title=title)
     axes.legend(loc="lower left", fontsize="small")
     return figure
 

@@ -1,9 +1,5 @@
-import functools
 import hashlib
-import http.server
-import threading
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,20 +7,6 @@ import pytest
 from deepcovid.data.download import DownloadError, download_dataset
 from deepcovid.data.samples import scan_folders
 from tests.conftest import make_covidx5k
-
-
-@pytest.fixture
-def http_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """A real HTTP server on 127.0.0.1 serving files from a temp folder."""
-    served = tmp_path / "served"
-    served.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield served, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def zip_dataset(source: Path, archive: Path, prefix: str = "data_upload_v3") -> str:
@@ -35,8 +17,8 @@ def zip_dataset(source: Path, archive: Path, prefix: str = "data_upload_v3") -> 
     return hashlib.sha256(archive.read_bytes()).hexdigest()
 
 
-def test_download_verify_extract_and_lay_out(tmp_path: Path, http_root) -> None:
-    served, url = http_root
+def test_download_verify_extract_and_lay_out(tmp_path: Path, http_folder) -> None:
+    served, url = http_folder
     source = make_covidx5k(
         tmp_path / "src",
         {"train/covid": 2, "train/non": 3, "test/covid": 1, "test/non": 1},
@@ -53,8 +35,8 @@ def test_download_verify_extract_and_lay_out(tmp_path: Path, http_root) -> None:
     assert download_dataset(f"{url}/covid5k.zip", root, digest) == root
 
 
-def test_bad_checksum_is_refused_and_nothing_laid_out(tmp_path: Path, http_root) -> None:
-    served, url = http_root
+def test_bad_checksum_is_refused_and_nothing_laid_out(tmp_path: Path, http_folder) -> None:
+    served, url = http_folder
     source = make_covidx5k(
         tmp_path / "src",
         {"train/covid": 1, "train/non": 1, "test/covid": 1, "test/non": 1},
@@ -67,8 +49,8 @@ def test_bad_checksum_is_refused_and_nothing_laid_out(tmp_path: Path, http_root)
     assert not root.exists()
 
 
-def test_archive_escaping_the_target_is_refused(tmp_path: Path, http_root) -> None:
-    served, url = http_root
+def test_archive_escaping_the_target_is_refused(tmp_path: Path, http_folder) -> None:
+    served, url = http_folder
     with zipfile.ZipFile(served / "evil.zip", "w") as bundle:
         bundle.writestr("data/train/covid/a.png", b"x")
         bundle.writestr("../../escaped.txt", b"gotcha")
@@ -78,17 +60,17 @@ def test_archive_escaping_the_target_is_refused(tmp_path: Path, http_root) -> No
     assert not list(tmp_path.rglob("escaped.txt"))
 
 
-def test_unreachable_url_says_what_to_do(tmp_path: Path, http_root) -> None:
-    _, url = http_root
+def test_unreachable_url_says_what_to_do(tmp_path: Path, http_folder) -> None:
+    _, url = http_folder
     with pytest.raises(DownloadError, match="point data.root"):
         download_dataset(f"{url}/missing.zip", tmp_path / "x")
 
 
-def test_documented_sources_become_the_manifest(tmp_path: Path, http_root) -> None:
+def test_documented_sources_become_the_manifest(tmp_path: Path, http_folder) -> None:
     """COVID-Xray-5k's classes come from two collections: the manifest says which, per image."""
     from deepcovid.data.samples import read_manifest
 
-    served, url = http_root
+    served, url = http_folder
     source = make_covidx5k(
         tmp_path / "src",
         {"train/covid": 2, "train/non": 3, "test/covid": 1, "test/non": 2},

@@ -3,10 +3,6 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -76,24 +72,12 @@ def test_safetensors_and_wrong_weights_are_named(tmp_path: Path) -> None:
         create_backbone("resnet50-res512-all", weights_path=str(tmp_path / "xrv.pt"))
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    folder = tmp_path / "served"
-    folder.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
 def test_pretrained_resnet_through_torchxrayvisions_download(
-    served: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    http_folder: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """torchxrayvision's own download code fetches the file (from a local server), its ResNet
     wrapper loads it, and the backbone takes its weights (``model.`` prefix, op buffer)."""
-    folder, url = served
+    folder, url = http_folder
     import torchvision
 
     torch.manual_seed(2)
