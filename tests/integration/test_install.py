@@ -19,11 +19,18 @@ def test_every_package_is_listed_for_the_wheel() -> None:
     listed = set(
         tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
     )
-    found = {
-        ".".join(init.parent.relative_to(REPO).parts)
-        for init in (REPO / "deepcovid").rglob("__init__.py")
-    }
+    folders = {module.parent for module in (REPO / "deepcovid").rglob("*.py")}
+    assert not [f for f in folders if not (f / "__init__.py").is_file()]  # no namespace packages
+    found = {".".join(folder.relative_to(REPO).parts) for folder in folders}
     assert listed == found | {"deepcovid.conf"}
+
+
+def module_names() -> list[str]:
+    """Every module of the package, by import name."""
+    return sorted(
+        ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        for path in (REPO / "deepcovid").rglob("*.py")
+    )
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -57,11 +64,15 @@ def test_wheel_installs_and_trains_from_outside_the_repository(tmp_path: Path) -
     run([python, "-m", "pip", "install", "-q", "--no-deps", str(wheel)], tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
+    imports = (  # every module, from the wheel: an unlisted package would come from the repo
+        "import importlib, sys\n"
+        "for name in sys.argv[1:]: print(importlib.import_module(name).__file__)"
+    )
     where = run(
-        [python, "-c", "import deepcovid, deepcovid.conf; print(deepcovid.__file__); "
-         "print(deepcovid.conf.__file__)"], elsewhere,
-    ).stdout.split()  # fmt: skip
-    assert all(str(venv) in path for path in where), where  # not the repository's copy
+        [python, "-c", imports, *module_names(), "deepcovid.conf"], elsewhere
+    ).stdout.split()
+    assert len(where) == len(module_names()) + 1
+    assert [path for path in where if str(venv) not in path] == []  # not the repository's copy
     printed = run([python, "-m", "deepcovid.train", "model=squeezenet", "--cfg", "job"], elsewhere)
     assert "backbone: squeezenet" in printed.stdout
     data = make_covidx5k(tmp_path / "data")
