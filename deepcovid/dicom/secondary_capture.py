@@ -13,7 +13,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
-from deepcovid.dicom.structured_report import MANUFACTURER, AlgorithmInfo
+from deepcovid.dicom.structured_report import AlgorithmInfo, new_series_attributes
 
 DERIVATION = "heatmap of the regions that drive P(COVID), blended over the source image"
 # highdicom requires a patient orientation for PATIENT coordinates; the source's own value
@@ -47,14 +47,7 @@ def build_overlay(
         photometric_interpretation="RGB",
         bits_allocated=8,
         coordinate_system="PATIENT",
-        series_instance_uid=hd.UID(),
-        series_number=series_number,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-        manufacturer=MANUFACTURER,
-        manufacturer_model_name=algorithm.name,
-        software_versions=algorithm.version,
-        series_description=f"{algorithm.name} heatmap overlay (research use)",
+        **new_series_attributes(algorithm, series_number, "heatmap overlay"),
         patient_orientation=PLACEHOLDER_ORIENTATION,
         pixel_spacing=tuple(spacing) if same_grid and spacing else None,
         transfer_syntax_uid=ExplicitVRLittleEndian,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import highdicom as hd
 from pydicom.dataset import Dataset
@@ -61,6 +62,24 @@ class AlgorithmInfo:
     def device_uid(self) -> str:
         """A UID fixed by name, version and weights: the same model is the same observer."""
         return generate_uid(entropy_srcs=[self.name, self.version, self.weights_sha256])
+
+
+def new_series_attributes(
+    algorithm: AlgorithmInfo, series_number: int, content: str
+) -> dict[str, Any]:
+    """Keyword arguments of a highdicom SOP class for a result object that is the only instance
+    of a new series: fresh UIDs, ``algorithm`` as manufacturer, model and software version, and
+    a series description naming ``content`` as research use."""
+    return {
+        "series_instance_uid": hd.UID(),
+        "series_number": series_number,
+        "sop_instance_uid": hd.UID(),
+        "instance_number": 1,
+        "manufacturer": MANUFACTURER,
+        "manufacturer_model_name": algorithm.name,
+        "software_versions": algorithm.version,
+        "series_description": f"{algorithm.name} {content} (research use)",
+    }
 
 
 @dataclass(frozen=True)
@@ -163,14 +182,7 @@ def build_report(
     return hd.sr.ComprehensiveSR(
         evidence=[source],
         content=report[0],
-        series_instance_uid=hd.UID(),
-        series_number=series_number,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-        manufacturer=MANUFACTURER,
-        manufacturer_model_name=algorithm.name,
-        software_versions=algorithm.version,
-        series_description=f"{algorithm.name} COVID-19 result (research use)",
+        **new_series_attributes(algorithm, series_number, "COVID-19 result"),
         is_complete=True,
         is_final=False,
         is_verified=False,

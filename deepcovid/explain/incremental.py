@@ -203,6 +203,14 @@ def as_batch(rows: torch.Tensor, copies: int, size: tuple[int, int]) -> torch.Te
     return rows.view(copies, size[0], size[1], rows.shape[1]).permute(0, 3, 1, 2)
 
 
+def within(rows: torch.Tensor, cols: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Per copy, which pixels of the ``rows`` × ``cols`` grid ``(B, h)``, ``(B, w)`` lie in
+    ``[0, size[0]) × [0, size[1])``: a ``(B, h, w)`` mask."""
+    in_rows = (rows >= 0) & (rows < size[0])
+    in_cols = (cols >= 0) & (cols < size[1])
+    return in_rows[:, :, None] & in_cols[:, None, :]
+
+
 def is_pointwise_module(module: nn.Module) -> bool:
     """Whether the module acts on each pixel on its own (in eval mode)."""
     if isinstance(module, nn.modules.batchnorm._BatchNorm):
@@ -340,9 +348,7 @@ class IncrementalScorer:
         top, left = tops.clamp(max=height - size[0]), lefts.clamp(max=width - size[1])
         rows = torch.arange(size[0], device=top.device) + (top - tops)[:, None]
         cols = torch.arange(size[1], device=top.device) + (left - lefts)[:, None]
-        occluded = ((rows >= 0) & (rows < size[0]))[:, :, None] & ((cols >= 0) & (cols < size[1]))[
-            :, None, :
-        ]
+        occluded = within(rows, cols, size)
         values = torch.where(
             occluded.reshape(-1, 1),
             self.gather(self.baseline, top, left, size),
@@ -378,9 +384,7 @@ class IncrementalScorer:
         cols = torch.arange(width, device=top.device) + (patch.left + offset[1] - left)[:, None]
         target = ((copy * size[0] + rows) * size[1])[:, :, None] + cols[:, None, :]
         source = patch.values.permute(0, 2, 3, 1).reshape(-1, windows.shape[1])
-        inside = ((rows >= 0) & (rows < size[0]))[:, :, None] & ((cols >= 0) & (cols < size[1]))[
-            :, None, :
-        ]
+        inside = within(rows, cols, size)
         if bool(inside.all()):
             windows.index_copy_(0, target.reshape(-1), source)
         else:

@@ -2,6 +2,7 @@
 and hand computations."""
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
@@ -110,23 +111,22 @@ def test_likelihood_ratios_match_the_published_example() -> None:
     assert positive.method == negative.method == "log"
 
 
-def test_likelihood_ratio_undefined_cases_say_why() -> None:
-    with pytest.raises(UndefinedMetric, match="LR\\+ is infinite"):
-        positive_likelihood_ratio(10, 20, 30, 30)
-    with pytest.raises(UndefinedMetric, match="LR\\+ is 0"):
-        positive_likelihood_ratio(0, 20, 25, 30)
-    with pytest.raises(UndefinedMetric, match="LR− is infinite"):
-        negative_likelihood_ratio(10, 20, 0, 30)
-    with pytest.raises(UndefinedMetric, match="LR− is 0"):
-        negative_likelihood_ratio(20, 20, 25, 30)
-    with pytest.raises(UndefinedMetric, match="COVID and non-COVID"):
-        positive_likelihood_ratio(0, 0, 25, 30)
-    with pytest.raises(ValueError, match="tp=21"):
-        positive_likelihood_ratio(21, 20, 25, 30)
-    with pytest.raises(ValueError, match="prevalence"):
-        ppv_with_interval(**{**BREAST, "prevalence": 1.0})
-    with pytest.raises(ValueError, match="adjusted_logit"):
-        ppv_with_interval(**BREAST, method="wilson")
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (partial(positive_likelihood_ratio, 10, 20, 30, 30), UndefinedMetric, "LR\\+ is infinite"),
+        (partial(positive_likelihood_ratio, 0, 20, 25, 30), UndefinedMetric, "LR\\+ is 0"),
+        (partial(negative_likelihood_ratio, 10, 20, 0, 30), UndefinedMetric, "LR− is infinite"),
+        (partial(negative_likelihood_ratio, 20, 20, 25, 30), UndefinedMetric, "LR− is 0"),
+        (partial(positive_likelihood_ratio, 0, 0, 25, 30), UndefinedMetric, "COVID and non-COVID"),
+        (partial(positive_likelihood_ratio, 21, 20, 25, 30), ValueError, "tp=21"),
+        (partial(ppv_with_interval, **{**BREAST, "prevalence": 1.0}), ValueError, "prevalence"),
+        (partial(ppv_with_interval, **BREAST, method="wilson"), ValueError, "adjusted_logit"),
+    ],
+)
+def test_undefined_and_invalid_inputs_say_why(call, error, match) -> None:
+    with pytest.raises(error, match=match):
+        call()
 
 
 def test_decision_curve_by_hand() -> None:

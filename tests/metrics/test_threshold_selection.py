@@ -26,28 +26,30 @@ def scores(seed: int, n: int = 70, decimals: int = 2):
     return label, np.round(np.clip(0.3 * label + 0.7 * rng.random(n), 0, 1), decimals)
 
 
-@pytest.mark.parametrize("seed", range(8))
-@pytest.mark.parametrize("target", [0.5, 0.9, 0.98, 1.0])
-def test_target_sensitivity_is_the_most_specific_threshold_reaching_it(seed, target) -> None:
-    label, prob = scores(seed)
-    chosen = threshold_for_sensitivity(label, prob, target)
-    sensitivity, specificity = rates(label, prob, chosen)
-    assert sensitivity >= target
-    reaching = [t for t in np.unique(prob) if rates(label, prob, t)[0] >= target]
-    assert chosen == max(reaching)
-    assert specificity == max(rates(label, prob, t)[1] for t in reaching)
+# A target rate's rule, the index of that rate in ``rates``, and which of the thresholds reaching
+# the target it picks: the one that keeps the other rate highest.
+TARGET_RULES = {
+    "sensitivity": (threshold_for_sensitivity, 0, max),
+    "specificity": (threshold_for_specificity, 1, min),
+}
+TARGETS = [("sensitivity", t) for t in (0.5, 0.9, 0.98, 1.0)] + [
+    ("specificity", t) for t in (0.5, 0.9, 0.95)
+]
 
 
 @pytest.mark.parametrize("seed", range(8))
-@pytest.mark.parametrize("target", [0.5, 0.9, 0.95])
-def test_target_specificity_is_the_most_sensitive_threshold_reaching_it(seed, target) -> None:
+@pytest.mark.parametrize(("rate", "target"), TARGETS)
+def test_target_rate_is_reached_at_the_best_threshold_for_the_other(seed, rate, target) -> None:
+    """Sensitivity: the most specific threshold reaching it; specificity: the most sensitive."""
+    select, targeted, pick = TARGET_RULES[rate]
+    other = 1 - targeted
     label, prob = scores(seed)
-    chosen = threshold_for_specificity(label, prob, target)
-    sensitivity, specificity = rates(label, prob, chosen)
-    assert specificity >= target
-    reaching = [t for t in np.unique(prob) if rates(label, prob, t)[1] >= target]
-    assert chosen == min(reaching)
-    assert sensitivity == max(rates(label, prob, t)[0] for t in reaching)
+    chosen = select(label, prob, target)
+    reached = rates(label, prob, chosen)
+    assert reached[targeted] >= target
+    reaching = [t for t in np.unique(prob) if rates(label, prob, t)[targeted] >= target]
+    assert chosen == pick(reaching)
+    assert reached[other] == max(rates(label, prob, t)[other] for t in reaching)
 
 
 @pytest.mark.parametrize("seed", range(8))
