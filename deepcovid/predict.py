@@ -146,7 +146,9 @@ def predict_files(
     device = next(model.parameters()).device
     preprocessing = model.record.preprocessing
     transform = EvalPreset(preprocessing)
-    read = LungCropReader(preprocessing.lung_margin) if preprocessing.lung_crop else load_image
+    read = load_image
+    if preprocessing.lung_crop:
+        read = LungCropReader(preprocessing.lung_margin, preprocessing.lung_crop_masks)
     root = Path(os.path.commonpath([p.resolve().parent for p in paths])) if paths else Path()
     records, skipped = [], []
     for chunk in chunks(paths, batch_size):

@@ -19,8 +19,7 @@ from deepcovid.data.dataset import XrayDataset
 from deepcovid.data.download import download_dataset
 from deepcovid.data.io import DEFAULT_MAX_IMAGE_PIXELS, load_image, set_max_image_pixels
 from deepcovid.data.leaks import MAX_DISTANCE, DataReport, build_report, enforce
-from deepcovid.data.lung_crop import Box, CroppedLoader, LungBoxes
-from deepcovid.data.masks import v7_available
+from deepcovid.data.lung_crop import Box, CroppedLoader, LungBoxes, crop_mask_provider
 from deepcovid.data.samples import (
     DEFAULT_NEGATIVE_NAMES,
     DEFAULT_POSITIVE_NAMES,
@@ -37,7 +36,6 @@ from deepcovid.data.splits import (
     assign_splits,
 )
 from deepcovid.data.transforms import EvalPreset, Preprocessing, TrainPreset
-from deepcovid.lungs.provider import LungMaskProvider
 from deepcovid.utils.files import printable
 
 log = logging.getLogger(__name__)
@@ -88,6 +86,7 @@ class XrayDataModule(L.LightningDataModule):
         image_size: int | None = None,
         crop_ratio: float | None = None,
         lung_crop: bool | None = None,
+        lung_crop_masks: str | None = None,
         augmentation: dict[str, Any] | None = None,
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
@@ -131,7 +130,10 @@ class XrayDataModule(L.LightningDataModule):
         self.root = Path(root)
         self.manifest = manifest
         self.preprocessing = (preprocessing or Preprocessing()).replace(
-            image_size=image_size, crop_ratio=crop_ratio, lung_crop=lung_crop
+            image_size=image_size,
+            crop_ratio=crop_ratio,
+            lung_crop=lung_crop,
+            lung_crop_masks=lung_crop_masks,
         )
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
@@ -251,12 +253,15 @@ class XrayDataModule(L.LightningDataModule):
 
     def lung_boxes(self, table: pd.DataFrame) -> dict[str, Box]:
         """The lung box of every image (found once, kept in the cache folder)."""
-        provider = LungMaskProvider(self.lung_masks, use_v7=v7_available())
-        given = table["lung_mask"].where(table["lung_mask"].notna(), None)
-        return LungBoxes(self.file_cache.directory, self.preprocessing.lung_margin).boxes(
+        masks = self.preprocessing.lung_crop_masks
+        provider = crop_mask_provider(masks, self.lung_masks)
+        given = table["lung_mask"].where(table["lung_mask"].notna(), None).tolist()
+        if masks == "segmenter":
+            given = [None] * len(given)
+        return LungBoxes(self.file_cache.directory, self.preprocessing.lung_margin, masks).boxes(
             table["path"].tolist(),
             [self.facts[p].sha256 for p in table["path"]],
-            given.tolist(),
+            given,
             lambda path, mask: provider.mask_for(path, given_mask=mask).mask,
         )
 

@@ -39,6 +39,12 @@ STEPS = (
 )
 
 
+# Whose lung masks give the crop box: the shipped segmenter for every image (the crop then
+# cannot depend on which images come with masks), or any (a given mask, else V7 Labs', else
+# the segmenter's).
+LUNG_CROP_MASKS = ("segmenter", "any")
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """How a model's input is made from an 8-bit grayscale radiograph (see :data:`STEPS`)."""
@@ -50,6 +56,7 @@ class Preprocessing:
     channels: int = 3
     lung_crop: bool = False  # first crop to the lungs' box (deepcovid.data.lung_crop)
     lung_margin: float = 0.05  # the box widened by this share of its size on each side
+    lung_crop_masks: str = "segmenter"  # whose masks give the box (deepcovid.data.lung_crop)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", int(self.image_size))
@@ -60,6 +67,10 @@ class Preprocessing:
             raise ValueError(
                 f"image_size={self.image_size}, crop_ratio={self.crop_ratio}: need a positive "
                 "size and 0 < crop_ratio ≤ 1"
+            )
+        if self.lung_crop_masks not in LUNG_CROP_MASKS:
+            raise ValueError(
+                f"lung_crop_masks={self.lung_crop_masks!r}; choose one of {list(LUNG_CROP_MASKS)}"
             )
         if len(self.mean) not in (1, self.channels) or len(self.std) != len(self.mean):
             raise ValueError(
