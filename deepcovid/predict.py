@@ -147,8 +147,11 @@ def predict_files(
     preprocessing = model.record.preprocessing
     transform = EvalPreset(preprocessing)
     read = load_image
-    if preprocessing.lung_crop:
-        read = LungCropReader(preprocessing.lung_margin, preprocessing.lung_crop_masks)
+    if preprocessing.uses_lung_masks:
+        read = LungCropReader(
+            preprocessing.lung_margin, preprocessing.lung_crop_masks, preprocessing.lung_crop,
+            preprocessing.outside_lungs == "blank",
+        )  # fmt: skip
     root = Path(os.path.commonpath([p.resolve().parent for p in paths])) if paths else Path()
     records, skipped = [], []
     for chunk in chunks(paths, batch_size):

@@ -1,10 +1,13 @@
-"""Lung-cropped training as the control for shortcuts outside the lungs (issue 13.5).
+"""Lung-restricted input as the control for shortcuts outside the lungs (issue 13.5).
 
 On a copy of cxr-dev with a marker planted outside the lungs of the COVID images
 (:mod:`deepcovid.shortcuts.plant`) and on the real cxr-dev, train the same small model from
-scratch with and without ``data.lung_crop=true``; record the test AUROC, the audit's AUROC
-with the lungs removed and with only the lungs, and (planted copy) how much of the marker
-each image's lung box keeps. Writes ``lung_crop.json`` and prints a Markdown table.
+scratch on the full image, cropped to the lung box (``data.lung_crop=true``; boxes from the
+segmenter for every image, the default, or from any mask: V7 Labs', which only COVID images
+have here, else the segmenter's), and blanked outside the lung mask
+(``data.outside_lungs=blank``); record the test AUROC, the audit's AUROC with the lungs
+removed and with only the lungs, and (planted copy) how much of the marker each box and mask
+keeps. Writes ``lung_crop.json`` and prints a Markdown table.
 
     python experiments/lung_crop.py [--data ../shared/data/cxr-dev] [--out DIR]
 """
@@ -20,10 +23,8 @@ import numpy as np
 
 from deepcovid.audit import audit
 from deepcovid.data.io import load_image
-from deepcovid.data.lung_crop import box_of
-from deepcovid.data.masks import v7_available
+from deepcovid.data.lung_crop import box_of, crop_mask_provider
 from deepcovid.data.samples import list_images
-from deepcovid.lungs.provider import LungMaskProvider
 from deepcovid.results.markdown import number, table
 from deepcovid.shortcuts.plant import marker_mask, plant
 from deepcovid.train import train
@@ -38,25 +39,33 @@ RECIPE = [  # the planted-shortcut test's: a small ResNet18 from scratch that ca
 ]  # fmt: skip
 
 
-def marker_kept(root: Path, margin: float = 0.05) -> list[float]:
-    """Per marked test image: the share of the marker's pixels inside its lung box (the box
-    ``data.lung_crop`` cuts, from the same masks: V7 Labs, else the shipped segmenter)."""
-    provider = LungMaskProvider(None, use_v7=v7_available())
-    kept = []
+def marker_kept(root: Path, masks: str, margin: float = 0.05) -> dict[str, list[float]]:
+    """Per marked test image: the share of the marker's pixels inside its lung box (what
+    ``data.lung_crop`` keeps) and inside its lung mask (what ``outside_lungs=blank`` keeps)."""
+    provider = crop_mask_provider(masks)
+    kept: dict[str, list[float]] = {"box": [], "mask": []}
     for path in list_images(root / "test" / "covid"):
         image = load_image(path)
-        left, top, right, bottom = box_of(provider.mask_for(path, image).mask, margin)
+        lungs = provider.mask_for(path, image).mask
+        left, top, right, bottom = box_of(lungs, margin)
         marker = marker_mask(image.size)
         height, width = marker.shape
-        inside = marker[int(top * height) : int(np.ceil(bottom * height)),
+        in_box = marker[int(top * height) : int(np.ceil(bottom * height)),
                         int(left * width) : int(np.ceil(right * width))].sum()  # fmt: skip
-        kept.append(float(inside / marker.sum()))
+        kept["box"].append(float(in_box / marker.sum()))
+        kept["mask"].append(float((marker & lungs).sum() / marker.sum()))
     return kept
 
 
-def run(data: Path, crop: bool, out: Path) -> dict:
+def run(data: Path, crop: bool, blank: bool, masks: str, out: Path) -> dict:
+    """Train and audit on ``data``, its input cropped to the lung box and/or blanked outside
+    the lungs, with ``masks``."""
     started = time.perf_counter()
-    overrides = [f"data.root={data}", f"data.lung_crop={str(crop).lower()}", *RECIPE]
+    overrides = [
+        f"data.root={data}", f"data.lung_crop={str(crop).lower()}",
+        f"data.outside_lungs={'blank' if blank else 'keep'}", f"data.lung_crop_masks={masks}",
+        *RECIPE,
+    ]  # fmt: skip
     result = train(compose_config("train", overrides, str(out / "train")))
     (checkpoint,) = (out / "train" / "checkpoints").glob("best-epoch*.ckpt")
     audited = audit(compose_config("audit", [
@@ -68,7 +77,7 @@ def run(data: Path, crop: bool, out: Path) -> dict:
     occlusion = audited.lung_attribution["occlusion"].overall
     return {
         "data": data.name,
-        "lung_crop": crop,
+        "input": input_name(crop, blank, masks),
         "test_auroc": result.evaluation.auroc,
         "test_auroc_ci": result.evaluation.auroc_ci,
         "audit_intact_auroc": ablation["intact"].auroc,
@@ -82,28 +91,42 @@ def run(data: Path, crop: bool, out: Path) -> dict:
     }
 
 
+def input_name(crop: bool, blank: bool, masks: str) -> str:
+    if not (crop or blank):
+        return "full image"
+    return f"{'lung box' if crop else 'blanked outside the lungs'} ({masks} masks)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("../shared/data/cxr-dev"))
     parser.add_argument("--out", type=Path, default=Path("outputs/experiments/lung_crop"))
     args = parser.parse_args()
     planted = plant(args.data, args.out / "planted-cxr-dev", {"train": "covid", "test": "covid"})
-    kept = marker_kept(planted)
-    rows = [run(data, crop, args.out / f"{data.name}-crop-{crop}")
-            for data in (planted, args.data.resolve()) for crop in (False, True)]  # fmt: skip
-    summary = {"rows": rows, "marker_share_inside_lung_box": {
-        "mean": float(np.mean(kept)), "max": float(np.max(kept)),
-        "images_with_any": int(np.sum(np.array(kept) > 0)), "images": len(kept)}}  # fmt: skip
+    real = args.data.resolve()
+    kept = {masks: marker_kept(planted, masks) for masks in ("segmenter", "any")}
+    designs = [  # (data, crop to the box, blank outside the lungs, whose masks)
+        (planted, False, False, "segmenter"), (planted, True, False, "segmenter"),
+        (planted, True, False, "any"), (planted, False, True, "segmenter"),
+        (real, False, False, "segmenter"), (real, True, False, "segmenter"),
+        (real, False, True, "segmenter"),
+    ]  # fmt: skip
+    rows = [run(data, crop, blank, masks, args.out / f"{data.name}-{k}")
+            for k, (data, crop, blank, masks) in enumerate(designs)]  # fmt: skip
+    summary = {"rows": rows, "marker_share_kept": {
+        f"{masks} {where}": {"mean": float(np.mean(v)), "max": float(np.max(v)),
+                             "images_with_any": int(np.sum(np.array(v) > 0)), "images": len(v)}
+        for masks, shares in kept.items() for where, v in shares.items()}}  # fmt: skip
     (args.out / "lung_crop.json").write_text(json.dumps(summary, indent=2))
-    columns = ["data", "lung crop", "test AUROC", "lungs removed AUROC", "lungs only AUROC",
+    columns = ["data", "input", "test AUROC", "lungs removed AUROC", "lungs only AUROC",
                "occlusion lung share / area", "seconds"]  # fmt: skip
     print(table(columns, [
-        [r["data"], r["lung_crop"], number(r["test_auroc"]), number(r["lungs_removed_auroc"]),
+        [r["data"], r["input"], number(r["test_auroc"]), number(r["lungs_removed_auroc"]),
          number(r["lungs_only_auroc"]),
          f"{number(r['occlusion_lung_share'])} / {number(r['lung_area_share'])}", r["seconds"]]
         for r in rows
     ]))  # fmt: skip
-    print(json.dumps(summary["marker_share_inside_lung_box"]))
+    print(json.dumps(summary["marker_share_kept"], indent=1))
 
 
 if __name__ == "__main__":

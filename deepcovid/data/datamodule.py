@@ -19,7 +19,7 @@ from deepcovid.data.dataset import XrayDataset
 from deepcovid.data.download import download_dataset
 from deepcovid.data.io import DEFAULT_MAX_IMAGE_PIXELS, load_image, set_max_image_pixels
 from deepcovid.data.leaks import MAX_DISTANCE, DataReport, build_report, enforce
-from deepcovid.data.lung_crop import Box, CroppedLoader, LungBoxes, crop_mask_provider
+from deepcovid.data.lung_crop import Box, LungBoxes, LungLoader, crop_mask_provider
 from deepcovid.data.samples import (
     DEFAULT_NEGATIVE_NAMES,
     DEFAULT_POSITIVE_NAMES,
@@ -87,6 +87,7 @@ class XrayDataModule(L.LightningDataModule):
         crop_ratio: float | None = None,
         lung_crop: bool | None = None,
         lung_crop_masks: str | None = None,
+        outside_lungs: str | None = None,
         augmentation: dict[str, Any] | None = None,
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
@@ -134,6 +135,7 @@ class XrayDataModule(L.LightningDataModule):
             crop_ratio=crop_ratio,
             lung_crop=lung_crop,
             lung_crop_masks=lung_crop_masks,
+            outside_lungs=outside_lungs,
         )
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
@@ -172,6 +174,7 @@ class XrayDataModule(L.LightningDataModule):
         self.report: DataReport | None = None
         self.images: CachedImages | None = None
         self.boxes: dict[str, Box] = {}  # lung boxes, with lung_crop
+        self.lung_mask_files: dict[str, Path] = {}  # kept lung masks, with outside_lungs=blank
         self.skipped: dict[str, str] = {}  # path -> why, for the files on_bad_file=skip left out
         self._record: DataRecord | None = None
 
@@ -246,24 +249,34 @@ class XrayDataModule(L.LightningDataModule):
         enforce(self.report, self.on_leak)
         if self.cache:
             self.images = self.file_cache.images(self.facts)
-        if self.preprocessing.lung_crop:
-            self.boxes = self.lung_boxes(table)
+        if self.preprocessing.uses_lung_masks:
+            self.keep_lung_geometry(table)
         self.table = table
         self.log_splits()
 
-    def lung_boxes(self, table: pd.DataFrame) -> dict[str, Box]:
-        """The lung box of every image (found once, kept in the cache folder)."""
+    def keep_lung_geometry(self, table: pd.DataFrame) -> None:
+        """The lung box (with lung_crop) and kept mask (with outside_lungs=blank) of every
+        image, found once and kept in the cache folder."""
         masks = self.preprocessing.lung_crop_masks
         provider = crop_mask_provider(masks, self.lung_masks)
         given = table["lung_mask"].where(table["lung_mask"].notna(), None).tolist()
         if masks == "segmenter":
             given = [None] * len(given)
-        return LungBoxes(self.file_cache.directory, self.preprocessing.lung_margin, masks).boxes(
+        kept = LungBoxes(self.file_cache.directory, self.preprocessing.lung_margin, masks)
+        digests = [self.facts[p].sha256 for p in table["path"]]
+        boxes = kept.boxes(
             table["path"].tolist(),
-            [self.facts[p].sha256 for p in table["path"]],
+            digests,
             given,
             lambda path, mask: provider.mask_for(path, given_mask=mask).mask,
         )
+        if self.preprocessing.lung_crop:
+            self.boxes = boxes
+        if self.preprocessing.outside_lungs == "blank":
+            self.lung_mask_files = {
+                path: kept.mask_file(digest)
+                for path, digest in zip(table["path"], digests, strict=True)
+            }
 
     def log_splits(self) -> None:
         """Counts per split and class, where each split came from, and the weak spots."""
@@ -373,8 +386,8 @@ class XrayDataModule(L.LightningDataModule):
         if self.normalize_on_device:
             transform = transform.geometry
         loader = self.images.load if self.cache else load_image
-        if self.preprocessing.lung_crop:
-            loader = CroppedLoader(loader, self.boxes)
+        if self.preprocessing.uses_lung_masks:
+            loader = LungLoader(loader, self.boxes or None, self.lung_mask_files or None)
         return XrayDataset(rows, transform, loader)
 
     def pinned(self) -> bool:

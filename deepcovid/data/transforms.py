@@ -43,6 +43,7 @@ STEPS = (
 # cannot depend on which images come with masks), or any (a given mask, else V7 Labs', else
 # the segmenter's).
 LUNG_CROP_MASKS = ("segmenter", "any")
+OUTSIDE_LUNGS = ("keep", "blank")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Preprocessing:
     lung_crop: bool = False  # first crop to the lungs' box (deepcovid.data.lung_crop)
     lung_margin: float = 0.05  # the box widened by this share of its size on each side
     lung_crop_masks: str = "segmenter"  # whose masks give the box (deepcovid.data.lung_crop)
+    outside_lungs: str = "keep"  # keep | blank: pixels outside the lung mask set to black first
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_size", int(self.image_size))
@@ -67,6 +69,10 @@ class Preprocessing:
             raise ValueError(
                 f"image_size={self.image_size}, crop_ratio={self.crop_ratio}: need a positive "
                 "size and 0 < crop_ratio ≤ 1"
+            )
+        if self.outside_lungs not in OUTSIDE_LUNGS:
+            raise ValueError(
+                f"outside_lungs={self.outside_lungs!r}; choose one of {list(OUTSIDE_LUNGS)}"
             )
         if self.lung_crop_masks not in LUNG_CROP_MASKS:
             raise ValueError(
@@ -80,6 +86,11 @@ class Preprocessing:
     def replace(self, **changes: Any) -> Preprocessing:
         """A copy with the given fields changed; None values keep the current one."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def uses_lung_masks(self) -> bool:
+        """Whether the input is cut to the lungs (cropped to their box or blanked outside)."""
+        return self.lung_crop or self.outside_lungs == "blank"
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "mean": list(self.mean), "std": list(self.std)}

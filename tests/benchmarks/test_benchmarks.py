@@ -75,3 +75,29 @@ def test_occlusion_benchmark_quick_run_reports_every_method() -> None:
     for method in ("plain", "incremental"):
         assert float(rows[method][5]) < 1e-5
     assert "layer account of incremental inference" in result.stdout
+
+
+def test_audit_benchmark_prints_the_ratio(covidx5k_shared: Path, capsys) -> None:
+    from benchmarks import audit
+
+    args = ["--root", str(covidx5k_shared), "--images", "3", "--image-size", "32"]
+    assert audit.main([*args, "--window", "16", "--stride", "16", "--batch-size", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "3 images at 32 px" in out and "ratio audit / occlusion pass:" in out
+
+
+@pytest.mark.slow
+def test_startup_benchmark_times_first_and_second_runs(covidx5k_shared: Path, tmp_path, capsys):
+    from benchmarks import startup
+
+    originals = tmp_path / "originals"
+    originals.mkdir()
+    for k, path in enumerate(sorted(covidx5k_shared.rglob("*.png"))[:3]):
+        (originals / f"{k}.png").write_bytes(path.read_bytes())
+    out_file = tmp_path / "startup.json"
+    assert (
+        startup.main(["--counts", "8", "--originals", str(originals), "--out", str(out_file)]) == 0
+    )
+    (row,) = json.loads(out_file.read_text())["rows"]
+    assert row["files"] == 8 and row["checkout"] == "this checkout"
+    assert row["first_s"] > 0 and row["second_s"] > 0

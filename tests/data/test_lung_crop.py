@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from deepcovid.data.datamodule import XrayDataModule
-from deepcovid.data.io import load_image
+from deepcovid.data.io import is_image_file, load_image
 from deepcovid.data.lung_crop import LungBoxes, LungCropReader, box_of, crop
 from deepcovid.data.transforms import Preprocessing
 from tests.conftest import CXR_DEV, make_covidx5k, requires_real_data
@@ -83,9 +83,34 @@ def test_training_images_are_cropped_to_the_given_masks(tmp_path: Path) -> None:
     torch.testing.assert_close(item["image"].float(), reference.float())
 
 
+@pytest.mark.parametrize("cache", [False, True])
+def test_blanking_sets_every_pixel_outside_the_lungs_to_black(tmp_path: Path, cache: bool):
+    root = make_covidx5k(tmp_path / "data", size=64)
+    images = sorted(p for p in root.rglob("*") if is_image_file(p))
+    expected = mask_folder(images, tmp_path / "masks")
+    datamodule = XrayDataModule(
+        str(root), num_workers=0, outside_lungs="blank", lung_crop_masks="any", cache=cache,
+        lung_masks=str(tmp_path / "masks"), cache_short_side=64,
+    )  # fmt: skip
+    datamodule.setup("fit")
+    assert datamodule.boxes == {}  # blanked, not cropped
+    loader = datamodule.dataset("test").loader
+    for path in datamodule.split("test")["path"]:
+        pixels = np.asarray(loader(path)).squeeze()
+        assert pixels.shape == (64, 64)
+        left, top, right, bottom = expected[path]
+        inside = np.zeros_like(pixels, dtype=bool)
+        inside[top:bottom, left:right] = True
+        assert (pixels[~inside] == 0).all()
+        original = np.asarray(load_image(path))
+        np.testing.assert_array_equal(pixels[inside], original[inside])
+
+
 def test_lung_crop_masks_is_checked() -> None:
     with pytest.raises(ValueError, match="lung_crop_masks='v7'"):
         Preprocessing(lung_crop_masks="v7")
+    with pytest.raises(ValueError, match="outside_lungs='grey'"):
+        Preprocessing(outside_lungs="grey")
 
 
 @requires_real_data
