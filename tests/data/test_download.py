@@ -9,6 +9,16 @@ from deepcovid.data.samples import scan_folders
 from tests.conftest import make_covidx5k
 
 
+def serve_dataset(
+    tmp_path: Path, served: Path, name: str, counts: tuple[int, int, int, int]
+) -> str:
+    """A small COVID-Xray-5k archive (counts of train/covid, train/non, test/covid, test/non)
+    zipped into the served folder as ``name``; its sha256."""
+    folders = ("train/covid", "train/non", "test/covid", "test/non")
+    source = make_covidx5k(tmp_path / "src", dict(zip(folders, counts, strict=True)), size=16)
+    return zip_dataset(source, served / name)
+
+
 def zip_dataset(source: Path, archive: Path, prefix: str = "data_upload_v3") -> str:
     with zipfile.ZipFile(archive, "w") as bundle:
         for file in sorted(source.rglob("*")):
@@ -19,12 +29,7 @@ def zip_dataset(source: Path, archive: Path, prefix: str = "data_upload_v3") -> 
 
 def test_download_verify_extract_and_lay_out(tmp_path: Path, http_folder) -> None:
     served, url = http_folder
-    source = make_covidx5k(
-        tmp_path / "src",
-        {"train/covid": 2, "train/non": 3, "test/covid": 1, "test/non": 1},
-        size=16,
-    )
-    digest = zip_dataset(source, served / "covid5k.zip")
+    digest = serve_dataset(tmp_path, served, "covid5k.zip", (2, 3, 1, 1))
     root = download_dataset(f"{url}/covid5k.zip", tmp_path / "data" / "COVID-Xray-5k", digest)
     table = scan_folders(root)
     assert len(table) == 7 and set(table["split"]) == {"train", "test"}
@@ -37,12 +42,7 @@ def test_download_verify_extract_and_lay_out(tmp_path: Path, http_folder) -> Non
 
 def test_bad_checksum_is_refused_and_nothing_laid_out(tmp_path: Path, http_folder) -> None:
     served, url = http_folder
-    source = make_covidx5k(
-        tmp_path / "src",
-        {"train/covid": 1, "train/non": 1, "test/covid": 1, "test/non": 1},
-        size=16,
-    )
-    zip_dataset(source, served / "a.zip")
+    serve_dataset(tmp_path, served, "a.zip", (1, 1, 1, 1))
     root = tmp_path / "data" / "x"
     with pytest.raises(DownloadError, match="does not match the expected"):
         download_dataset(f"{url}/a.zip", root, "0" * 64)
@@ -71,12 +71,7 @@ def test_documented_sources_become_the_manifest(tmp_path: Path, http_folder) -> 
     from deepcovid.data.samples import read_manifest
 
     served, url = http_folder
-    source = make_covidx5k(
-        tmp_path / "src",
-        {"train/covid": 2, "train/non": 3, "test/covid": 1, "test/non": 2},
-        size=16,
-    )
-    digest = zip_dataset(source, served / "covid5k.zip")
+    digest = serve_dataset(tmp_path, served, "covid5k.zip", (2, 3, 1, 2))
     sources = {"covid": "COVID-19 image data collection", "non-covid": "CheXpert"}
     root = download_dataset(f"{url}/covid5k.zip", tmp_path / "COVID-Xray-5k", digest, sources)
     table = read_manifest(root / "manifest.csv")
