@@ -62,14 +62,19 @@ def notes_for(
         notes.append(seen)
     test_prevalence = test["label"].mean() if len(test) else None
     trained = None if data is None else data.training_prevalence
-    if trained is not None and test_prevalence and trained > OVERSAMPLING_SHIFT * test_prevalence:
-        how = "over-sampling COVID images" if data.balance == "oversample" else "its data"
+    if (
+        trained
+        and test_prevalence
+        and max(trained, test_prevalence) > OVERSAMPLING_SHIFT * min(trained, test_prevalence)
+    ):
+        how = "over-sampling" if data.balance == "oversample" else "its data"
+        direction = "upwards" if trained > test_prevalence else "downwards"
         notes.append(
             f"The model was trained at a COVID prevalence of {percent(trained)} ({how}), "
-            f"{trained / test_prevalence:.1f}× the {percent(test_prevalence)} of this split: its "
-            "P(COVID) is shifted upwards, and the calibration error and reliability diagram "
-            "mostly show that prior shift. Thresholds chosen on val still transfer; the raw "
-            "probabilities do not."
+            f"{trained / test_prevalence:.2f}× the {percent(test_prevalence)} of this split: "
+            f"its P(COVID) is shifted {direction}, and the calibration error and reliability "
+            "diagram mostly show that prior shift. Thresholds chosen on val still transfer; "
+            "the raw probabilities do not."
         )
     if val is not None:
         positives = int(val["label"].sum())

@@ -117,9 +117,15 @@ def test_oversampling_prior_shift_and_a_small_val_split_are_said(tmp_path: Path)
     evaluation = run(test, val, tmp_path, data=data_record(0.5))
     report = (tmp_path / "report.md").read_text()
     assert "## Read these numbers with care" in report
-    assert "trained at a COVID prevalence of 50.0 % (over-sampling COVID images), 5.0×" in report
+    assert "trained at a COVID prevalence of 50.0 % (over-sampling), 5.00×" in report
+    assert "shifted upwards" in report
     positives = int(val["label"].sum())
     assert f"holds {positives} COVID and {16 - positives} non-COVID images" in report
     assert len(evaluation.notes) == 2
     quiet = run(predictions(80, 0), predictions(60, 1), tmp_path / "q", data=data_record(0.5))
     assert not any("prevalence" in n for n in quiet.notes)  # 0.5 vs about 0.5: no shift
+    # over-sampling the majority class shifts the other way, and is said too
+    test["label"] = (np.arange(80) < 40).astype(int)  # 50 % COVID
+    lower = run(test, predictions(60, 1), tmp_path / "d", data=data_record(1 / 6))
+    (note,) = [n for n in lower.notes if "prevalence" in n]
+    assert "16.7 % (over-sampling), 0.33× the 50.0 %" in note and "shifted downwards" in note
