@@ -58,9 +58,10 @@ def overrides_for(checkout: Path, data: Path, run_dir: Path) -> list[str]:
     old = not (checkout / "deepcovid" / "data" / "cache.py").read_text().count("FileFacts")
     leak = "check_data.on_leak=warn" if old else "data.on_leak=warn"
     return [
-        f"data.root={data}", "model.pretrained=false", "trainer.max_steps=1",
-        "trainer.limit_val_batches=1", "trainer.num_sanity_val_steps=0", "test=false",
-        "logger=none", "print_config=false", "trainer.enable_progress_bar=false",
+        f"data.root={data}", "model.pretrained=false", "trainer.max_epochs=1",
+        "trainer.limit_train_batches=1", "trainer.limit_val_batches=1",
+        "trainer.num_sanity_val_steps=0", "test=false",
+        "logger=csv", "print_config=false", "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false", "data.num_workers=2", leak,
         "+callbacks.first_step._target_=first_step_timer.FirstStepTimer",
         f"hydra.run.dir={run_dir}",

@@ -94,7 +94,10 @@ def test_paired_tests_are_delong_on_the_same_images_with_holm(sweep: Path, tmp_p
     expected = delong_test(
         a["label"].to_numpy(), a["prob_covid"].to_numpy(), b["prob_covid"].to_numpy()
     )
-    assert first["n"] == 60
+    assert first["n"] == 60 and (first["a_runs"], first["b_runs"]) == (
+        ["0-resnet18"],
+        ["2-squeezenet"],
+    )
     assert first["auroc_difference"] == pytest.approx(expected.difference)
     assert first["p_value"] == pytest.approx(expected.p_value)
     assert first["auroc_difference"] > 0.2 and first["p_value"] < 0.01
@@ -212,3 +215,16 @@ def test_natural_order_duplicate_names_and_errors(tmp_path: Path) -> None:
         find_run_dirs([tmp_path / "missing"])
     with pytest.raises(SystemExit, match="no run folders given"):
         newest_multirun(tmp_path / "nothing")
+
+
+def test_the_table_goes_to_a_wandb_run_of_the_sweeps_group(sweep: Path, tmp_path: Path) -> None:
+    """Offline (no key in tests): the report run's files hold the comparison table."""
+    main([str(sweep), "--output", str(tmp_path), "--resamples", "20"])
+    (run,) = (tmp_path / "wandb").glob("offline-run-*")
+    (table,) = (run / "files" / "media" / "table").glob("comparison_*.table.json")
+    logged = json.loads(table.read_text())
+    assert "auroc" in logged["columns"] and len(logged["data"]) == len(
+        pd.read_csv(tmp_path / "comparison.csv")
+    )
+    (records,) = run.glob("run-*.wandb")  # the run's protobuf log names its group
+    assert sweep.name.encode() in records.read_bytes() and b"report" in records.read_bytes()

@@ -110,6 +110,8 @@ class PairedComparison:
     a: str
     b: str
     n: int
+    a_runs: list[str]  # the run folders of model a (their mean P(COVID) per image is compared)
+    b_runs: list[str]
     auroc_a: float
     auroc_b: float
     auroc_difference: float
@@ -283,6 +285,7 @@ def paired_comparisons(
     scores = {m: mean_scores([r for r in runs if r.model == m]) for m in models}
     first_run = {m: next(r for r in runs if r.model == m).evaluation for m in models}
     runs_of = Counter(run.model for run in runs)
+    folders = {m: [r.directory.name for r in runs if r.model == m] for m in models}
     found = []
     for a, b in combinations(models, 2):
         difference = same_images(scores[a], scores[b], (a, b))
@@ -316,7 +319,8 @@ def paired_comparisons(
             )
         found.append(
             PairedComparison(
-                a, b, len(label), delong.auroc_a, delong.auroc_b, delong.difference,
+                a, b, len(label), folders[a], folders[b], delong.auroc_a, delong.auroc_b,
+                delong.difference,
                 (delong.low, delong.high), delong.p_value, **clustered, operating_points=tests,
             )
         )  # fmt: skip
