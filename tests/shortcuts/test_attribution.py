@@ -4,7 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
+from deepcovid.data.transforms import EvalPreset, Preprocessing
 from deepcovid.shortcuts.attribution import score_map, summarize_attribution
 
 
@@ -55,3 +57,17 @@ def test_summary_is_the_mean_of_the_scored_images(patients: bool) -> None:
     assert a.pointing_ci[0] < a.pointing_hit_rate < a.pointing_ci[1]
     empty = summarize_attribution(table.iloc[:3], "occlusion", 200, 0.95, 0)
     assert empty.n == 0 and empty.mean_share is None and empty.zero_maps == 3
+
+
+def test_a_mask_follows_its_image_through_the_eval_geometry() -> None:
+    """Resize + centre crop of a non-square image: the transformed mask covers exactly the
+    transformed bright region, so map, input and mask share pixels."""
+    pixels = np.zeros((300, 420), dtype=np.uint8)
+    pixels[60:200, 150:330] = 255
+    preset = EvalPreset(Preprocessing(image_size=64, crop_ratio=0.875, mean=(0.0,), std=(1.0,)))
+    image = preset(Image.fromarray(pixels))[0]
+    mask = preset.mask(pixels > 0)
+    assert mask.shape == image.shape == (64, 64)
+    bright = image > 0.5
+    assert (bright == mask).float().mean() > 0.99  # only resampled border pixels may differ
+    assert mask.sum() > 0 and (~mask).sum() > 0
