@@ -26,7 +26,7 @@ from collections.abc import Callable
 import torch
 from captum.attr import Occlusion
 
-from deepcovid.explain.drilldown import drilldown_occlusion
+from deepcovid.explain.drilldown import Drilldown
 from deepcovid.explain.grid import OcclusionGrid
 from deepcovid.explain.incremental import FULL_FRACTION, IncrementalScorer
 from deepcovid.explain.occlusion import occluded_scores, occlusion
@@ -94,10 +94,10 @@ def methods(model: torch.nn.Module, x: torch.Tensor, window: int, stride: int, a
         model, x, window, stride, batch_size=batch, method="incremental",
         full_fraction=args.full_fraction,
     )  # fmt: skip
-    table["drilldown"] = lambda: drilldown_occlusion(
-        model, x, window, stride, batch_size=batch, step=args.drilldown_step,
-        refine_fraction=args.refine_fraction,
-    )  # fmt: skip
+    drilldown = Drilldown(args.drilldown_step, args.refine_fraction)
+    table["drilldown"] = lambda: occlusion(
+        model, x, window, stride, batch_size=batch, drilldown=drilldown
+    )
     return table
 
 

@@ -5,19 +5,18 @@ Exact occlusion scores every window position. The drill-down scores a coarse lat
 bilinear interpolation between lattice neighbours, then scores exactly the ``refine_fraction``
 of the remaining positions whose lattice neighbours dropped the score most. Salient regions
 thus come out exact and flat ones interpolated, for roughly ``1/step² + refine_fraction`` of
-the forward passes.
+the forward passes. ``occlusion(..., drilldown=Drilldown(step, refine_fraction))`` uses it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from functools import partial
+from dataclasses import dataclass
 
 import torch
 
 from deepcovid.explain.grid import OcclusionGrid
-from deepcovid.explain.occlusion import Scorer, attribute, check_input, occluded_scores
+from deepcovid.explain.occlusion import Scorer, occluded_scores
 
 
 def lattice(count: int, step: int) -> list[int]:
@@ -37,63 +36,52 @@ def neighbours(indices: list[int], count: int) -> tuple[torch.Tensor, torch.Tens
     return lower, upper, weight
 
 
-def drilldown_drops(
-    scorer: Scorer,
-    reference: torch.Tensor,
-    grid: OcclusionGrid,
-    batch_size: int,
-    step: int,
-    refine_fraction: float,
-) -> torch.Tensor:
-    """Score drops of every window position: exact on the lattice and the refined positions,
-    interpolated elsewhere."""
-    counts, device = grid.counts, reference.device
-    tops, lefts = grid.positions(device)
-    rows, cols = lattice(counts[0], step), lattice(counts[1], step)
-    on_lattice = (torch.tensor(rows)[:, None] * counts[1] + torch.tensor(cols)).reshape(-1)
-    on_lattice = on_lattice.to(device)
-    coarse = reference - occluded_scores(scorer, (tops[on_lattice], lefts[on_lattice]), batch_size)
-    coarse = coarse.double().reshape(len(rows), len(cols))
-    r0, r1, rw = (t.to(device) for t in neighbours(rows, counts[0]))
-    c0, c1, cw = (t.to(device) for t in neighbours(cols, counts[1]))
-    top_row = coarse[r0] * (1 - rw[:, None]) + coarse[r1] * rw[:, None]
-    drops = top_row[:, c0] * (1 - cw) + top_row[:, c1] * cw
-    magnitude = coarse.abs()
-    priority = (
-        torch.stack([magnitude[r][:, c] for r in (r0, r1) for c in (c0, c1)]).amax(0).reshape(-1)
-    )
-    drops = drops.reshape(-1)
-    drops[on_lattice] = coarse.reshape(-1)
-    priority[on_lattice] = -1.0
-    refine = math.ceil(refine_fraction * (len(drops) - len(on_lattice)))
-    chosen = priority.argsort(descending=True)[:refine]
-    if refine:
-        drops[chosen] = (
-            reference - occluded_scores(scorer, (tops[chosen], lefts[chosen]), batch_size)
-        ).double()
-    return drops
+@dataclass(frozen=True)
+class Drilldown:
+    """The approximation's settings: lattice ``step`` and the ``refine_fraction`` of the other
+    positions scored exactly (``step=1`` scores every position: exact occlusion)."""
 
+    step: int = 2
+    refine_fraction: float = 0.1
 
-def drilldown_occlusion(
-    model: Callable[[torch.Tensor], torch.Tensor],
-    x: torch.Tensor,
-    window: int | tuple[int, int],
-    stride: int | tuple[int, int],
-    baseline: float | torch.Tensor = 0.0,
-    batch_size: int = 32,
-    method: str = "auto",
-    step: int = 2,
-    refine_fraction: float = 0.1,
-) -> torch.Tensor:
-    """Approximate :func:`~deepcovid.explain.occlusion.occlusion` (same arguments) scoring
-    about ``1/step² + refine_fraction`` of the windows; see the module docstring."""
-    check_input(x, batch_size)
-    if step < 1 or not 0.0 <= refine_fraction <= 1.0:
-        raise ValueError(
-            f"step={step}, refine_fraction={refine_fraction}: need step >= 1 and "
-            "0 <= refine_fraction <= 1"
+    def __post_init__(self) -> None:
+        if self.step < 1 or not 0.0 <= self.refine_fraction <= 1.0:
+            raise ValueError(
+                f"step={self.step}, refine_fraction={self.refine_fraction}: need step >= 1 and "
+                "0 <= refine_fraction <= 1"
+            )
+
+    def drops(
+        self, scorer: Scorer, reference: torch.Tensor, grid: OcclusionGrid, batch_size: int
+    ) -> torch.Tensor:
+        """Score drops of every window position: exact on the lattice and the refined positions,
+        interpolated elsewhere."""
+        counts, device = grid.counts, reference.device
+        tops, lefts = grid.positions(device)
+        rows, cols = lattice(counts[0], self.step), lattice(counts[1], self.step)
+        on_lattice = (torch.tensor(rows)[:, None] * counts[1] + torch.tensor(cols)).reshape(-1)
+        on_lattice = on_lattice.to(device)
+        coarse = reference - occluded_scores(
+            scorer, (tops[on_lattice], lefts[on_lattice]), batch_size
         )
-    drops = partial(
-        drilldown_drops, batch_size=batch_size, step=step, refine_fraction=refine_fraction
-    )
-    return attribute(model, x, window, stride, baseline, drops, method)
+        coarse = coarse.double().reshape(len(rows), len(cols))
+        r0, r1, rw = (t.to(device) for t in neighbours(rows, counts[0]))
+        c0, c1, cw = (t.to(device) for t in neighbours(cols, counts[1]))
+        top_row = coarse[r0] * (1 - rw[:, None]) + coarse[r1] * rw[:, None]
+        drops = top_row[:, c0] * (1 - cw) + top_row[:, c1] * cw
+        magnitude = coarse.abs()
+        priority = (
+            torch.stack([magnitude[r][:, c] for r in (r0, r1) for c in (c0, c1)])
+            .amax(0)
+            .reshape(-1)
+        )
+        drops = drops.reshape(-1)
+        drops[on_lattice] = coarse.reshape(-1)
+        priority[on_lattice] = -1.0
+        refine = math.ceil(self.refine_fraction * (len(drops) - len(on_lattice)))
+        chosen = priority.argsort(descending=True)[:refine]
+        if refine:
+            drops[chosen] = (
+                reference - occluded_scores(scorer, (tops[chosen], lefts[chosen]), batch_size)
+            ).double()
+        return drops

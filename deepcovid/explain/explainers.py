@@ -13,7 +13,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from deepcovid.explain.drilldown import drilldown_occlusion
+from deepcovid.explain.drilldown import Drilldown
 from deepcovid.explain.gradcam import grad_cam
 from deepcovid.explain.occlusion import occlusion
 from deepcovid.explain.scoring import SCORE_LABELS, score_module
@@ -56,8 +56,7 @@ class OcclusionExplainer:
         self.colorbar_label = f"drop in {SCORE_LABELS[score]} when occluded"
 
     def __call__(self, classifier: Explainable, images: torch.Tensor) -> torch.Tensor:
-        attribute = drilldown_occlusion if self.drilldown else occlusion
-        maps = attribute(
+        maps = occlusion(
             score_module(classifier.net, self.score),
             images,
             self.window,
@@ -65,6 +64,7 @@ class OcclusionExplainer:
             self.baseline,
             batch_size=self.batch_size,
             method=self.method,
+            drilldown=Drilldown() if self.drilldown else None,
         )
         return maps[:, 0]
 

@@ -106,6 +106,17 @@ class Window:
         return self.dilation[axis] * (self.kernel[axis] - 1) + 1
 
 
+@dataclass(frozen=True)
+class Pad:
+    """Padding of ``(left, right, top, bottom)`` pixels filled with ``value``."""
+
+    sides: tuple[int, int, int, int] = (0, 0, 0, 0)
+    value: float = 0.0
+
+
+NO_PAD = Pad()
+
+
 def sliding_window(module: nn.Module) -> Window | None:
     """The window of a conv/pool layer that can run on a crop, or None if it cannot."""
     if isinstance(module, nn.Conv2d):
@@ -356,14 +367,12 @@ class IncrementalScorer:
         )
         return Patch(self.image, as_batch(values, len(top), size), top, left)
 
-    def rows(
-        self, base: torch.Tensor, pads: tuple[int, ...] = (0, 0, 0, 0), value: float = 0.0
-    ) -> torch.Tensor:
-        """``base`` ``(1, C, H, W)`` padded by ``(left, right, top, bottom)`` with ``value``, as
-        one row of channels per pixel ``(H' · W', C)``; cached per image."""
-        key = (base.data_ptr(), tuple(base.shape), base.stride(), pads, value)
+    def rows(self, base: torch.Tensor, pad: Pad = NO_PAD) -> torch.Tensor:
+        """``base`` ``(1, C, H, W)`` padded by ``pad``, as one row of channels per pixel
+        ``(H' · W', C)``; cached per image."""
+        key = (base.data_ptr(), tuple(base.shape), base.stride(), pad)
         if key not in self.padded:
-            padded = F.pad(base, pads, value=value) if any(pads) else base
+            padded = F.pad(base, pad.sides, value=pad.value) if any(pad.sides) else base
             self.padded[key] = padded[0].permute(1, 2, 0).reshape(-1, base.shape[1])
         return self.padded[key]
 
@@ -396,16 +405,15 @@ class IncrementalScorer:
         top: torch.Tensor,
         left: torch.Tensor,
         size: tuple[int, int],
-        pads: tuple[int, int, int, int] = (0, 0, 0, 0),
-        pad_value: float = 0.0,
+        pad: Pad = NO_PAD,
     ) -> torch.Tensor:
         """Rows ``(B · h · w, C)`` of each copy's ``size`` window at ``top``/``left`` of the
         padded ``base``."""
-        width = base.shape[-1] + pads[0] + pads[1]
+        width = base.shape[-1] + pad.sides[0] + pad.sides[1]
         rows = torch.arange(size[0], device=top.device) + top[:, None]
         cols = torch.arange(size[1], device=top.device) + left[:, None]
         pixels = (rows[:, :, None] * width + cols[:, None, :]).reshape(-1)
-        return self.rows(base, pads, pad_value).index_select(0, pixels)
+        return self.rows(base, pad).index_select(0, pixels)
 
     def read(
         self,
@@ -413,20 +421,19 @@ class IncrementalScorer:
         top: torch.Tensor,
         left: torch.Tensor,
         size: tuple[int, int],
-        pads: tuple[int, int, int, int] = (0, 0, 0, 0),
-        pad_value: float = 0.0,
+        pad: Pad = NO_PAD,
     ) -> torch.Tensor:
         """Each copy's ``size`` window at ``top``/``left`` (padded coordinates) of the padded
         activations: ``(B, C, h, w)``, channels-last."""
         if (
-            not any(pads)
+            not any(pad.sides)
             and size == patch.size
             and torch.equal(top, patch.top)
             and torch.equal(left, patch.left)
         ):
             return patch.values
-        windows = self.gather(patch.base, top, left, size, pads, pad_value)
-        self.paste(windows, patch, top, left, size, (pads[2], pads[0]))
+        windows = self.gather(patch.base, top, left, size, pad)
+        self.paste(windows, patch, top, left, size, (pad.sides[2], pad.sides[0]))
         return as_batch(windows, len(top), size)
 
     def full(self, value: object) -> object:
@@ -460,13 +467,16 @@ class IncrementalScorer:
             (n - 1) * s + window.extent(a)
             for a, (n, s) in enumerate(zip(out_size, window.stride, strict=True))
         ]
-        pads = (
-            window.padding[1],
-            max(0, needed[1] - in_size[1] - window.padding[1]),
-            window.padding[0],
-            max(0, needed[0] - in_size[0] - window.padding[0]),
+        pad = Pad(
+            (
+                window.padding[1],
+                max(0, needed[1] - in_size[1] - window.padding[1]),
+                window.padding[0],
+                max(0, needed[0] - in_size[0] - window.padding[0]),
+            ),
+            window.pad_value,
         )
-        crop = self.read(patch, crop_top, crop_left, (crop_rows, crop_cols), pads, window.pad_value)
+        crop = self.read(patch, crop_top, crop_left, (crop_rows, crop_cols), pad)
         return Patch(output, run_unpadded(module, crop), top, left)
 
     def merged(self, node: fx.Node, args: tuple, kwargs: dict) -> Patch | None:

@@ -9,6 +9,7 @@ strides=(C, *stride), baselines=baseline)``.
 Two exact ways to score the occluded copies: ``plain`` runs the model on batches of full copies
 (any callable); ``incremental`` recomputes only what each occlusion changes (an ``nn.Module``
 in eval mode that ``torch.fx`` can trace). ``auto`` picks incremental when it applies.
+``drilldown=`` approximates it (:mod:`deepcovid.explain.drilldown`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import partial
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 from torch import nn
@@ -28,6 +29,9 @@ from deepcovid.explain.incremental import (
     IncrementalUnsupportedError,
 )
 from deepcovid.explain.plain import PlainScorer
+
+if TYPE_CHECKING:
+    from deepcovid.explain.drilldown import Drilldown
 
 log = logging.getLogger(__name__)
 METHODS = ("auto", "incremental", "plain")
@@ -143,22 +147,20 @@ def occlusion(
     batch_size: int = 32,
     method: str = "auto",
     full_fraction: float = FULL_FRACTION,
+    drilldown: Drilldown | None = None,
 ) -> torch.Tensor:
     """Occlusion attribution shaped like ``x`` (equal across channels).
 
     ``model`` maps ``(N, C, H, W)`` to ``(N,)`` scores; ``window``/``stride`` are ints or
     (rows, columns) pairs; at most ``batch_size`` occluded copies are evaluated at once, which
     bounds memory. ``method``: ``auto`` | ``incremental`` | ``plain`` (see module docstring);
-    ``full_fraction`` tunes incremental inference (see :class:`IncrementalScorer`).
+    ``full_fraction`` tunes incremental inference (see :class:`IncrementalScorer`). With a
+    ``drilldown`` (:class:`~deepcovid.explain.drilldown.Drilldown`) it is approximated: about
+    ``1/step² + refine_fraction`` of the windows are scored.
     """
     check_input(x, batch_size)
-    return attribute(
-        model,
-        x,
-        window,
-        stride,
-        baseline,
-        partial(exact_drops, batch_size=batch_size),
-        method,
-        full_fraction,
-    )
+    if drilldown is None:
+        drops = partial(exact_drops, batch_size=batch_size)
+    else:
+        drops = partial(drilldown.drops, batch_size=batch_size)
+    return attribute(model, x, window, stride, baseline, drops, method, full_fraction)

@@ -8,6 +8,7 @@ exactly 1.0 a bin of its own; scores are nudged below 1.0 first, so ECE and the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -95,6 +96,7 @@ def brier_with_interval(
     label: np.ndarray,
     prob_covid: np.ndarray,
     patient_id: PatientIds = None,
+    *,
     n_resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
@@ -163,36 +165,33 @@ def patient_groups(patient_id: PatientIds, n: int) -> tuple[np.ndarray | None, s
     return codes, "wald_patient_robust"
 
 
-def calibration_intercept(
+def calibration_fit(
+    slope: bool,
     label: np.ndarray,
     prob_covid: np.ndarray,
     patient_id: PatientIds = None,
     confidence: float = 0.95,
 ) -> Estimate:
-    """Calibration-in-the-large: α in logit P(COVID | p) = α + logit(p), i.e. the label
-    regressed on an intercept with logit(p) as offset (slope fixed at 1). 0 is ideal; α > 0:
-    the scores are too low on average. Wald interval, patient-robust (sandwich standard
-    errors clustered by patient) when patient ids exist."""
-    label, z = fit_inputs(label, prob_covid, "the calibration intercept")
+    """Logistic recalibration logit P(COVID | p) = a + β·logit(p), Wald interval, patient-robust
+    (sandwich standard errors clustered by patient) when patient ids exist.
+
+    ``slope``: β, fitted with its own intercept; 1 is ideal, β < 1: the scores are too extreme
+    (over-confident). Otherwise calibration-in-the-large: α with the slope fixed at 1 (the label
+    regressed on an intercept with logit(p) as offset); 0 is ideal, α > 0: the scores are too
+    low on average."""
+    what = "the calibration slope" if slope else "the calibration intercept"
+    label, z = fit_inputs(label, prob_covid, what)
+    if slope:
+        require_overlap(label, z, what)
+        design, offset = np.column_stack([z, np.ones_like(z)]), None
+    else:
+        design, offset = np.ones((label.size, 1)), z
     groups, method = patient_groups(patient_id, label.size)
-    result = glm_fit(label, np.ones((label.size, 1)), z, groups)
-    return wald(result, confidence, method)
+    return wald(glm_fit(label, design, offset, groups), confidence, method)
 
 
-def calibration_slope(
-    label: np.ndarray,
-    prob_covid: np.ndarray,
-    patient_id: PatientIds = None,
-    confidence: float = 0.95,
-) -> Estimate:
-    """Calibration slope: β in logit P(COVID | p) = a + β·logit(p) (logistic recalibration).
-    1 is ideal; β < 1: the scores are too extreme (over-confident). Wald interval,
-    patient-robust when patient ids exist."""
-    label, z = fit_inputs(label, prob_covid, "the calibration slope")
-    require_overlap(label, z, "the calibration slope")
-    groups, method = patient_groups(patient_id, label.size)
-    result = glm_fit(label, np.column_stack([z, np.ones_like(z)]), None, groups)
-    return wald(result, confidence, method)
+calibration_intercept = partial(calibration_fit, False)
+calibration_slope = partial(calibration_fit, True)
 
 
 @dataclass(frozen=True)

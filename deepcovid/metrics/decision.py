@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from scipy.special import expit
@@ -70,10 +71,22 @@ def predictive_value(
     tn: float,
     n_non_covid: float,
     prevalence: float,
-    confidence: float,
-    method: str,
+    confidence: float = 0.95,
+    method: str = "auto",
 ) -> Estimate:
-    """PPV (``positive``) or NPV with the logit interval of Mercaldo, Lau & Zhou (2007)."""
+    """PPV (``positive``) or NPV at ``prevalence`` (Bayes' rule on sensitivity and specificity)
+    with the logit interval of Mercaldo, Lau & Zhou (2007, Stat. Med. 26:2170), which treats
+    sensitivity and specificity as independent binomials and the prevalence as known.
+
+    ``logit``: the standard logit interval (their Eq. 8–11; needs 0 < sensitivity, specificity
+    < 1). ``adjusted_logit``: the interval of the same on adjusted estimates (z²/2 added to the
+    hits and z² to the totals, their Table II); the ``value`` stays Bayes' rule on the observed
+    rates, so it is the number a reader recomputes. ``auto`` (the default): standard where
+    defined, adjusted otherwise (as their recommendation and the R package bdpv do); ``method``
+    in the result says which; an adjusted interval that misses the observed value (at a rate of
+    0 or 1) is widened to include it. Undefined (with the reason) when Bayes' rule gives 0/0:
+    no image would be called on that side.
+    """
     if method not in PREDICTIVE_VALUE_METHODS:
         raise ValueError(
             f"predictive value method {method!r}; choose one of {list(PREDICTIVE_VALUE_METHODS)}"
@@ -118,43 +131,9 @@ def predictive_value(
     )
 
 
-def ppv_with_interval(
-    tp: float,
-    n_covid: float,
-    tn: float,
-    n_non_covid: float,
-    prevalence: float,
-    confidence: float = 0.95,
-    method: str = "auto",
-) -> Estimate:
-    """PPV at ``prevalence`` (Bayes' rule on sensitivity and specificity) with the logit
-    interval of Mercaldo, Lau & Zhou (2007, Stat. Med. 26:2170), which treats sensitivity and
-    specificity as independent binomials and the prevalence as known.
-
-    ``logit``: the standard logit interval (their Eq. 8–11; needs 0 < sensitivity, specificity
-    < 1). ``adjusted_logit``: the interval of the same on adjusted estimates (z²/2 added to the
-    hits and z² to the totals, their Table II); the ``value`` stays Bayes' rule on the observed
-    rates, so it is the number a reader recomputes. ``auto`` (the default): standard where
-    defined, adjusted otherwise (as their recommendation and the R package bdpv do); ``method``
-    in the result says which; an adjusted interval that misses the observed value (at a rate of
-    0 or 1) is widened to include it. Undefined (with the reason) when Bayes' rule gives 0/0:
-    no image would be called on that side.
-    """
-    return predictive_value(True, tp, n_covid, tn, n_non_covid, prevalence, confidence, method)
-
-
-def npv_with_interval(
-    tp: float,
-    n_covid: float,
-    tn: float,
-    n_non_covid: float,
-    prevalence: float,
-    confidence: float = 0.95,
-    method: str = "auto",
-) -> Estimate:
-    """NPV at ``prevalence`` with the logit interval of Mercaldo et al. (2007); the standard
-    one is undefined when sensitivity is 1 or specificity 0 (see :func:`ppv_with_interval`)."""
-    return predictive_value(False, tp, n_covid, tn, n_non_covid, prevalence, confidence, method)
+#: PPV / NPV with their interval: :func:`predictive_value` for one side.
+ppv_with_interval = partial(predictive_value, True)
+npv_with_interval = partial(predictive_value, False)
 
 
 def log_method(ratio: float, log_se: float, confidence: float, method: str) -> Estimate:

@@ -127,6 +127,7 @@ def paired_bootstrap_auroc(
     prob_a: np.ndarray,
     prob_b: np.ndarray,
     patient_id: PatientIds = None,
+    *,
     n_resamples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,

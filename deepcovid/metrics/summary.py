@@ -370,7 +370,12 @@ def calibration_of(
             undefined,
             f"{prefix}brier",
             lambda: brier_with_interval(
-                label, prob, ids, settings.bootstrap_resamples, c, settings.seed
+                label,
+                prob,
+                ids,
+                n_resamples=settings.bootstrap_resamples,
+                confidence=c,
+                seed=settings.seed,
             ),
         ),
         "intercept": or_none(

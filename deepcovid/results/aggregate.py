@@ -303,7 +303,7 @@ def paired_comparisons(
         ids = scores[a].get("patient_id")
         if ids is not None and ids.notna().any():
             boot = paired_bootstrap_auroc(
-                label, prob_a, prob_b, ids.to_numpy(), resamples, 0.95, seed
+                label, prob_a, prob_b, ids.to_numpy(), n_resamples=resamples, seed=seed
             )
             clustered = {
                 "clustered_difference_ci": (boot.low, boot.high),

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from deepcovid.explain import drilldown_occlusion, occlusion
+from deepcovid.explain import Drilldown, occlusion
 from deepcovid.explain.drilldown import lattice
 
 
@@ -37,7 +37,7 @@ def test_exact_in_its_limits(step, refine_fraction):
     model = CountingLinear(40)
     x = torch.randn(2, 3, 40, 40)
     exact = occlusion(model, x, 8, 4)
-    approximate = drilldown_occlusion(model, x, 8, 4, step=step, refine_fraction=refine_fraction)
+    approximate = occlusion(model, x, 8, 4, drilldown=Drilldown(step, refine_fraction))
     assert torch.allclose(approximate, exact, atol=1e-6)
 
 
@@ -47,7 +47,7 @@ def test_close_on_a_smooth_map_with_a_third_of_the_passes():
     exact = occlusion(model, x, 8, 4)
     windows = model.copies - 1  # minus the unoccluded pass
     model.copies = 0
-    approximate = drilldown_occlusion(model, x, 8, 4, step=2, refine_fraction=0.1)
+    approximate = occlusion(model, x, 8, 4, drilldown=Drilldown(2, 0.1))
     assert model.copies - 1 < 0.4 * windows  # 1/4 on the lattice + 10 % of the rest
     error = (approximate - exact).abs().max() / exact.abs().max()
     assert error < 0.05
@@ -55,4 +55,4 @@ def test_close_on_a_smooth_map_with_a_third_of_the_passes():
 
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="step"):
-        drilldown_occlusion(CountingLinear(16), torch.randn(1, 3, 16, 16), 4, 2, step=0)
+        Drilldown(step=0)

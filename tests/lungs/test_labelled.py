@@ -13,9 +13,8 @@ import torch
 from PIL import Image
 
 from deepcovid.data.masks import V7_ZIP_NAME, V7LungMasks
+from deepcovid.lungs import labelled
 from deepcovid.lungs.labelled import (
-    IGNORE,
-    LUNG,
     Augmentation,
     ImageRecord,
     LabelledImage,
@@ -109,7 +108,7 @@ def test_working_arrays_skip_unusable_records(source: Path, tmp_path: Path) -> N
     ]
     pixels, targets, skipped = working_arrays(records, None, size=32)
     assert pixels.shape == (4, 32, 32) and pixels.dtype == np.uint8
-    assert set(np.unique(targets)) == {0, LUNG}
+    assert set(np.unique(targets)) == {0, labelled.LUNG}
     assert len(skipped) == 2
     assert "broken.png" in skipped[0] and "lung mask is empty" in skipped[1]
 
@@ -124,8 +123,8 @@ def test_v7_ignore_pixels_become_ignore_targets(tmp_path: Path) -> None:
         ImageRecord(tmp_path / "x.png", "s", ""), Image.new("L", (40, 40)), lung & ~ignore, ignore
     )
     target = working_target(item, 40)
-    assert (target[0:3] == IGNORE).all() and (target[10:12, 5:15] == IGNORE).all()
-    assert (target[20, 5:15] == LUNG).all()
+    assert (target[0:3] == labelled.IGNORE).all() and (target[10:12, 5:15] == labelled.IGNORE).all()
+    assert (target[20, 5:15] == labelled.LUNG).all()
 
 
 def test_augmentation_moves_image_and_mask_together() -> None:
