@@ -9,7 +9,6 @@ logs the overlays to W&B when a W&B logger is attached.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
@@ -32,26 +31,29 @@ from deepcovid.utils.files import save_figure
 log = logging.getLogger(__name__)
 
 
-@dataclass(eq=False)
 class HeatmapLogger(L.Callback):
     """Heatmaps of a fixed seeded sample plus the most confident TPs, FNs and FPs."""
 
-    explainer: Explainer
-    output_dir: Path
-    every_n_epochs: int = 10
-    per_category: int = 2
-    num_fixed: int = 4
-    seed: int = 42
-    columns: int = 4
-    cmap: str = "jet"
-    alpha: float = 0.5
-    fixed: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
-    written: list[Path] = field(default_factory=list, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.every_n_epochs < 1:
-            raise ValueError(f"heatmap every_n_epochs={self.every_n_epochs}; expected >= 1")
-        self.output_dir = Path(self.output_dir)
+    def __init__(
+        self,
+        explainer: Explainer,
+        output_dir: str,
+        every_n_epochs: int = 10,
+        per_category: int = 2,
+        num_fixed: int = 4,
+        seed: int = 42,
+        columns: int = 4,
+        cmap: str = "jet",
+        alpha: float = 0.5,
+    ) -> None:
+        if every_n_epochs < 1:
+            raise ValueError(f"heatmap every_n_epochs={every_n_epochs}; expected >= 1")
+        self.explainer, self.output_dir = explainer, Path(output_dir)
+        self.every_n_epochs, self.per_category = every_n_epochs, per_category
+        self.num_fixed, self.seed = num_fixed, seed
+        self.columns, self.cmap, self.alpha = columns, cmap, alpha
+        self.fixed: dict[str, np.ndarray] = {}
+        self.written: list[Path] = []
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         predictions = pl_module.gathered("val")  # collective: every rank takes part
