@@ -78,6 +78,8 @@ def test_other_data_given_as_the_same_is_refused_naming_the_difference(unsplit, 
     assert "external=true" in message
     with pytest.raises(ValueError, match="data.image_size=48, but .* image_size=32"):
         run_eval(ckpt, root, tmp_path / "out", "data.image_size=48")
+    with pytest.raises(ValueError, match="data.outside_lungs=blank, but .* outside_lungs=keep"):
+        run_eval(ckpt, root, tmp_path / "out", "data.outside_lungs=blank")
 
 
 def test_another_site_with_frozen_operating_points(tiny_run: Path, tmp_path: Path) -> None:

@@ -228,3 +228,18 @@ def test_the_table_goes_to_a_wandb_run_of_the_sweeps_group(sweep: Path, tmp_path
     )
     (records,) = run.glob("run-*.wandb")  # the run's protobuf log names its group
     assert sweep.name.encode() in records.read_bytes() and b"report" in records.read_bytes()
+
+
+def test_an_undefined_clustered_bootstrap_is_a_note_not_a_lost_report(tmp_path: Path) -> None:
+    # every COVID test image is one patient's: most patient resamples hold no COVID image
+    test = images("test/", TEST_LABELS, 0.5, 0)
+    test["patient_id"] = np.where(TEST_LABELS == 1, "the-covid-patient", test["patient_id"])
+    fake_run(tmp_path / "0-resnet18", ModelInfo("resnet18"), 0.5, 0, test)
+    fake_run(tmp_path / "1-resnet50", ModelInfo("resnet50"), 0.3, 1, test.assign(
+        prob_covid=images("test/", TEST_LABELS, 0.3, 1)["prob_covid"]
+    ))  # fmt: skip
+    main([str(tmp_path), "--resamples", "20", "--no-wandb"])
+    report = json.loads((tmp_path / "comparison" / "comparison.json").read_text())
+    (pair,) = report["paired"]
+    assert pair["clustered_p_value"] is None and pair["p_value"] is not None
+    assert any("no patient-clustered bootstrap" in note for note in report["notes"])

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
-from deepcovid.data.dataset import XrayDataset
 from deepcovid.explain.explainers import Explainer
 from deepcovid.explain.overlay import (
     grid_figure,
@@ -82,7 +81,7 @@ class HeatmapLogger(L.Callback):
             log.warning("heatmaps: the %s panel is empty; nothing to draw", stage)
             return
         rows = datamodule.table.loc[[index for index, _ in panel]]
-        dataset = XrayDataset(rows, datamodule.eval_transform)
+        dataset = datamodule.dataset_of(rows, complete=True)
         images = torch.stack([dataset[i]["image"] for i in range(len(dataset))])
         heatmaps = self.explainer(pl_module, images.to(pl_module.device)).float().cpu().numpy()
         prob = dict(zip(predictions.index.tolist(), predictions.prob_covid.tolist(), strict=True))

@@ -378,12 +378,18 @@ class XrayDataModule(L.LightningDataModule):
         return rows
 
     # ---- loaders ------------------------------------------------------------------------
-    def dataset(self, name: str, train: bool = False) -> XrayDataset:
-        """The split's dataset, read from the cache or the files, with the worker-side
-        transform (only the geometry when normalising on the device)."""
-        rows = self.split(name)
+    def dataset(self, name: str, train: bool = False, complete: bool = False) -> XrayDataset:
+        """The split's dataset (see :meth:`dataset_of`)."""
+        return self.dataset_of(self.split(name), train, complete)
+
+    def dataset_of(
+        self, rows: pd.DataFrame, train: bool = False, complete: bool = False
+    ) -> XrayDataset:
+        """``rows`` read from the cache or the files, lung-cropped or blanked as the model's
+        preprocessing says, with the worker-side transform: only the geometry when normalising
+        on the device, unless ``complete`` (for callers that feed the network directly)."""
         transform = self.train_transform if train else self.eval_transform
-        if self.normalize_on_device:
+        if self.normalize_on_device and not complete:
             transform = transform.geometry
         loader = self.images.load if self.cache else load_image
         if self.preprocessing.uses_lung_masks:

@@ -45,8 +45,8 @@ def differences(recorded: DataRecord, found: DataRecord, limit: int = 5) -> list
 
 
 def check_preprocessing(data: DictConfig, record: ModelRecord, ckpt_path: str) -> None:
-    """Refuse input-size overrides: the checkpoint says how its input is made."""
-    for key in ("image_size", "crop_ratio"):
+    """Refuse preprocessing overrides: the checkpoint says how its input is made."""
+    for key in ("image_size", "crop_ratio", "lung_crop", "lung_crop_masks", "outside_lungs"):
         given = data.get(key)
         if given is not None and given != getattr(record.preprocessing, key):
             raise ValueError(

@@ -21,8 +21,13 @@ from deepcovid.metrics.decision import (
     ppv_with_interval,
 )
 from deepcovid.metrics.discrimination import as_tensors
-from deepcovid.metrics.inputs import PatientIds
-from deepcovid.metrics.intervals import Estimate, ProportionEstimate, proportion_with_interval
+from deepcovid.metrics.inputs import PatientIds, checked_ids
+from deepcovid.metrics.intervals import (
+    Estimate,
+    ProportionEstimate,
+    proportion_with_interval,
+    resolved_method,
+)
 from deepcovid.metrics.undefined import UndefinedMetric
 
 Interval = tuple[float | None, float | None]
@@ -141,7 +146,9 @@ def operating_point(
     estimates: dict[str, object] = {}
     undefined: dict[str, str] = {}
     rates: dict[str, ProportionEstimate] = {}
-    method = None
+    # one kind for both rates, from the whole split's ids (a class without ids gets the same
+    # numbers as per-image Wilson under deff_wilson), so the point's label is true of both
+    interval = resolved_method(interval, checked_ids(patient_id, label.size))
     for metric, hit, value, absent in (
         ("sensitivity", called[label == 1], 1, "COVID"),
         ("specificity", ~called[label == 0], 0, "non-COVID"),
@@ -158,7 +165,7 @@ def operating_point(
             estimates[metric] = float(hit.mean())
             undefined[f"{metric}_ci"] = str(reason)
             continue
-        rates[metric], method = rate, rate.method
+        rates[metric] = rate
         estimates |= {metric: rate.value, f"{metric}_ci": (rate.low, rate.high)}
     if prevalence is None and label.size:
         prevalence = float(label.mean())
@@ -175,7 +182,7 @@ def operating_point(
         )
     return OperatingPoint(
         name, float(threshold), **estimates, counts=counts, target=target, chosen_on=chosen_on,
-        interval=method, prevalence=prevalence, undefined=undefined,
+        interval=interval if rates else None, prevalence=prevalence, undefined=undefined,
     )  # fmt: skip
 
 

@@ -302,13 +302,16 @@ def paired_comparisons(
         clustered = {}
         ids = scores[a].get("patient_id")
         if ids is not None and ids.notna().any():
-            boot = paired_bootstrap_auroc(
-                label, prob_a, prob_b, ids.to_numpy(), n_resamples=resamples, seed=seed
-            )
-            clustered = {
-                "clustered_difference_ci": (boot.low, boot.high),
-                "clustered_p_value": boot.p_value,
-            }
+            try:
+                boot = paired_bootstrap_auroc(
+                    label, prob_a, prob_b, ids.to_numpy(), n_resamples=resamples, seed=seed
+                )
+                clustered = {
+                    "clustered_difference_ci": (boot.low, boot.high),
+                    "clustered_p_value": boot.p_value,
+                }
+            except UndefinedMetric as reason:
+                notes.append(f"{a} vs {b}: no patient-clustered bootstrap ({reason})")
         tests = []
         if runs_of[a] == 1 and runs_of[b] == 1:
             tests = operating_point_tests(label, prob_a, prob_b, first_run[a], first_run[b])

@@ -84,8 +84,9 @@ def run_audit(
     under ``output_dir``."""
     output_dir = Path(output_dir)
     table = datamodule.split(split)
+    dataset = datamodule.dataset(split, complete=True)  # fed to the network directly
     measured = measure(
-        model, datamodule.dataset(split), table, masks, explainers, settings.baseline,
+        model, dataset, table, masks, explainers, settings.baseline,
         settings.batch_size, settings.panel_size, settings.seed,
     )  # fmt: skip
     methods = {name: explainer.colorbar_label for name, explainer in explainers.items()}

@@ -63,3 +63,14 @@ def test_unavailable_point_carries_the_reason_everywhere() -> None:
     assert set(point.undefined.values()) == {"no val split"}
     with pytest.raises(ValueError, match="NaN"):
         counts_at(np.array([0, 1]), np.array([0.2, 0.8]), math.nan)
+
+
+def test_one_interval_kind_for_both_rates_when_only_one_class_has_patient_ids() -> None:
+    label = np.array([1] * 12 + [0] * 10)
+    prob = np.linspace(0.05, 0.95, 22)
+    ids = np.array([f"p{i // 3}" for i in range(12)] + [None] * 10, dtype=object)
+    point = operating_point(label, prob, 0.5, patient_id=ids)
+    assert point.interval == "deff_wilson"  # the COVID images' ids make sensitivity's wider
+    called = prob >= 0.5
+    specificity = proportion_confint(int((~called[label == 0]).sum()), 10, method="wilson")
+    assert point.specificity_ci == pytest.approx(specificity)  # no ids: per-image Wilson numbers
