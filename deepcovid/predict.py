@@ -68,8 +68,12 @@ class DicomOutput:
     written: list[DicomResults] = field(default_factory=list)
     not_dicom: list[Path] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    unreadable: list[Path] = field(default_factory=list)  # DICOM inputs that did not decode
 
-    def add(self, path: Path, prob_covid: float, threshold: float, overlay: Figure | None) -> None:
+    def add(
+        self, path: Path, name: str, prob_covid: float, threshold: float, overlay: Figure | None
+    ) -> None:
+        """Results for ``path``, written as ``<name>.sr.dcm`` (+ ``<name>.overlay.dcm``)."""
         if path.suffix.lower() not in DICOM_SUFFIXES:
             self.not_dicom.append(path)
             return
@@ -77,7 +81,7 @@ class DicomOutput:
         try:
             self.written.append(write_dicom_results(
                 path, prob_covid, threshold, self.operating_point, rgb, self.algorithm,
-                self.directory,
+                self.directory, name,
             ))  # fmt: skip
         except InvalidSourceError as error:
             log.warning("no DICOM results: %s", error)
@@ -88,6 +92,7 @@ class DicomOutput:
             "written": [result.to_dict() for result in self.written],
             "not_dicom": [str(p) for p in self.not_dicom],
             "failed": self.failed,
+            "unreadable": [str(p) for p in self.unreadable],
         }
 
 
@@ -101,13 +106,14 @@ def operating_point_text(record: ModelRecord, rule: str, threshold: float, given
     return f"{RULE_TEXT[rule].format(target=100 * target)}: threshold {threshold:.4g}"
 
 
-def heatmap_name(path: Path, root: Path) -> str:
-    """A flat, unique PNG name for ``path``: its path below ``root`` with ``__`` separators."""
+def flat_name(path: Path, root: Path) -> str:
+    """A flat name, unique among the inputs, for files about ``path``: its path below ``root``
+    with ``__`` separators (``study1/IM1.dcm`` → ``study1__IM1.dcm``)."""
     try:
         parts = path.resolve().relative_to(root).parts
     except ValueError:
         parts = (path.name,)
-    return "__".join(parts) + ".png"
+    return "__".join(parts)
 
 
 def chunks(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
@@ -175,10 +181,10 @@ def predict_files(
                 figures[k] = overlay_figure(
                     to_display(image), heatmap, title, cmap, alpha, explainer.colorbar_label
                 )
-                save_figure(figures[k], heatmap_dir / heatmap_name(path, root))
+                save_figure(figures[k], heatmap_dir / f"{flat_name(path, root)}.png")
         if dicom is not None:
             for path, prob, figure in zip(kept, probs, figures, strict=True):
-                dicom.add(path, prob, threshold, figure)
+                dicom.add(path, flat_name(path, root), prob, threshold, figure)
     if not records:
         raise ValueError(
             f"none of the {len(paths)} inputs could be read as an X-ray (see the warnings above)"
@@ -225,10 +231,12 @@ def predict(cfg: DictConfig) -> Path:
     if skipped:
         log.warning("%d unreadable input(s) skipped: %s", len(skipped), [str(p) for p in skipped])
     if dicom is not None:
+        dicom.unreadable = [p for p in skipped if p.suffix.lower() in DICOM_SUFFIXES]
         listed = write_json_atomic(dicom.summary(), output_dir / "dicom" / "results.json")
         log.info(
-            "DICOM results for %d input(s) in %s; %d not DICOM, %d failed (see %s)",
-            len(dicom.written), listed.parent, len(dicom.not_dicom), len(dicom.failed), listed,
+            "DICOM results for %d input(s) in %s; %d not DICOM, %d failed, %d unreadable (see %s)",
+            len(dicom.written), listed.parent, len(dicom.not_dicom), len(dicom.failed),
+            len(dicom.unreadable), listed,
         )  # fmt: skip
     return written
 

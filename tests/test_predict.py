@@ -161,8 +161,9 @@ def test_real_radiographs_and_dicom(checkpoint, tmp_path):
 
 
 def test_dicom_output_for_dicom_inputs_only(checkpoint: Path, covidx5k_shared, tmp_path):
-    """A folder of one written CR, one CR whose header cannot be referenced, and a PNG: an SR
-    for the first (no overlay without an explainer), the others counted and named."""
+    """A folder of written CRs (two of one name in subfolders), one CR whose header cannot be
+    referenced, one that does not decode and a PNG: an SR for each written CR (no overlay
+    without an explainer), in files of their own; the others counted and named."""
     import json
 
     import highdicom as hd
@@ -177,11 +178,20 @@ def test_dicom_output_for_dicom_inputs_only(checkpoint: Path, covidx5k_shared, t
     del dataset.StudyInstanceUID
     dataset.save_as(broken)
     shutil.copy(next((covidx5k_shared / "test" / "covid").iterdir()), inputs / "plain.png")
+    for study in ("a", "b"):
+        (inputs / study).mkdir()
+        write_cr(inputs / study / "IM1.dcm")
+    (inputs / "garbage.dcm").write_bytes(b"not a DICOM file")
     frame = run_predict(checkpoint, inputs, tmp_path / "out", "dicom_output=true", "threshold=0.37")
     listed = json.loads((tmp_path / "out" / "dicom" / "results.json").read_text())
-    (written,) = listed["written"]
-    assert written["source"].endswith("good.dcm") and written["overlay"] is None
+    by_source = {Path(entry["source"]).name: entry for entry in listed["written"]}
+    assert len(listed["written"]) == 3 and set(by_source) == {"good.dcm", "IM1.dcm"}
+    reports = {entry["report"] for entry in listed["written"]}
+    assert len(reports) == 3 and all(Path(report).is_file() for report in reports)
+    written = by_source["good.dcm"]
+    assert written["overlay"] is None
     assert listed["not_dicom"] == [str(inputs / "plain.png")]
+    assert listed["unreadable"] == [str(inputs / "garbage.dcm")]
     assert "lacks StudyInstanceUID" in listed["failed"][str(inputs / "no-study.dcm")]
     sr = hd.sr.srread(written["report"])
     [group] = sr.content.get_image_measurement_groups()

@@ -67,9 +67,10 @@ class DecodedImage:
 
 
 def decode_dicom(data: bytes, path: Path) -> DecodedImage:
-    """Decode DICOM bytes, apply the VOI LUT and invert MONOCHROME1."""
+    """Decode DICOM bytes, apply the modality LUT (rescale) then the VOI LUT (window) and
+    invert MONOCHROME1."""
     import pydicom
-    from pydicom.pixels import apply_voi_lut
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     try:
         dataset = pydicom.dcmread(io.BytesIO(data))
@@ -91,7 +92,7 @@ def decode_dicom(data: bytes, path: Path) -> DecodedImage:
         raise UnreadableImageError(
             f"{path}: DICOM pixel data has shape {pixels.shape}; expected a single 2-D frame."
         )
-    gray = to_uint8(apply_voi_lut(pixels, dataset))
+    gray = to_uint8(apply_voi_lut(apply_modality_lut(pixels, dataset), dataset))
     if photometric == "MONOCHROME1":
         gray = 255 - gray
     return DecodedImage(Image.fromarray(gray, mode="L"), container)
@@ -134,6 +135,11 @@ def load_image(path: str | Path) -> Image.Image:
         data = path.read_bytes()
     except (FileNotFoundError, IsADirectoryError) as error:
         raise UnreadableImageError(f"{path}: no such file.") from error
+    except OSError as error:  # permissions, a vanished mount, an I/O error
+        raise UnreadableImageError(
+            f"{path}: cannot be read ({error.strerror or error}); check its permissions "
+            "and the disk it is on."
+        ) from error
     return decode_image(data, path).image
 
 

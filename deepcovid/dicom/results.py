@@ -85,8 +85,10 @@ def write_dicom_results(
     overlay_rgb: np.ndarray | None,
     algorithm: AlgorithmInfo,
     output_dir: str | Path,
+    name: str | None = None,
 ) -> DicomResults:
-    """Write the SR (and the overlay SC, unless ``overlay_rgb`` is None) for ``source``.
+    """Write the SR (and the overlay SC, unless ``overlay_rgb`` is None) for ``source`` as
+    ``<name>.sr.dcm`` (and ``<name>.overlay.dcm``; ``name`` defaults to the source's stem).
 
     ``operating_point`` names where ``threshold`` comes from (e.g. "max Youden's J on val");
     the call is COVID when ``prob_covid >= threshold``. ``overlay_rgb`` is a (rows, columns, 3)
@@ -112,10 +114,9 @@ def write_dicom_results(
             f"{printable(source)}: cannot build DICOM results from its header "
             f"({type(error).__name__}: {error})"
         ) from error
-    report_path = save(report, output_dir / f"{source.stem}.sr.dcm")
-    overlay_path = (
-        None if overlay is None else save(overlay, output_dir / f"{source.stem}.overlay.dcm")
-    )
+    name = source.stem if name is None else name
+    report_path = save(report, output_dir / f"{name}.sr.dcm")
+    overlay_path = None if overlay is None else save(overlay, output_dir / f"{name}.overlay.dcm")
     return DicomResults(
         source=source,
         report=report_path,

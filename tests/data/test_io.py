@@ -92,3 +92,23 @@ def test_invalid_dicom_names_the_file(tmp_path: Path) -> None:
     path.write_bytes(b"DICM" + b"\x00" * 300)
     with pytest.raises(UnreadableImageError, match="broken.dcm"):
         load_image(path)
+
+
+def test_dicom_window_is_applied_after_the_rescale(tmp_path: Path) -> None:
+    """The window is in rescaled units (e.g. HU): stored 0..4095 with intercept −2048 and a
+    window of −1024..1024 leaves the lowest and the highest quarter black and white."""
+    import pydicom
+
+    from tests.dicom.conftest import write_cr
+
+    path = write_cr(tmp_path / "rescaled.dcm")
+    dataset = pydicom.dcmread(path)
+    size = int(dataset.Rows) * int(dataset.Columns)
+    stored = np.linspace(0, 4095, size).round().astype(np.uint16)
+    dataset.PixelData = stored.reshape(dataset.Rows, dataset.Columns).tobytes()
+    dataset.RescaleSlope, dataset.RescaleIntercept, dataset.RescaleType = 1, -2048, "US"
+    dataset.WindowCenter, dataset.WindowWidth = 0, 2048
+    dataset.save_as(path)
+    gray = np.asarray(load_image(path)).reshape(-1)
+    assert (gray == 0).mean() == pytest.approx(0.25, abs=0.02)
+    assert (gray == 255).mean() == pytest.approx(0.25, abs=0.02)
