@@ -64,7 +64,9 @@ class XrayDataModule(L.LightningDataModule):
     Every file is read once at setup (:mod:`deepcovid.data.cache`, facts kept in ``cache_dir``
     for later runs): unreadable files are reported (``on_bad_file``), the splits checked for
     leaks (``on_leak``, ``near_duplicates``). With ``cache=True`` the same read keeps shrunk
-    pixels that the loaders then read; with ``normalize_on_device=True`` loaders yield uint8
+    pixels that the loaders then read, except for lung-restricted input (cropped or blanked
+    from the full-resolution file, as ``predict`` does: the crop of shrunk pixels would be
+    enlarged again); with ``normalize_on_device=True`` loaders yield uint8
     images and the float conversion runs after the transfer to the device (inside a Lightning
     Trainer only). ``pin_memory=None`` pins when the trainer runs on a GPU.
 
@@ -158,6 +160,9 @@ class XrayDataModule(L.LightningDataModule):
         self.eval_transform = EvalPreset(self.preprocessing)
         self.normalize_on_device = normalize_on_device
         self.cache = cache
+        # the crop of shrunk pixels would be enlarged again: lung-restricted input is cut from
+        # the files, as predict does
+        self.cached_pixels = cache and not self.preprocessing.uses_lung_masks
         self.file_cache = FileCache(cache_dir or default_cache_dir(), cache_short_side)
         self.download = download
         self.download_url = download_url
@@ -242,12 +247,14 @@ class XrayDataModule(L.LightningDataModule):
             return
         table = self.read_samples()
         self.facts = self.file_cache.scan(
-            table["path"].tolist(), want_dhash=self.near_duplicates, pixels=self.cache
+            table["path"].tolist(), want_dhash=self.near_duplicates, pixels=self.cached_pixels
         )
+        if self.cache and not self.cached_pixels:
+            log.info("data.cache: lung-restricted input is read from the files, not the cache")
         table = self.complete_splits(self.drop_unreadable(table))
         self.report = build_report(table, self.facts, self.near_duplicates, self.max_distance)
         enforce(self.report, self.on_leak)
-        if self.cache:
+        if self.cached_pixels:
             self.images = self.file_cache.images(self.facts)
         if self.preprocessing.uses_lung_masks:
             self.keep_lung_geometry(table)
@@ -391,7 +398,7 @@ class XrayDataModule(L.LightningDataModule):
         transform = self.train_transform if train else self.eval_transform
         if self.normalize_on_device and not complete:
             transform = transform.geometry
-        loader = self.images.load if self.cache else load_image
+        loader = self.images.load if self.cached_pixels else load_image
         if self.preprocessing.uses_lung_masks:
             loader = LungLoader(loader, self.boxes or None, self.lung_mask_files or None)
         return XrayDataset(rows, transform, loader)

@@ -43,18 +43,24 @@ TABLE_NAME = "lung_masks.csv"
 
 
 def mask_names(paths: Sequence[Path]) -> dict[Path, str]:
-    """``<stem>.png`` per input; inputs sharing a stem get their path below the inputs'
-    common folder, ``__``-joined, instead."""
+    """``<stem>.png`` per input; inputs sharing a stem get their path below the inputs' common
+    folder, ``__``-joined (``train/a.png`` → ``train__a.png``), and, where that still
+    collides (``a.png`` beside ``a.jpg``), with the file's suffix kept (``a.jpg.png``)."""
     stems = Counter(p.stem for p in paths)
     resolved = [p.resolve() for p in paths]
     root = Path(os.path.commonpath([p.parent for p in resolved])) if paths else Path()
-    names = {}
-    for path, full in zip(paths, resolved, strict=True):
-        if stems[path.stem] == 1:
-            names[path] = f"{path.stem}.png"
-        else:
-            names[path] = "__".join(full.relative_to(root).with_suffix("").parts) + ".png"
-    return names
+    below = {path: full.relative_to(root) for path, full in zip(paths, resolved, strict=True)}
+    names = {
+        path: f"{path.stem}.png"
+        if stems[path.stem] == 1
+        else "__".join(relative.with_suffix("").parts) + ".png"
+        for path, relative in below.items()
+    }
+    taken = Counter(names.values())
+    return {
+        path: "__".join(below[path].parts) + ".png" if taken[name] > 1 else name
+        for path, name in names.items()
+    }
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,8 @@ def test_shared_stems_get_distinct_names(tmp_path: Path) -> None:
     names = mask_names(paths)
     assert names[paths[0]] == "train__a.png" and names[paths[1]] == "test__a.png"
     assert names[paths[2]] == "b.png"
+    one_folder = [tmp_path / "d" / "a.png", tmp_path / "d" / "a.jpg"]  # an export beside it
+    assert set(mask_names(one_folder).values()) == {"a.png.png", "a.jpg.png"}
 
 
 @pytest.mark.slow
