@@ -19,7 +19,7 @@ from deepcovid.data.dataset import XrayDataset
 from deepcovid.data.download import download_dataset
 from deepcovid.data.io import DEFAULT_MAX_IMAGE_PIXELS, load_image, set_max_image_pixels
 from deepcovid.data.leaks import MAX_DISTANCE, DataReport, build_report, enforce
-from deepcovid.data.lung_crop import Box, LungBoxes, LungLoader, crop_mask_provider
+from deepcovid.data.lung_crop import Box, LungBoxes, LungLoader, crop_mask_provider, mask_origin
 from deepcovid.data.samples import (
     DEFAULT_NEGATIVE_NAMES,
     DEFAULT_POSITIVE_NAMES,
@@ -270,19 +270,22 @@ class XrayDataModule(L.LightningDataModule):
         if masks == "segmenter":
             given = [None] * len(given)
         kept = LungBoxes(self.file_cache.directory, self.preprocessing.lung_margin, masks)
-        digests = [self.facts[p].sha256 for p in table["path"]]
+        paths = table["path"].tolist()
+        digests = [self.facts[p].sha256 for p in paths]
+        origins = [
+            mask_origin(path, mask, masks, self.lung_masks)
+            for path, mask in zip(paths, given, strict=True)
+        ]
         boxes = kept.boxes(
-            table["path"].tolist(),
-            digests,
-            given,
+            paths, digests, given, origins,
             lambda path, mask: provider.mask_for(path, given_mask=mask).mask,
-        )
+        )  # fmt: skip
         if self.preprocessing.lung_crop:
             self.boxes = boxes
         if self.preprocessing.outside_lungs == "blank":
             self.lung_mask_files = {
-                path: kept.mask_file(digest)
-                for path, digest in zip(table["path"], digests, strict=True)
+                path: kept.mask_file(digest, origin)
+                for path, digest, origin in zip(paths, digests, origins, strict=True)
             }
 
     def log_splits(self) -> None:

@@ -7,9 +7,10 @@ the height: many images are tight crops of figures), so a marker in a corner mos
 it; blanking removes what is not lung (experiments/README.md).
 
 The mask of every image is found once and kept in the cache folder: its box, as fractions of
-the image's width and height, in ``lung-boxes.json`` keyed by the file's path and sha256, and
-the mask itself (at most 512 px on its longer side) in ``lung-masks/<masks>/<sha256>.png``;
-later runs read them. Both apply to the full-resolution file (never to the shrunk pixels of
+the image's width and height, in ``lung-boxes.json`` keyed by the file's path and checked
+against its sha256 and the mask's origin (:func:`mask_origin`: a given mask file's path, size
+and mtime, or which provider), and the mask itself (at most 512 px on its longer side) in
+``lung-masks/<masks>/<sha256>-<origin digest>.png``; later runs read them. Both apply to the full-resolution file (never to the shrunk pixels of
 ``data.cache``, whose crop would be enlarged again). The model's record says what its input
 was, so evaluate, predict and the audit do the same.
 
@@ -21,6 +22,7 @@ only COVID images have V7 masks); ``any`` takes an image's given mask (manifest 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -32,13 +34,13 @@ import torch
 from PIL import Image
 
 from deepcovid.data.io import load_image
-from deepcovid.data.masks import lung_box, v7_available
+from deepcovid.data.masks import folder_mask_path, lung_box, v7_available
 from deepcovid.lungs.provider import LungMaskProvider
 from deepcovid.utils.files import atomic_path, write_text_atomic
 
 log = logging.getLogger(__name__)
 Box = tuple[float, float, float, float]  # left, top, right, bottom, as fractions
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MASK_SIDE = 512  # a kept mask's longer side at most, in pixels (resized to each image on use)
 
 
@@ -117,6 +119,21 @@ def crop_mask_provider(masks: str, mask_dir: str | Path | None = None) -> LungMa
     return LungMaskProvider(mask_dir, use_v7=v7_available())
 
 
+def mask_origin(
+    path: str, given: str | None, masks: str, mask_dir: str | Path | None = None
+) -> str:
+    """What the mask of ``path`` will come from, as a key that changes when the mask would:
+    the given or folder mask file (path, size, mtime), else whether V7 Labs masks are at hand
+    (by file name; the segmenter's otherwise), or the segmenter for every image."""
+    if masks == "segmenter":
+        return "segmenter"
+    source = given or (folder_mask_path(mask_dir, path) if mask_dir is not None else None)
+    if source is None:
+        return f"v7-or-segmenter:{v7_available()}"
+    stat = os.stat(source)
+    return f"file:{os.path.abspath(source)}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
 class LungBoxes:
     """Lung boxes and masks of image files, found once and kept in ``directory``
     (``lung-boxes.json``, ``lung-masks/``)."""
@@ -126,9 +143,9 @@ class LungBoxes:
         self.mask_dir = Path(directory) / "lung-masks" / masks
         self.margin, self.masks = margin, masks
 
-    def mask_file(self, sha256: str) -> Path:
-        """Where the kept mask of the file with this sha256 lies."""
-        return self.mask_dir / f"{sha256}.png"
+    def mask_file(self, sha256: str, origin: str) -> Path:
+        """Where the kept mask of the file with this sha256, from ``origin``, lies."""
+        return self.mask_dir / f"{sha256}-{hashlib.sha256(origin.encode()).hexdigest()[:16]}.png"
 
     def read(self) -> dict[str, dict]:
         try:
@@ -146,18 +163,23 @@ class LungBoxes:
         paths: Sequence[str],
         sha256: Sequence[str],
         masks: Sequence[str | None],
+        origins: Sequence[str],
         find: Callable[[str, str | None], np.ndarray],
     ) -> dict[str, Box]:
         """The box of each path (its mask kept in :meth:`mask_file`); ``find(path,
-        given_mask)`` gives the lung mask of the images not kept yet (or whose content
-        changed)."""
+        given_mask)`` gives the lung mask of the images not kept yet, or whose content or
+        mask origin (:func:`mask_origin`) changed."""
         kept = self.read()
         found: dict[str, Box] = {}
         missing = 0
-        for path, digest, given in zip(paths, sha256, masks, strict=True):
+        for path, digest, given, origin in zip(paths, sha256, masks, origins, strict=True):
             key = os.path.abspath(path)
             entry = kept.get(key)
-            if entry is None or entry["sha256"] != digest or not self.mask_file(digest).is_file():
+            if (
+                entry is None
+                or (entry["sha256"], entry["origin"]) != (digest, origin)
+                or not self.mask_file(digest, origin).is_file()
+            ):
                 mask = find(path, given)
                 if not mask.any():
                     raise ValueError(
@@ -165,8 +187,8 @@ class LungBoxes:
                         "give a mask (manifest lung_mask column or data.lung_masks) or leave "
                         "the file out"
                     )
-                keep_mask(mask, self.mask_file(digest))
-                entry = {"sha256": digest, "box": box_of(mask, self.margin)}
+                keep_mask(mask, self.mask_file(digest, origin))
+                entry = {"sha256": digest, "origin": origin, "box": box_of(mask, self.margin)}
                 kept[key] = entry
                 missing += 1
             found[path] = tuple(entry["box"])

@@ -4,6 +4,7 @@ training loader, evaluate and predict; on cxr-dev it trains."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from PIL import Image
 
 from deepcovid.data.datamodule import XrayDataModule
 from deepcovid.data.io import is_image_file, load_image
-from deepcovid.data.lung_crop import LungBoxes, LungCropReader, box_of, crop
+from deepcovid.data.lung_crop import LungBoxes, LungCropReader, box_of, crop, mask_origin
 from deepcovid.data.transforms import Preprocessing
 from tests.conftest import CXR_DEV, make_covidx5k, requires_real_data
 
@@ -43,8 +44,11 @@ def test_boxes_are_found_once_and_found_again_when_what_defines_them_changes(tmp
         calls.append(path)
         return mask
 
-    def boxes(margin=0.05, masks="segmenter", digest="a"):
-        return LungBoxes(tmp_path, margin, masks).boxes(["x.png"], [digest], [None], find)
+    def boxes(margin=0.05, masks="segmenter", digest="a", given=None):
+        origin = mask_origin("x.png", given, masks)
+        return LungBoxes(tmp_path, margin, masks).boxes(
+            ["x.png"], [digest], [given], [origin], find
+        )
 
     first = boxes()
     assert first == {"x.png": box_of(mask, 0.05)} and len(calls) == 1
@@ -54,9 +58,17 @@ def test_boxes_are_found_once_and_found_again_when_what_defines_them_changes(tmp
     boxes(margin=0.1, masks="any", digest="b")  # the file changed
     assert len(calls) == 4
     assert json.loads((tmp_path / "lung-boxes.json").read_text())["masks"] == "any"
+    given = tmp_path / "given.png"
+    Image.fromarray(mask.astype(np.uint8) * 255).save(given)
+    boxes(margin=0.1, masks="any", digest="b", given=str(given))  # a mask is given now
+    boxes(margin=0.1, masks="any", digest="b", given=str(given))
+    assert len(calls) == 5
+    os.utime(given, ns=(1, 1))  # the given mask was edited
+    boxes(margin=0.1, masks="any", digest="b", given=str(given))
+    assert len(calls) == 6
     empty = LungBoxes(tmp_path / "other").boxes
     with pytest.raises(ValueError, match="y.png: its lung mask is empty"):
-        empty(["y.png"], ["c"], [None], lambda path, given: np.zeros((4, 4), dtype=bool))
+        empty(["y.png"], ["c"], [None], ["segmenter"], lambda path, given: np.zeros((4, 4), bool))
 
 
 def test_training_images_are_cropped_to_the_given_masks(tmp_path: Path) -> None:
