@@ -117,3 +117,12 @@ def test_the_audit_callback_runs_after_the_final_test(covidx5k_shared, mask_dir,
     assert logged["audit/intact/auroc"].dropna().iloc[0] == pytest.approx(
         result["ablation"]["intact"]["auroc"]
     )
+
+
+def test_the_report_names_the_confidence_of_its_intervals(audited: Path) -> None:
+    from deepcovid.shortcuts.report import audit_report
+
+    result = AuditResult.from_json(json.loads((audited / "audit.json").read_text()))
+    assert result.confidence == 0.95 and "AUROC (95 % CI)" in audit_report(result)
+    at_90 = audit_report(AuditResult(**{**vars(result), "confidence": 0.9}))
+    assert "AUROC (90 % CI)" in at_90 and "Intervals: 90 %" in at_90  # flags: made with it

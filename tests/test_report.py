@@ -40,11 +40,12 @@ def fake_run(
     seed: int,
     test: pd.DataFrame | None = None,
     val: pd.DataFrame | None = None,
+    confidence: float = 0.95,
 ) -> Path:
     """A run folder as a (multirun) job leaves it: its evaluation and predictions."""
     test = images("test/", TEST_LABELS, strength, seed) if test is None else test
     val = images(f"val{seed}/", TEST_LABELS[:30], strength, seed + 100) if val is None else val
-    settings = MetricSettings(bootstrap_resamples=20)
+    settings = MetricSettings(bootstrap_resamples=20, confidence=confidence)
     evaluation = evaluate_predictions(
         test, ThresholdSource(val, "the val split"), settings, 0.2, info
     )
@@ -243,3 +244,21 @@ def test_an_undefined_clustered_bootstrap_is_a_note_not_a_lost_report(tmp_path: 
     (pair,) = report["paired"]
     assert pair["clustered_p_value"] is None and pair["p_value"] is not None
     assert any("no patient-clustered bootstrap" in note for note in report["notes"])
+
+
+def test_intervals_and_labels_at_the_runs_confidence(tmp_path: Path) -> None:
+    for i, backbone in enumerate(["resnet18", "resnet50"]):
+        fake_run(tmp_path / f"{i}-{backbone}", ModelInfo(backbone), 0.2, i, confidence=0.8)
+    main([str(tmp_path), "--resamples", "20", "--no-wandb"])
+    report = json.loads((tmp_path / "comparison" / "comparison.json").read_text())
+    (pair,) = report["paired"]
+    label = TEST_LABELS
+    a, b = (images("test/", label, 0.2, seed)["prob_covid"].to_numpy() for seed in (0, 1))
+    assert tuple(pair["auroc_difference_ci"]) == pytest.approx(
+        (delong_test(label, a, b, 0.8).low, delong_test(label, a, b, 0.8).high)
+    )
+    markdown = (tmp_path / "comparison" / "comparison.md").read_text()
+    assert "80 % CI" in markdown and "95 % CI" not in markdown
+    fake_run(tmp_path / "1-resnet50", ModelInfo("resnet50"), 0.2, 1, confidence=0.95)
+    with pytest.raises(ValueError, match="different confidence levels"):
+        main([str(tmp_path), "--resamples", "20", "--no-wandb"])

@@ -10,9 +10,10 @@ The mask of every image is found once and kept in the cache folder: its box, as 
 the image's width and height, in ``lung-boxes.json`` keyed by the file's path and checked
 against its sha256 and the mask's origin (:func:`mask_origin`: a given mask file's path, size
 and mtime, or which provider), and the mask itself (at most 512 px on its longer side) in
-``lung-masks/<masks>/<sha256>-<origin digest>.png``; later runs read them. Both apply to the full-resolution file (never to the shrunk pixels of
-``data.cache``, whose crop would be enlarged again). The model's record says what its input
-was, so evaluate, predict and the audit do the same.
+``lung-masks/<masks>/<sha256>-<origin digest>.png``; later runs read them. Both apply to the
+full-resolution file (never to the shrunk pixels of ``data.cache``, whose crop would be
+enlarged again). The model's record says what its input was, so evaluate, predict and the
+audit do the same.
 
 Whose masks (``data.lung_crop_masks``): ``segmenter`` (the default) segments every image with
 the shipped segmenter, so the input cannot depend on which images come with masks (in cxr-dev

@@ -149,6 +149,7 @@ class Aggregate:
     sources: list[SourceResult]
     resamples: int
     notes: list[str] = field(default_factory=list)
+    confidence: float = 0.95  # of every interval, the runs' own and those computed here
 
     def to_json(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -169,7 +170,9 @@ def clusters_of(frame: pd.DataFrame) -> np.ndarray:
     return (paths if ids is None else ids.astype(object).where(ids.notna(), paths)).to_numpy()
 
 
-def pooled(frame: pd.DataFrame, n_runs: int, resamples: int, seed: int) -> Pooled:
+def pooled(
+    frame: pd.DataFrame, n_runs: int, resamples: int, seed: int, confidence: float = 0.95
+) -> Pooled:
     """The pooled numbers of concatenated predictions."""
     label = frame["label"].to_numpy(dtype=int)
     prob = frame["prob_covid"].to_numpy(dtype=np.float64)
@@ -180,7 +183,9 @@ def pooled(frame: pd.DataFrame, n_runs: int, resamples: int, seed: int) -> Poole
         values[name], values[f"{name}_ci"] = None, (None, None)
         try:
             values[name] = statistic(label, prob)
-            drawn = bootstrap_interval(label, prob, statistic, clusters, resamples, 0.95, seed)
+            drawn = bootstrap_interval(
+                label, prob, statistic, clusters, resamples, confidence, seed
+            )
             values[f"{name}_ci"] = (drawn.low, drawn.high)
         except UndefinedMetric as reason:
             undefined[name if values[name] is None else f"{name}_ci"] = str(reason)
@@ -206,7 +211,11 @@ def pooled_predictions(runs: list[EvaluatedRun]) -> pd.DataFrame:
 
 
 def model_summaries(
-    runs: list[EvaluatedRun], table: pd.DataFrame, resamples: int, seed: int
+    runs: list[EvaluatedRun],
+    table: pd.DataFrame,
+    resamples: int,
+    seed: int,
+    confidence: float = 0.95,
 ) -> list[ModelSummary]:
     summaries = []
     for model in dict.fromkeys(run.model for run in runs):
@@ -218,8 +227,8 @@ def model_summaries(
                 model,
                 [run.name for run in mine],
                 spread([run.evaluation.auroc for run in mine]),
-                pooled(test, len(mine), resamples, seed),
-                pooled(oof, len(mine), resamples, seed) if len(oof) else None,
+                pooled(test, len(mine), resamples, seed, confidence),
+                pooled(oof, len(mine), resamples, seed, confidence) if len(oof) else None,
             )
         )
     return summaries
@@ -278,7 +287,7 @@ def operating_point_tests(
 
 
 def paired_comparisons(
-    runs: list[EvaluatedRun], resamples: int, seed: int, notes: list[str]
+    runs: list[EvaluatedRun], resamples: int, seed: int, notes: list[str], confidence: float = 0.95
 ) -> list[PairedComparison]:
     """Every pair of models on the same test images; Holm-adjusted across the pairs."""
     models = list(dict.fromkeys(run.model for run in runs))
@@ -295,7 +304,7 @@ def paired_comparisons(
         label = scores[a]["label"].to_numpy(dtype=int)
         prob_a, prob_b = scores[a]["prob_covid"].to_numpy(), scores[b]["prob_covid"].to_numpy()
         try:
-            delong = delong_test(label, prob_a, prob_b)
+            delong = delong_test(label, prob_a, prob_b, confidence)
         except UndefinedMetric as reason:
             notes.append(f"{a} vs {b}: no DeLong test ({reason})")
             continue
@@ -304,8 +313,9 @@ def paired_comparisons(
         if ids is not None and ids.notna().any():
             try:
                 boot = paired_bootstrap_auroc(
-                    label, prob_a, prob_b, ids.to_numpy(), n_resamples=resamples, seed=seed
-                )
+                    label, prob_a, prob_b, ids.to_numpy(),
+                    n_resamples=resamples, confidence=confidence, seed=seed,
+                )  # fmt: skip
                 clustered = {
                     "clustered_difference_ci": (boot.low, boot.high),
                     "clustered_p_value": boot.p_value,
@@ -371,11 +381,21 @@ def source_results(runs: list[EvaluatedRun]) -> list[SourceResult]:
 def aggregate(
     runs: list[EvaluatedRun], resamples: int = 1000, seed: int = 0
 ) -> tuple[Aggregate, pd.DataFrame]:
-    """The :class:`Aggregate` of ``runs`` and the pooled predictions it was computed from."""
+    """The :class:`Aggregate` of ``runs`` and the pooled predictions it was computed from, at
+    the confidence the runs were evaluated at (runs at different ones are refused)."""
+    levels = sorted({run.evaluation.confidence for run in runs})
+    if len(levels) > 1:
+        raise ValueError(
+            f"the runs were evaluated at different confidence levels {levels}: evaluate them "
+            "again at one (metrics.confidence) to compare them"
+        )
+    confidence = levels[0] if levels else 0.95
     table = pooled_predictions(runs)
     notes: list[str] = []
     paired = paired_comparisons(
-        [r for r in runs if r.evaluation.model.holdout_source is None], resamples, seed, notes
-    )
-    summaries = model_summaries(runs, table, resamples, seed)
-    return Aggregate(summaries, paired, source_results(runs), resamples, notes), table
+        [r for r in runs if r.evaluation.model.holdout_source is None],
+        resamples, seed, notes, confidence,
+    )  # fmt: skip
+    summaries = model_summaries(runs, table, resamples, seed, confidence)
+    result = Aggregate(summaries, paired, source_results(runs), resamples, notes, confidence)
+    return result, table

@@ -194,8 +194,8 @@ def across_runs_section(summary: Aggregate) -> list[str]:
                 "Model",
                 "Runs",
                 "Test AUROC across runs",
-                "Pooled test AUROC (95 % CI)",
-                "Pooled out-of-fold AUROC (95 % CI)",
+                f"Pooled test AUROC ({ci_label(summary.confidence)})",
+                f"Pooled out-of-fold AUROC ({ci_label(summary.confidence)})",
             ],
             rows,
         ),  # fmt: skip
@@ -243,7 +243,7 @@ def paired_section(summary: Aggregate) -> list[str]:
                 "Pair",
                 "Images",
                 "AUROC",
-                "Difference (95 % CI, DeLong)",
+                f"Difference ({ci_label(summary.confidence)}, DeLong)",
                 "p",
                 "p (Holm)",
                 "Patient-clustered difference, p",
@@ -275,7 +275,7 @@ def sources_section(summary: Aggregate) -> list[str]:
                 "Model",
                 "Images",
                 "COVID",
-                "AUROC (95 % CI)",
+                f"AUROC ({ci_label(summary.confidence)})",
                 "Sensitivity",
                 "Specificity",
             ],
@@ -434,7 +434,10 @@ def write_comparison(
     for name, figure in overlay_figures(runs).items():
         written[name] = save_figure(figure, output / f"{name}.png")
     written["forest"] = save_figure(
-        figures.forest_figure(forest_rows(runs, summary)), output / "forest.png"
+        figures.forest_figure(
+            forest_rows(runs, summary), f"AUROC ({ci_label(summary.confidence)})"
+        ),
+        output / "forest.png",
     )
     if wandb:
         log_to_wandb(frame, output, Path(dirs[0]).resolve().name)

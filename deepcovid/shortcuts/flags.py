@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from deepcovid.results.markdown import ci_label
+
 if TYPE_CHECKING:
     from deepcovid.shortcuts.result import AuditResult, AuditSettings
 
@@ -57,7 +59,7 @@ def ablation_findings(result: AuditResult, settings: AuditSettings) -> list[str]
     only = result.ablation["lungs_only"].auroc
     if not discriminates(result):
         low, high = result.ablation["intact"].auroc_ci
-        span = "" if low is None else f" (95 % CI {low:.3f}–{high:.3f})"
+        span = "" if low is None else f" ({ci_label(result.confidence)} {low:.3f}–{high:.3f})"
         return [
             f"the model does not separate the classes here: intact AUROC {intact:.3f}{span} "
             "includes chance, so the ablation and the heatmaps cannot say what it reads"

@@ -69,11 +69,12 @@ class AuditMasks:
         if found is None:
             return AuditMask(None, "none", problem="no mask given or known, segmenter off")
         mask, origin = found
+        if not mask.any():
+            return AuditMask(None, origin, problem=f"the {origin} mask is empty")
+        # judged on the whole image, as its limits were set, before any lung crop
+        flag = assess(mask, limits=self.provider.limits).quality_flag
         if path in self.boxes:  # the model sees the lung-cropped image: so does its mask
             left, top, right, bottom = pixel_box(self.boxes[path], mask.shape[1], mask.shape[0])
             mask = mask[top:bottom, left:right]
-        if not mask.any():
-            return AuditMask(None, origin, problem=f"the {origin} mask is empty")
         fitted = self.preset.mask(mask)
-        flag = assess(mask, limits=self.provider.limits).quality_flag
         return AuditMask(fitted, origin, float(fitted.float().mean()), flag)

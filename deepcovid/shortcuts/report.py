@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deepcovid.results.markdown import number, table
+from deepcovid.results.markdown import ci_label, number, table
 from deepcovid.shortcuts.attribution import LungAttribution
 from deepcovid.shortcuts.flags import NAMES, pct
 from deepcovid.shortcuts.result import AuditResult
@@ -49,7 +49,8 @@ def ablation_section(result: AuditResult) -> list[str]:
     if result.ablation is None:
         return [f"No lung ablation: {result.skipped.get('ablation')}.", ""]
     names = [p.name for p in result.ablation["intact"].points]
-    header = ["Images", "AUROC (95 % CI)", *[f"sens / spec at {n}" for n in names]]
+    auroc = f"AUROC ({ci_label(result.confidence)})"
+    header = ["Images", auroc, *[f"sens / spec at {n}" for n in names]]
     rows = []
     for variant, ablated in result.ablation.items():
         low, high = ablated.auroc_ci
@@ -113,8 +114,8 @@ def audit_report(result: AuditResult, figures_dir: str = "figures") -> str:
         "",
         "The share of each map's positive attribution that lies inside the lungs, against the "
         "share of the image the lungs cover (ratio 1: no better than a uniform map), and how "
-        "often the map's peak lies inside them (pointing game). Intervals: 95 %, bootstrap "
-        "over patients where known.",
+        "often the map's peak lies inside them (pointing game). Intervals: "
+        f"{100 * result.confidence:g} %, bootstrap over patients where known.",
         "",
         *attribution_section(result),
         "## Source",

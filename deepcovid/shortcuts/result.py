@@ -77,6 +77,7 @@ class AuditResult:
     confounding: Confounding | None
     flags: list[str]
     skipped: dict[str, str] = field(default_factory=dict)
+    confidence: float = 0.95  # of every interval in it
 
     def to_json(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -162,6 +163,6 @@ def summarize_audit(
         skipped["source_probe"] = skipped["within_source_auroc"] = "the data has no source column"
     result = AuditResult(
         split, backbone, checkpoint, methods, mask_summary(images), attribution, ablation,
-        probe, sources, confounded, [], skipped,
+        probe, sources, confounded, [], skipped, settings.confidence,
     )  # fmt: skip
     return AuditResult(**{**vars(result), "flags": findings(result, settings)})
