@@ -38,7 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--output",
         type=Path,
         default=None,
-        help="where to write the comparison (default: the folders' common parent/comparison)",
+        help="where to write the comparison (default: comparison/ in the folders' common path, "
+        "i.e. in the folder itself when there is one)",
     )
     parser.add_argument("--split", default="test", help="the evaluated split (default: test)")
     parser.add_argument(

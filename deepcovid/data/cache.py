@@ -314,13 +314,13 @@ class FileCache:
         files: dict[str, FileFacts] = index["files"]
         short_side = self.short_side if pixels else None
         log.info("reading %d image file(s) (cache: %s)", len(todo), self.directory)
+        # append only: bytes a crashed writer left after the last entry stay unused, since
+        # truncating could cut pixels under another job's memory map
         data_bytes = self.data_path.stat().st_size if self.data_path.is_file() else 0
-        data_bytes = min(data_bytes, self.used_bytes(files))
         with (
             ThreadPoolExecutor(max_workers=workers) as pool,
             self.data_path.open("ab") as packed,
         ):
-            packed.truncate(data_bytes)  # drop what a crashed writer left after the last entry
             inspected = pool.map(
                 lambda p: inspect_file(p, want_dhash, short_side, files.get(p)), todo
             )
@@ -339,14 +339,6 @@ class FileCache:
             os.fsync(packed.fileno())
         kept = {p: f.to_json() for p, f in files.items() if f.readable}
         write_text_atomic(json.dumps({**index, "files": kept}), self.index_path)
-
-    @staticmethod
-    def used_bytes(files: dict[str, FileFacts]) -> int:
-        """End of the last image the index places in the packed file."""
-        ends = [
-            f.pixels.offset + f.pixels.height * f.pixels.width for f in files.values() if f.pixels
-        ]
-        return max(ends, default=0)
 
     def images(self, facts: dict[str, FileFacts]) -> CachedImages:
         """A loader of the cached pixels of the files in ``facts`` (a :meth:`scan` result with

@@ -77,7 +77,8 @@ class XrayDataModule(L.LightningDataModule):
     data's own test split) a test image; ``test_and_val`` also keeps (or carves) a val split
     of that site, for re-choosing thresholds there. ``tested_split`` is the split the test
     loader serves (``val`` to evaluate the val split itself). ``lung_masks``: a folder of lung
-    masks named by image stem (``DIR/<stem>.png``), for the shortcut audit.
+    masks named by image stem (``DIR/<stem>.png``), for the shortcut audit and
+    ``lung_crop_masks=any``.
     """
 
     def __init__(

@@ -194,8 +194,9 @@ def csv_lines(rows: pd.Series) -> str:
 def check_manifest_rows(manifest: Path, frame: pd.DataFrame, labels: LabelMap) -> None:
     """Refuse empty paths, unknown labels and duplicate paths, naming every offending row.
 
-    Missing files are left to :mod:`deepcovid.data.validate`, so that ``data.on_bad_file``
-    decides whether they stop the run or are skipped.
+    Missing files are left to the one read of every file
+    (:func:`deepcovid.data.cache.inspect_file`), so that ``data.on_bad_file`` decides whether
+    they stop the run or are skipped.
     """
     problems = []
     empty = frame[frame["path"].str.strip() == ""]

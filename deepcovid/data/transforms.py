@@ -88,6 +88,25 @@ class Preprocessing:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     @property
+    def steps(self) -> str:
+        """:data:`STEPS`, with the lung step after loading when the input is cut to the lungs."""
+        if not self.uses_lung_masks:
+            return STEPS
+        cut = [
+            *(["pixels outside the lung mask set to 0"] if self.outside_lungs == "blank" else []),
+            *(
+                [f"cropped to the lungs' box widened by {self.lung_margin:g} of its size"]
+                if self.lung_crop
+                else []
+            ),
+        ]
+        load, rest = STEPS.split("; ", 1)
+        return (
+            f"{load}; {'; '.join(cut)} (masks: {self.lung_crop_masks}, deepcovid.data.lung_crop); "
+            f"{rest}"
+        )
+
+    @property
     def uses_lung_masks(self) -> bool:
         """Whether the input is cut to the lungs (cropped to their box or blanked outside)."""
         return self.lung_crop or self.outside_lungs == "blank"

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from deepcovid.data.transforms import STEPS, EvalPreset
+from deepcovid.data.transforms import EvalPreset
 from deepcovid.models.backbones import create_backbone
 from deepcovid.models.record import ModelRecord
 from deepcovid.models.scores import prob_covid
@@ -99,7 +99,7 @@ def write_export(
         "weights": weights.name,
         "sha256": sha256_of(weights),
         "model": record.to_metadata(),
-        "input": f"float32 (N, {channels}, image_size, image_size): {STEPS}",
+        "input": f"float32 (N, {channels}, image_size, image_size): {record.preprocessing.steps}",
         "output": "logits (N, 2); P(COVID) = softmax(logits)[:, 1]",
         "source_checkpoint": source,
     }

@@ -81,8 +81,9 @@ def notes_for(
         negatives = len(val) - positives
         if min(positives, negatives) < 20:
             notes.append(
-                f"The val split that chose the checkpoint and the thresholds holds {positives} "
-                f"COVID and {negatives} non-COVID images: the operating points rest on that few."
+                f"The val split that chose the thresholds (and, in training, the checkpoint) "
+                f"holds {positives} COVID and {negatives} non-COVID images: the operating "
+                "points rest on that few."
             )
     return notes
 

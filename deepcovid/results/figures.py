@@ -220,7 +220,7 @@ def curve_figure(
 
 def evaluation_figures(evaluation: Evaluation, frame: pd.DataFrame) -> dict[str, Figure]:
     """The figures of ``plots/``: ROC (with the val-chosen points), PR, confusion matrix at the
-    model's threshold, score histogram, reliability diagram."""
+    model's threshold, score histogram, reliability diagram and decision curve."""
     label, prob = arrays(frame)
     threshold = evaluation.threshold
     chosen = [p for p in evaluation.chosen_points if p.threshold is not None]

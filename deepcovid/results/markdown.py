@@ -207,7 +207,8 @@ def decision_section(evaluation: Evaluation) -> list[str]:
         f"At a COVID prevalence of {percent(prevalence)}: the share of COVID among images "
         "called COVID (PPV), of non-COVID among those called non-COVID (NPV), and the "
         f"likelihood ratios, with {ci} (PPV/NPV: logit intervals of Mercaldo et al. 2007; "
-        "LR: log method of Simel et al. 1991; on the patient-adjusted counts). The decision "
+        "LR: log method of Simel et al. 1991; on the patient-adjusted counts where patient ids "
+        "exist). The decision "
         "curve (figure below) weighs true against false positives at every threshold.",
         "",
         table(["Rule", "Threshold", "PPV", "NPV", "LR+", "LR−"], rows),

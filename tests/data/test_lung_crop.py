@@ -156,3 +156,15 @@ def test_lung_crop_trains_on_cxr_dev_and_predict_crops_alike(tmp_path: Path) -> 
     with torch.inference_mode():
         direct = model.prob_covid(transform(cropped)[None]).item()
     assert predicted["prob_covid"].iloc[0] == pytest.approx(direct, abs=1e-6)
+
+
+def test_the_described_input_names_the_lung_step() -> None:
+    from deepcovid.data.transforms import STEPS
+
+    assert Preprocessing().steps == STEPS
+    blanked = Preprocessing(outside_lungs="blank").steps
+    assert blanked.startswith("load_image (8-bit grayscale); pixels outside the lung mask set to 0")
+    assert (
+        "box" not in blanked
+        and "box widened by 0.1" in Preprocessing(lung_crop=True, lung_margin=0.1).steps
+    )
