@@ -21,7 +21,7 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, open_dict
 
-from deepcovid.callbacks.evaluation import EvaluationWriter, absolute_paths
+from deepcovid.callbacks.evaluation import TRAINING_VAL, EvaluationWriter, absolute_paths
 from deepcovid.data.datamodule import XrayDataModule
 from deepcovid.data.recorded import datamodule_for
 from deepcovid.metrics.summary import Evaluation, MetricSettings
@@ -54,10 +54,10 @@ def threshold_source(
         return ThresholdSource(None, "", "val", f"{cfg.ckpt_path} holds no val predictions")
     if cfg.external:  # the training images are not here: their paths as they were
         root = Path(record.data.root) if record.data else datamodule.root
-        source = "the training run's val split (thresholds frozen, applied to this site)"
+        source = f"{TRAINING_VAL} (thresholds frozen, applied to this site)"
         return ThresholdSource(absolute_paths(record.val_predictions, root), source, "training val")
     frame = absolute_paths(record.val_predictions, datamodule.root)
-    return ThresholdSource(frame, "the training run's val split", "val")
+    return ThresholdSource(frame, TRAINING_VAL, "val")
 
 
 def wandb_identity(cfg: DictConfig, record: ModelRecord) -> None:

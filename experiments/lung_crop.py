@@ -23,7 +23,7 @@ import numpy as np
 
 from deepcovid.audit import audit
 from deepcovid.data.io import load_image
-from deepcovid.data.lung_crop import box_of, crop_mask_provider
+from deepcovid.data.lung_crop import box_of, crop_mask_provider, pixel_box
 from deepcovid.data.samples import list_images
 from deepcovid.results.markdown import number, table
 from deepcovid.shortcuts.plant import marker_mask, plant
@@ -47,11 +47,10 @@ def marker_kept(root: Path, masks: str, margin: float = 0.05) -> dict[str, list[
     for path in list_images(root / "test" / "covid"):
         image = load_image(path)
         lungs = provider.mask_for(path, image).mask
-        left, top, right, bottom = box_of(lungs, margin)
         marker = marker_mask(image.size)
         height, width = marker.shape
-        in_box = marker[int(top * height) : int(np.ceil(bottom * height)),
-                        int(left * width) : int(np.ceil(right * width))].sum()  # fmt: skip
+        left, top, right, bottom = pixel_box(box_of(lungs, margin), width, height)  # as cropped
+        in_box = marker[top:bottom, left:right].sum()
         kept["box"].append(float(in_box / marker.sum()))
         kept["mask"].append(float((marker & lungs).sum() / marker.sum()))
     return kept

@@ -1,8 +1,8 @@
 """ROC and precision-recall curves of each validation epoch, from predictions gathered from all
 DDP ranks: W&B line plots (with their tables) when a WandbLogger is attached, else PNG files.
 
-The scalars (val/auroc, val/average_precision, val/sensitivity, val/specificity) are logged by
-the classifier itself (:func:`deepcovid.metrics.epoch.epoch_metrics`).
+The scalars (val/auroc, val/average_precision, val/sensitivity, val/specificity,
+val/accuracy) are logged by the classifier itself (:func:`deepcovid.metrics.epoch.epoch_metrics`).
 """
 
 from __future__ import annotations

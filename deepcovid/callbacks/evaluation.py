@@ -25,7 +25,7 @@ from deepcovid.results.predictions import predictions_frame
 from deepcovid.utils.tracking import log_evaluation
 
 log = logging.getLogger(__name__)
-SAME_DATA = "the val split of the training run"
+TRAINING_VAL = "the training run's val split"  # where thresholds come from, in words
 RUN_KEYS = ("seed", "fold", "num_folds", "holdout_source")  # what tells runs of a sweep apart
 
 
@@ -35,7 +35,7 @@ def absolute_paths(frame: pd.DataFrame, root: Path) -> pd.DataFrame:
 
 
 def tested_weights_val(
-    trainer: L.Trainer, module: CovidClassifier, source: str = SAME_DATA, chosen_on: str = "val"
+    trainer: L.Trainer, module: CovidClassifier, source: str = TRAINING_VAL, chosen_on: str = "val"
 ) -> ThresholdSource:
     """The val predictions of the weights under test: from the record of the tested checkpoint,
     or those of the current weights when they were validated at this very step."""

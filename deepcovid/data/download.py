@@ -15,10 +15,9 @@ from tqdm.auto import tqdm
 
 from deepcovid import CLASS_NAMES
 from deepcovid.data.samples import scan_folders
-from deepcovid.utils.files import sha256_of, write_csv_atomic
+from deepcovid.utils.files import CHUNK, sha256_of, write_csv_atomic
 
 log = logging.getLogger(__name__)
-CHUNK = 1 << 20
 
 
 class DownloadError(RuntimeError):

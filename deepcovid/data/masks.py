@@ -179,13 +179,3 @@ def lung_box(mask: np.ndarray, margin: float = 0.05) -> tuple[int, int, int, int
         min(width, right + pad_x),
         min(height, bottom + pad_y),
     )
-
-
-def crop_to_lungs(image: Image.Image, mask: np.ndarray, margin: float = 0.05) -> Image.Image:
-    """``image`` cropped to the lung box of ``mask`` (see :func:`lung_box`)."""
-    if mask.shape != (image.height, image.width):
-        raise MaskMismatchError(
-            f"the mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
-            f"{image.width}x{image.height}; fit it first (deepcovid.data.masks.fit_mask)"
-        )
-    return image.crop(lung_box(mask, margin))

@@ -80,7 +80,7 @@ def list_inputs(inputs: str | Path) -> list[Path]:
         raise ValueError(
             f"inputs={inputs}: the CSV has columns {list(frame.columns)}; it needs a 'path' column"
         )
-    return [inputs.parent / p if not Path(p).is_absolute() else Path(p) for p in frame["path"]]
+    return [resolve(inputs.parent, p) for p in frame["path"]]
 
 
 def scan_class_folders(root: Path, split: str | None, labels: LabelMap) -> pd.DataFrame:

@@ -11,17 +11,21 @@ import numpy as np
 
 from deepcovid.results.predictions import Predictions
 
-CATEGORIES = ("true_positive", "false_negative", "false_positive")
+
+def balanced_sample(items: np.ndarray, labels: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """Up to ``count`` of ``items`` drawn with ``seed``, half from each class where possible
+    (COVID first), sorted."""
+    rng = np.random.default_rng(seed)
+    chosen: list[int] = []
+    for label, share in ((1, count - count // 2), (0, count // 2)):
+        pool = np.asarray(items)[np.asarray(labels) == label]
+        chosen += rng.choice(pool, size=min(share, len(pool)), replace=False).tolist()
+    return np.sort(np.asarray(chosen, dtype=int))
 
 
 def fixed_sample(predictions: Predictions, count: int, seed: int) -> np.ndarray:
     """``count`` sample indices drawn with ``seed``, half from each class where possible."""
-    rng = np.random.default_rng(seed)
-    chosen: list[int] = []
-    for label, share in ((1, count - count // 2), (0, count // 2)):
-        pool = predictions.index[predictions.label == label]
-        chosen += rng.choice(pool, size=min(share, len(pool)), replace=False).tolist()
-    return np.sort(np.asarray(chosen, dtype=int))
+    return balanced_sample(predictions.index, predictions.label, count, seed)
 
 
 def confident_cases(

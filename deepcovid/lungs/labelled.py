@@ -25,6 +25,7 @@ from torchvision.transforms import v2
 
 from deepcovid.data.io import load_image
 from deepcovid.data.masks import V7_IGNORE, V7_LUNG, V7LungMasks, fit_mask, read_mask_file
+from deepcovid.data.samples import resolve
 from deepcovid.lungs.model import standardise, to_working_pixels
 
 log = logging.getLogger(__name__)
@@ -54,11 +55,6 @@ class ImageRecord:
     def group(self) -> str:
         """Split key: the patient, else the file name (copies of one image stay together)."""
         return f"patient:{self.patient_id}" if self.patient_id else f"file:{self.path.name}"
-
-
-def resolve(base: Path, value: str) -> Path:
-    path = Path(value)
-    return path if path.is_absolute() else base / path
 
 
 def read_source(name: str, manifest: str | Path, v7: V7LungMasks | None) -> list[ImageRecord]:

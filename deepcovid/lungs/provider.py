@@ -1,8 +1,8 @@
-"""One call for an image's lung mask, whatever is known about it, and one for the lung crop.
+"""One call for an image's lung mask, whatever is known about it (the lung crop built on it
+is :mod:`deepcovid.data.lung_crop`).
 
     provider = LungMaskProvider(mask_dir=None, use_v7=True)
     found = provider.mask_for("x.png")             # LungMask: mask, origin, quality
-    crop = provider.lung_crop("x.png")             # PIL image cropped to the lungs' box
 
 Order of preference: a ``given_mask`` file → ``mask_dir/<stem>.png`` → the V7 Labs mask of the
 same file name → the shipped segmenter (loaded on first use). Every mask is fitted to the
@@ -23,7 +23,6 @@ from PIL import Image
 from deepcovid.data.io import load_image
 from deepcovid.data.masks import (
     V7LungMasks,
-    crop_to_lungs,
     fit_mask,
     folder_mask_path,
     read_mask_file,
@@ -101,18 +100,3 @@ class LungMaskProvider:
             return LungMask(mask, origin, assess(mask, limits=self.limits))
         result = self.segmenter.segment(image)
         return LungMask(result.mask, "segmenter", result.quality)
-
-    def lung_crop(
-        self,
-        image_path: str | Path,
-        image: Image.Image | None = None,
-        given_mask: str | Path | None = None,
-        margin: float = 0.05,
-    ) -> Image.Image:
-        """The image cropped to its lungs' bounding box, widened by ``margin`` of its size."""
-        image_path = Path(image_path)
-        image = load_image(image_path) if image is None else image
-        found = self.mask_for(image_path, image, given_mask)
-        if not found.mask.any():
-            raise ValueError(f"{image_path}: the {found.origin} lung mask is empty: no crop")
-        return crop_to_lungs(image, found.mask, margin)

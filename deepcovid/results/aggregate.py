@@ -19,6 +19,7 @@ import pandas as pd
 
 from deepcovid.metrics.bootstrap import bootstrap_interval
 from deepcovid.metrics.discrimination import auroc, average_precision
+from deepcovid.metrics.operating_points import NO_INTERVAL, Interval
 from deepcovid.metrics.paired import (
     compare_operating_points,
     delong_test,
@@ -29,7 +30,6 @@ from deepcovid.metrics.summary import Evaluation, patient_ids
 from deepcovid.metrics.undefined import UndefinedMetric
 from deepcovid.utils.serialize import to_jsonable
 
-Interval = tuple[float | None, float | None]
 POOLED_COLUMNS = ["run", "model", "split", "fold", "seed", "holdout_source", "path", "label",
                   "prob_covid", "patient_id"]  # fmt: skip
 
@@ -118,7 +118,7 @@ class PairedComparison:
     auroc_difference_ci: Interval
     p_value: float
     p_holm: float | None = None
-    clustered_difference_ci: Interval = (None, None)
+    clustered_difference_ci: Interval = NO_INTERVAL
     clustered_p_value: float | None = None
     clustered_p_holm: float | None = None
     operating_points: list[OperatingPointTest] = field(default_factory=list)
@@ -180,7 +180,7 @@ def pooled(
     values: dict[str, Any] = {}
     undefined: dict[str, str] = {}
     for name, statistic in (("auroc", auroc), ("average_precision", average_precision)):
-        values[name], values[f"{name}_ci"] = None, (None, None)
+        values[name], values[f"{name}_ci"] = None, NO_INTERVAL
         try:
             values[name] = statistic(label, prob)
             drawn = bootstrap_interval(

@@ -67,7 +67,7 @@ def find_run_dirs(dirs: list[Path], split: str = "test") -> list[Path]:
     return found
 
 
-def unevaluated_jobs(dirs: list[Path], runs: list[Path], split: str = "test") -> list[Path]:
+def unevaluated_jobs(dirs: list[Path], runs: list[Path]) -> list[Path]:
     """Job folders of the multiruns in ``dirs`` (those with a ``train.log``) that hold no
     evaluation: failed or unfinished jobs, which the comparison must not silently drop."""
     jobs = {log.parent for d in map(Path, dirs) for log in d.glob("*/train.log")}
@@ -413,7 +413,7 @@ def write_comparison(
 ) -> dict[str, Path]:
     """Write the comparison files to ``output`` (see the module docstring)."""
     runs = load_runs(dirs, split)
-    missing = unevaluated_jobs(dirs, [r.directory for r in runs], split)
+    missing = unevaluated_jobs(dirs, [r.directory for r in runs])
     for job in missing:
         log.warning("%s: no %s evaluation (failed or unfinished job), not compared", job, split)
     summary, pooled = aggregate(runs, resamples)

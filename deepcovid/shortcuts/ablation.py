@@ -12,12 +12,11 @@ import torch
 
 from deepcovid.metrics.bootstrap import bootstrap_interval
 from deepcovid.metrics.discrimination import auroc
-from deepcovid.metrics.operating_points import counts_at
+from deepcovid.metrics.operating_points import NO_INTERVAL, Interval, counts_at
 from deepcovid.metrics.undefined import UndefinedMetric
 
 VARIANTS = {"intact": "prob_covid", "lungs_removed": "prob_covid_lungs_removed",
             "lungs_only": "prob_covid_lungs_only"}  # fmt: skip
-Interval = tuple[float | None, float | None]
 
 
 def ablate(images: torch.Tensor, masks: torch.Tensor, baseline: float) -> dict[str, torch.Tensor]:
@@ -71,7 +70,7 @@ def summarize_ablation(
     for variant, column in VARIANTS.items():
         prob = rows[column].to_numpy(dtype=np.float64)
         undefined: dict[str, str] = {}
-        value, ci = None, (None, None)
+        value, ci = None, NO_INTERVAL
         try:
             value = auroc(label, prob)
             drawn = bootstrap_interval(label, prob, auroc, ids, resamples, confidence, seed)

@@ -12,9 +12,8 @@ import torch
 
 from deepcovid.metrics.bootstrap import bootstrap_interval
 from deepcovid.metrics.intervals import proportion_with_interval
+from deepcovid.metrics.operating_points import NO_INTERVAL, Interval
 from deepcovid.metrics.undefined import UndefinedMetric
-
-Interval = tuple[float | None, float | None]
 
 
 @dataclass(frozen=True)
@@ -52,11 +51,11 @@ class LungAttribution:
     n: int
     zero_maps: int
     mean_share: float | None = None
-    share_ci: Interval = (None, None)
+    share_ci: Interval = NO_INTERVAL
     area_share: float | None = None
     share_over_area: float | None = None
     pointing_hit_rate: float | None = None
-    pointing_ci: Interval = (None, None)
+    pointing_ci: Interval = NO_INTERVAL
     undefined: dict[str, str] | None = None
 
 
@@ -77,13 +76,13 @@ def summarize_attribution(
         drawn = bootstrap_interval(values, values, mean, ids, resamples, confidence, seed)
         share_ci: Interval = (drawn.low, drawn.high)
     except UndefinedMetric as reason:
-        share_ci, undefined["share_ci"] = (None, None), str(reason)
+        share_ci, undefined["share_ci"] = NO_INTERVAL, str(reason)
     hits = scored[f"peak_in_lungs_{method}"].to_numpy(dtype=bool)
     try:
         pointing = proportion_with_interval(hits, ids, "auto", confidence, resamples, seed)
         pointing_ci: Interval = (pointing.low, pointing.high)
     except UndefinedMetric as reason:
-        pointing_ci, undefined["pointing_ci"] = (None, None), str(reason)
+        pointing_ci, undefined["pointing_ci"] = NO_INTERVAL, str(reason)
     area = float(scored["lung_area_share"].mean())
     return LungAttribution(
         n=len(scored),

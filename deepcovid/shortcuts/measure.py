@@ -17,6 +17,7 @@ from torch import nn
 from deepcovid.data.dataset import XrayDataset
 from deepcovid.explain.explainers import Explainer
 from deepcovid.explain.overlay import to_display
+from deepcovid.explain.panel import balanced_sample
 from deepcovid.models.scores import prob_covid
 from deepcovid.shortcuts.ablation import ablate
 from deepcovid.shortcuts.attribution import score_map
@@ -55,12 +56,8 @@ class Measurements:
 
 def panel_rows(table: pd.DataFrame, count: int, seed: int) -> set[int]:
     """Positions of up to ``count`` images, half of each class, seeded."""
-    rng = np.random.default_rng(seed)
-    chosen: list[int] = []
-    for label, share in ((1, count - count // 2), (0, count // 2)):
-        pool = np.flatnonzero(table["label"].to_numpy() == label)
-        chosen += rng.choice(pool, size=min(share, len(pool)), replace=False).tolist()
-    return set(chosen)
+    positions = np.arange(len(table))
+    return set(balanced_sample(positions, table["label"].to_numpy(), count, seed).tolist())
 
 
 @torch.inference_mode()

@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from deepcovid import CLASS_TITLES
+from deepcovid.data.splits import patient_groups
 from deepcovid.metrics.discrimination import auroc
 from deepcovid.metrics.undefined import UndefinedMetric
 
@@ -73,17 +74,10 @@ class Confounding:
     share_of_images: float = 0.0
 
 
-def groups_of(rows: pd.DataFrame) -> np.ndarray:
-    """Patient ids where known, else one group per image."""
-    own = "image:" + rows["path"].astype(str)
-    patient = rows["patient_id"].astype(object)
-    return np.where(patient.notna(), "patient:" + patient.astype(str), own)
-
-
 def source_probe(features: np.ndarray, rows: pd.DataFrame, seed: int = 0) -> SourceProbe:
     """The probe, over the sources with at least two patients (a source of one patient cannot
     be cross-validated); :class:`UndefinedMetric` when fewer than two such sources remain."""
-    groups = groups_of(rows)
+    groups = patient_groups(rows)
     sources = rows["source"].astype(str).to_numpy()
     per_source = pd.Series(groups).groupby(sources).nunique()
     kept = per_source[per_source >= 2]

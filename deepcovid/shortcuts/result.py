@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deepcovid import CLASS_NAMES
 from deepcovid.metrics.undefined import UndefinedMetric
 from deepcovid.shortcuts.ablation import AblationResult, summarize_ablation
 from deepcovid.shortcuts.attribution import LungAttribution, summarize_attribution
@@ -112,10 +113,9 @@ def attribution_by_group(
 
     called = images["prob_covid"] >= threshold
     correct = np.where(called == images["label"].astype(bool), "correct", "incorrect")
-    names = {1: "covid", 0: "non-covid"}
     return MethodAttribution(
         overall=summary(images),
-        by_class={names[k]: summary(g) for k, g in images.groupby("label", sort=True)},
+        by_class={CLASS_NAMES[k]: summary(g) for k, g in images.groupby("label", sort=True)},
         by_correct={k: summary(g) for k, g in images.groupby(correct, sort=True)},
         by_source={str(k): summary(g) for k, g in images.groupby("source", sort=True)}
         if images["source"].notna().any()

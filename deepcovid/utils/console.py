@@ -14,11 +14,11 @@ from omegaconf import DictConfig, OmegaConf
 # its message and the module that raises it, so anything else still shows.
 KNOWN_HARMLESS_WARNINGS = [
     (r".*isinstance\(treespec, LeafSpec\)", "lightning.pytorch.utilities._pytree"),
-    # val/test metrics are computed from predictions already gathered from every rank, so they
-    # are identical everywhere and need no sync_dist (CovidClassifier.log_epoch_metrics).
+    # val metrics are computed from predictions already gathered from every rank, so they are
+    # identical everywhere and need no sync_dist (CovidClassifier.on_validation_epoch_end).
     (
-        r"It is recommended to use `self.log\('(val|test)/(auroc|average_precision|sensitivity"
-        r"|specificity)'",
+        r"It is recommended to use `self.log\('val/(auroc|average_precision|sensitivity"
+        r"|specificity|accuracy)'",
         "lightning.pytorch.trainer.connectors.logger_connector.result",
     ),
 ]

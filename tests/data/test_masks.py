@@ -17,7 +17,6 @@ from deepcovid.data import masks
 from deepcovid.data.masks import (
     MaskMismatchError,
     V7LungMasks,
-    crop_to_lungs,
     fit_mask,
     folder_mask_path,
     locate_v7_zip,
@@ -136,17 +135,6 @@ def test_lung_box_widens_within_the_image() -> None:
     assert lung_box(mask, margin=0.5) == (0, 0, 100, 85)
     with pytest.raises(ValueError, match="empty"):
         lung_box(np.zeros((5, 5), dtype=bool))
-
-
-def test_crop_to_lungs_checks_the_mask_size() -> None:
-    image = Image.fromarray((np.arange(80 * 100) % 251).reshape(80, 100).astype(np.uint8))
-    mask = np.zeros((80, 100), dtype=bool)
-    mask[10:50, 20:60] = True
-    crop = crop_to_lungs(image, mask, margin=0.0)
-    assert crop.size == (40, 40)
-    np.testing.assert_array_equal(np.asarray(crop), np.asarray(image)[10:50, 20:60])
-    with pytest.raises(MaskMismatchError, match="fit it first"):
-        crop_to_lungs(image, mask.T, margin=0.0)
 
 
 def test_locate_reports_a_missing_package(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:

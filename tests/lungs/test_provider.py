@@ -58,21 +58,10 @@ def test_without_v7_the_segmenter_answers(chests: list[Path], tiny_weights: Path
     assert found.origin == "segmenter" and found.mask.shape == (image.height, image.width)
 
 
-def test_lung_crop_is_the_lung_box(chests: list[Path], tiny_weights: Path) -> None:
-    provider = LungMaskProvider(use_v7=False, weights=tiny_weights)
-    mask_path = chests[0].parent / "masks" / "chest_0.png"
-    crop = provider.lung_crop(chests[0], given_mask=mask_path, margin=0.0)
-    rows, columns = np.nonzero(np.asarray(Image.open(mask_path)))
-    assert crop.size == (columns.max() - columns.min() + 1, rows.max() - rows.min() + 1)
-
-
-def test_mismatched_and_empty_given_masks_are_refused(
+def test_a_mismatched_given_mask_is_refused(
     chests: list[Path], tiny_weights: Path, tmp_path: Path
 ) -> None:
     provider = LungMaskProvider(use_v7=False, weights=tiny_weights)
     Image.new("L", (48, 48), 255).save(tmp_path / "square.png")
     with pytest.raises(MaskMismatchError, match="square.png"):
         provider.mask_for(chests[0], given_mask=tmp_path / "square.png")
-    Image.new("L", (60, 48), 0).save(tmp_path / "empty.png")
-    with pytest.raises(ValueError, match="chest_0.png: the given lung mask is empty"):
-        provider.lung_crop(chests[0], given_mask=tmp_path / "empty.png")
