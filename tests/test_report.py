@@ -66,6 +66,10 @@ def test_multirun_folder_becomes_one_report(sweep: Path, tmp_path: Path) -> None
     main([str(sweep), "--output", str(tmp_path), "--resamples", "50", "--no-wandb"])
     table = pd.read_csv(tmp_path / "comparison.csv")
     assert list(table["model"].unique()) == BACKBONES
+    pooled = pd.read_csv(tmp_path / "pooled_predictions.csv")  # the same columns mean the same
+    assert table.groupby("run")["model"].first().to_dict() == (
+        pooled.groupby("run")["model"].first().to_dict()
+    )
     for i, backbone in enumerate(BACKBONES):
         metrics = json.loads((sweep / f"{i}-{backbone}" / "metrics" / "test.json").read_text())
         rows = table[table["model"] == backbone]

@@ -12,7 +12,7 @@ import numpy as np
 
 from deepcovid.metrics.discrimination import auroc, average_precision
 from deepcovid.metrics.operating_points import counts_at
-from deepcovid.metrics.undefined import or_nan
+from deepcovid.metrics.undefined import or_reason
 from deepcovid.results.predictions import Predictions
 
 ARGMAX_THRESHOLD = 0.5  # the class with the larger softmax output: P(COVID) ≥ 0.5
@@ -30,8 +30,8 @@ def epoch_metrics(predictions: Predictions, threshold: float) -> dict[str, float
     counts = counts_at(label, prob, threshold)
     called = prob >= ARGMAX_THRESHOLD
     return {
-        "auroc": or_nan(undefined, "auroc", lambda: auroc(label, prob), math.nan),
-        "average_precision": or_nan(
+        "auroc": or_reason(undefined, "auroc", lambda: auroc(label, prob), math.nan),
+        "average_precision": or_reason(
             undefined, "average_precision", lambda: average_precision(label, prob), math.nan
         ),
         "sensitivity": ratio(counts.tp, counts.fn),

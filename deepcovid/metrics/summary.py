@@ -38,7 +38,7 @@ from deepcovid.metrics.operating_points import (
     unavailable_point,
 )
 from deepcovid.metrics.threshold_selection import SELECTION_RULES, select_threshold
-from deepcovid.metrics.undefined import UndefinedMetric, class_counts
+from deepcovid.metrics.undefined import UndefinedMetric, class_counts, or_reason
 from deepcovid.utils.serialize import from_jsonable, to_jsonable
 
 PAPER_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -227,15 +227,6 @@ class Evaluation:
         return from_jsonable(cls, data)
 
 
-def or_none(undefined: dict[str, str], key: str, compute: Any) -> Any:
-    """``compute()``, or None with the reason recorded as ``undefined[key]``."""
-    try:
-        return compute()
-    except UndefinedMetric as reason:
-        undefined[key] = str(reason)
-        return None
-
-
 def choose_thresholds(val: pd.DataFrame, settings: MetricSettings) -> dict[str, dict[str, Any]]:
     """Per selection rule, the threshold chosen on ``val`` (None with the reason if none)."""
     chosen = {}
@@ -300,11 +291,11 @@ def with_interval(
 ) -> tuple[float | None, Interval, int | None]:
     """(estimate, bootstrap interval, resamples used); None with reasons where undefined."""
     label, prob = arrays(frame)
-    value = or_none(undefined, name, lambda: statistic(label, prob))
+    value = or_reason(undefined, name, lambda: statistic(label, prob))
     if value is None:
         undefined[f"{name}_ci"] = undefined[name]
         return None, NO_INTERVAL, None
-    interval = or_none(
+    interval = or_reason(
         undefined,
         f"{name}_ci",
         lambda: bootstrap_interval(
@@ -331,8 +322,8 @@ def subgroup(
     return Subgroup(
         value=str(value),
         counts=ClassSummary.of(group),
-        auroc=or_none(undefined, "auroc", lambda: auroc(label, prob)),
-        average_precision=or_none(
+        auroc=or_reason(undefined, "auroc", lambda: auroc(label, prob)),
+        average_precision=or_reason(
             undefined, "average_precision", lambda: average_precision(label, prob)
         ),
         point=fixed_points(group, [threshold], settings)[0],
@@ -361,12 +352,12 @@ def calibration_of(
     """ECE, Brier, intercept and slope of scores, None with reasons where undefined."""
     c = settings.confidence
     return {
-        "ece": or_none(
+        "ece": or_reason(
             undefined,
             f"{prefix}ece",
             lambda: expected_calibration_error(label, prob, settings.calibration_bins),
         ),
-        "brier": or_none(
+        "brier": or_reason(
             undefined,
             f"{prefix}brier",
             lambda: brier_with_interval(
@@ -378,10 +369,10 @@ def calibration_of(
                 seed=settings.seed,
             ),
         ),
-        "intercept": or_none(
+        "intercept": or_reason(
             undefined, f"{prefix}intercept", lambda: calibration_intercept(label, prob, ids, c)
         ),
-        "slope": or_none(
+        "slope": or_reason(
             undefined, f"{prefix}slope", lambda: calibration_slope(label, prob, ids, c)
         ),
     }
@@ -396,7 +387,7 @@ def recalibrations(
     label, prob = arrays(test)
     found = []
     for method, kind in (("platt", PlattScaling), ("temperature", TemperatureScaling)):
-        fitted = or_none(undefined, f"recalibration_{method}", lambda k=kind: k.fit(*arrays(val)))
+        fitted = or_reason(undefined, f"recalibration_{method}", lambda k=kind: k.fit(*arrays(val)))
         if fitted is None:
             continue
         reasons: dict[str, str] = {}
@@ -458,7 +449,7 @@ def summarize(
         chosen_points=on_test,
         validation=None if val is None else Validation(val_source, ClassSummary.of(val), on_val),
         subgroups=subgroups(test, settings, threshold),
-        decision_curve=or_none(undefined, "decision_curve", lambda: decision_curve(label, prob)),
+        decision_curve=or_reason(undefined, "decision_curve", lambda: decision_curve(label, prob)),
         confidence=settings.confidence,
         interval=settings.interval,
         model=model,

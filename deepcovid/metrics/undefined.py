@@ -32,10 +32,12 @@ def require_both_classes(label: np.ndarray, metric: str) -> None:
         )
 
 
-def or_nan(undefined: dict[str, str], key: str, compute: Callable[[], T], nan: T) -> T:
-    """``compute()``, or ``nan`` with the reason recorded as ``undefined[key]``."""
+def or_reason(
+    undefined: dict[str, str], key: str, compute: Callable[[], T], default: T | None = None
+) -> T | None:
+    """``compute()``, or ``default`` with the reason recorded as ``undefined[key]``."""
     try:
         return compute()
     except UndefinedMetric as reason:
         undefined[key] = str(reason)
-        return nan
+        return default

@@ -129,8 +129,8 @@ def comparison_frame(runs: list[EvaluatedRun]) -> pd.DataFrame:
     for run in runs:
         e = run.evaluation
         common = {
-            "model": run.name,
-            "backbone": e.model.backbone,
+            "run": run.name,  # the model, made unique where several runs share it
+            "model": e.model.backbone,  # as in pooled_predictions.csv and the summary
             "run_dir": str(run.directory),
             "seed": e.model.seed,
             "fold": e.model.fold,
