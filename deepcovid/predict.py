@@ -15,7 +15,6 @@ and (with an explainer) a Secondary Capture of its overlay under ``dicom/``
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +41,14 @@ from deepcovid.models.exported import ExportedClassifier, load_exported
 from deepcovid.models.record import ModelRecord
 from deepcovid.results.names import RULE_TEXT
 from deepcovid.utils.config import CONFIG_PATH
-from deepcovid.utils.files import save_figure, sha256_of, write_csv_atomic, write_json_atomic
+from deepcovid.utils.files import (
+    common_folder,
+    flat_name,
+    save_figure,
+    sha256_of,
+    write_csv_atomic,
+    write_json_atomic,
+)
 from deepcovid.utils.system import resolve_device
 
 log = logging.getLogger(__name__)
@@ -87,6 +93,11 @@ class DicomOutput:
             log.warning("no DICOM results: %s", error)
             self.failed[str(path)] = str(error)
 
+    def skip(self, path: Path) -> None:
+        """``path`` could not be read: listed when it is a DICOM input."""
+        if path.suffix.lower() in DICOM_SUFFIXES:
+            self.unreadable.append(path)
+
     def summary(self) -> dict:
         return {
             "written": [result.to_dict() for result in self.written],
@@ -104,16 +115,6 @@ def operating_point_text(record: ModelRecord, rule: str, threshold: float, given
         return f"fixed threshold {threshold:g} (model.threshold)"
     target = record.operating_points[rule]["target"] or 0.0
     return f"{RULE_TEXT[rule].format(target=100 * target)}: threshold {threshold:.4g}"
-
-
-def flat_name(path: Path, root: Path) -> str:
-    """A flat name, unique among the inputs, for files about ``path``: its path below ``root``
-    with ``__`` separators (``study1/IM1.dcm`` → ``study1__IM1.dcm``)."""
-    try:
-        parts = path.resolve().relative_to(root).parts
-    except ValueError:
-        parts = (path.name,)
-    return "__".join(parts)
 
 
 def chunks(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
@@ -158,11 +159,15 @@ def predict_files(
             preprocessing.lung_margin, preprocessing.lung_crop_masks, preprocessing.lung_crop,
             preprocessing.outside_lungs == "blank",
         )  # fmt: skip
-    root = Path(os.path.commonpath([p.resolve().parent for p in paths])) if paths else Path()
+    root = common_folder(paths)
     records, skipped = [], []
     for chunk in chunks(paths, batch_size):
         kept, images = load_batch(chunk, transform, read)
-        skipped += [p for p in chunk if p not in kept]
+        unread = [p for p in chunk if p not in kept]
+        skipped += unread
+        if dicom is not None:
+            for path in unread:
+                dicom.skip(path)
         if not kept:
             continue
         batch = torch.stack(images).to(device)
@@ -231,7 +236,6 @@ def predict(cfg: DictConfig) -> Path:
     if skipped:
         log.warning("%d unreadable input(s) skipped: %s", len(skipped), [str(p) for p in skipped])
     if dicom is not None:
-        dicom.unreadable = [p for p in skipped if p.suffix.lower() in DICOM_SUFFIXES]
         listed = write_json_atomic(dicom.summary(), output_dir / "dicom" / "results.json")
         log.info(
             "DICOM results for %d input(s) in %s; %d not DICOM, %d failed, %d unreadable (see %s)",

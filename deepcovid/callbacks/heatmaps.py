@@ -3,8 +3,7 @@
 On rank 0 the callback picks a panel (:mod:`deepcovid.explain.panel`) from the gathered
 predictions, computes heatmaps with the configured explainer (``explainer=occlusion|gradcam``),
 writes one overlay per image and a grid to ``<output_dir>/heatmaps/val/epochNNN/`` (or
-``heatmaps/test/``) and
-logs the overlays to W&B when a W&B logger is attached.
+``heatmaps/test/``) and logs the overlays to W&B when a W&B logger is attached.
 """
 
 from __future__ import annotations

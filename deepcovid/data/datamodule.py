@@ -161,9 +161,6 @@ class XrayDataModule(L.LightningDataModule):
         self.eval_transform = EvalPreset(self.preprocessing)
         self.normalize_on_device = normalize_on_device
         self.cache = cache
-        # the crop of shrunk pixels would be enlarged again: lung-restricted input is cut from
-        # the files, as predict does
-        self.cached_pixels = cache and not self.preprocessing.uses_lung_masks
         self.file_cache = FileCache(cache_dir or default_cache_dir(), cache_short_side)
         self.download = download
         self.download_url = download_url
@@ -387,6 +384,12 @@ class XrayDataModule(L.LightningDataModule):
         if rows.empty:
             raise ValueError(f"the '{name}' split of {self.root} is empty")
         return rows
+
+    @property
+    def cached_pixels(self) -> bool:
+        """Whether the loaders read the cache's shrunk pixels: not for lung-restricted input,
+        cut from the files as predict does (a crop of shrunk pixels would be enlarged again)."""
+        return self.cache and not self.preprocessing.uses_lung_masks
 
     # ---- loaders ------------------------------------------------------------------------
     def dataset(self, name: str, train: bool = False, complete: bool = False) -> XrayDataset:

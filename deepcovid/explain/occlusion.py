@@ -159,8 +159,5 @@ def occlusion(
     ``1/step² + refine_fraction`` of the windows are scored.
     """
     check_input(x, batch_size)
-    if drilldown is None:
-        drops = partial(exact_drops, batch_size=batch_size)
-    else:
-        drops = partial(drilldown.drops, batch_size=batch_size)
+    drops = partial(exact_drops if drilldown is None else drilldown.drops, batch_size=batch_size)
     return attribute(model, x, window, stride, baseline, drops, method, full_fraction)

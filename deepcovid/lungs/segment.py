@@ -14,7 +14,6 @@ skipped, logged by name and counted.
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +32,13 @@ from deepcovid.lungs.quality import QualityLimits
 from deepcovid.lungs.segmenter import LungSegmenter, load_segmenter
 from deepcovid.lungs.weights import SHIPPED_WEIGHTS
 from deepcovid.utils.config import CONFIG_PATH
-from deepcovid.utils.files import atomic_path, printable, write_csv_atomic
+from deepcovid.utils.files import (
+    atomic_path,
+    common_folder,
+    flat_name,
+    printable,
+    write_csv_atomic,
+)
 from deepcovid.utils.system import available_cpus
 
 log = logging.getLogger(__name__)
@@ -47,18 +52,14 @@ def mask_names(paths: Sequence[Path]) -> dict[Path, str]:
     folder, ``__``-joined (``train/a.png`` → ``train__a.png``), and, where that still
     collides (``a.png`` beside ``a.jpg``), with the file's suffix kept (``a.jpg.png``)."""
     stems = Counter(p.stem for p in paths)
-    resolved = [p.resolve() for p in paths]
-    root = Path(os.path.commonpath([p.parent for p in resolved])) if paths else Path()
-    below = {path: full.relative_to(root) for path, full in zip(paths, resolved, strict=True)}
+    root = common_folder(list(paths))
     names = {
-        path: f"{path.stem}.png"
-        if stems[path.stem] == 1
-        else "__".join(relative.with_suffix("").parts) + ".png"
-        for path, relative in below.items()
+        path: f"{path.stem if stems[path.stem] == 1 else flat_name(path, root, False)}.png"
+        for path in paths
     }
     taken = Counter(names.values())
     return {
-        path: "__".join(below[path].parts) + ".png" if taken[name] > 1 else name
+        path: f"{flat_name(path, root)}.png" if taken[name] > 1 else name
         for path, name in names.items()
     }
 

@@ -80,7 +80,7 @@ def roc_band_figure(by_model: Mapping[str, Sequence[Curve]], title: str = "ROC c
 
 def forest_figure(
     rows: Sequence[tuple[str, float, tuple[float | None, float | None]]],
-    title: str = "AUROC (95 % CI)",
+    title: str,
 ) -> Figure:
     """One row per (label, AUROC, interval), top to bottom; a row without bounds is a point."""
     figure, axes = new_figure((6.0, 1.0 + 0.35 * max(len(rows), 1)))

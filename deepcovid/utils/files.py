@@ -1,4 +1,5 @@
-"""Files: atomic writes (JSON, CSV, text, PNG figures) and content hashes.
+"""Files: atomic writes (JSON, CSV, text, PNG figures), content hashes, and flat names for
+files written about many inputs.
 
 An atomic write goes to a temporary file beside the target, is flushed to disk and renamed. A
 crash (even SIGKILL or power loss) at any moment leaves either the old file or the new one at
@@ -78,6 +79,22 @@ def sha256_of(path: str | Path) -> str:
         for chunk in iter(lambda: handle.read(CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def common_folder(paths: list[Path]) -> Path:
+    """The deepest folder holding every one of ``paths`` (resolved)."""
+    return Path(os.path.commonpath([p.resolve().parent for p in paths])) if paths else Path()
+
+
+def flat_name(path: Path, root: Path, keep_suffix: bool = True) -> str:
+    """A flat name for files about ``path``, unique among inputs below ``root``: its path below
+    ``root`` with ``__`` separators (``study1/IM1.dcm`` → ``study1__IM1.dcm``, or
+    ``study1__IM1`` without the suffix); its name alone when it is not below ``root``."""
+    try:
+        relative = path.resolve().relative_to(root)
+    except ValueError:
+        relative = Path(path.name)
+    return "__".join((relative if keep_suffix else relative.with_suffix("")).parts)
 
 
 def printable(path: str | Path) -> str:

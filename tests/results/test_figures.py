@@ -51,7 +51,7 @@ def test_roc_band_is_the_mean_and_range_of_the_runs() -> None:
 def test_forest_rows_top_to_bottom_with_intervals() -> None:
     from deepcovid.results.figures import forest_figure
 
-    figure = forest_figure([("a", 0.9, (0.8, 0.95)), ("b", 0.6, (None, None))])
+    figure = forest_figure([("a", 0.9, (0.8, 0.95)), ("b", 0.6, (None, None))], "AUROC")
     axes = figure.axes[0]
     assert [t.get_text() for t in axes.get_yticklabels()] == ["b", "a"]
     interval, point_a, point_b = axes.get_lines()[:3]
