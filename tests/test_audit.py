@@ -126,3 +126,24 @@ def test_the_report_names_the_confidence_of_its_intervals(audited: Path) -> None
     assert result.confidence == 0.95 and "AUROC (95 % CI)" in audit_report(result)
     at_90 = audit_report(AuditResult(**{**vars(result), "confidence": 0.9}))
     assert "AUROC (90 % CI)" in at_90 and "Intervals: 90 %" in at_90  # flags: made with it
+
+
+def test_blank_lung_mask_cells_fall_back_to_the_next_mask(
+    tiny_run: Path, covidx5k_shared: Path, mask_dir: Path, tmp_path: Path
+) -> None:
+    """A manifest whose lung_mask column is filled for some rows only (blank cells are NaN
+    under pandas 3): given masks where named, the folder's elsewhere."""
+    images = sorted((covidx5k_shared / "test").rglob("*.*"))
+    rows = [
+        f"{image},{image.parent.name},{mask_dir / (image.stem + '.png') if i % 2 else ''}"
+        for i, image in enumerate(images)
+    ]
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("path,label,lung_mask\n" + "\n".join(rows) + "\n")
+    overrides = [
+        f"ckpt_path={best_checkpoint(tiny_run)}", f"data.root={covidx5k_shared}",
+        f"data.manifest={manifest}", "external=true", f"data.lung_masks={mask_dir}",
+        "masks.v7=false", "masks.segmenter=false", *QUIET, *FAST,
+    ]  # fmt: skip
+    result = audit(compose_config("audit", overrides, str(tmp_path)))
+    assert result.masks.by_origin == {"given": 7, "folder": 7}

@@ -20,6 +20,7 @@ from deepcovid.data.download import download_dataset
 from deepcovid.data.io import DEFAULT_MAX_IMAGE_PIXELS, load_image, set_max_image_pixels
 from deepcovid.data.leaks import MAX_DISTANCE, DataReport, build_report, enforce
 from deepcovid.data.lung_crop import Box, LungBoxes, LungLoader, crop_mask_provider, mask_origin
+from deepcovid.data.masks import given_masks
 from deepcovid.data.samples import (
     DEFAULT_NEGATIVE_NAMES,
     DEFAULT_POSITIVE_NAMES,
@@ -264,7 +265,7 @@ class XrayDataModule(L.LightningDataModule):
         image, found once and kept in the cache folder."""
         masks = self.preprocessing.lung_crop_masks
         provider = crop_mask_provider(masks, self.lung_masks)
-        given = table["lung_mask"].where(table["lung_mask"].notna(), None).tolist()
+        given = given_masks(table["lung_mask"])
         if masks == "segmenter":
             given = [None] * len(given)
         kept = LungBoxes(self.file_cache.directory, self.preprocessing.lung_margin, masks)

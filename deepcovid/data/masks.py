@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 
@@ -154,6 +154,13 @@ class V7LungMasks:
         if not mask.any():
             return None
         return fit_mask(mask, size, source=f"V7 mask {name} for {image_path}")
+
+
+def given_masks(column: Iterable[object]) -> list[str | None]:
+    """The mask file of each row of a sample table's ``lung_mask`` column, None where the cell is
+    blank: None, NaN or pandas' NA alike (pandas 3 keeps NaN in a string column where pandas 2
+    gave None), so that no blank cell reaches a path function as a float."""
+    return [cell if isinstance(cell, str) and cell.strip() else None for cell in column]
 
 
 def folder_mask_path(mask_dir: str | Path, image_path: str | Path) -> Path | None:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from deepcovid.data.dataset import XrayDataset
+from deepcovid.data.masks import given_masks
 from deepcovid.explain.explainers import Explainer
 from deepcovid.explain.overlay import to_display
 from deepcovid.explain.panel import balanced_sample
@@ -117,7 +118,7 @@ def measure(
         positions = range(start, min(start + batch_size, len(dataset)))
         images = torch.stack([dataset[i]["image"] for i in positions]).to(device)
         rows = table.iloc[list(positions)]
-        given = rows["lung_mask"].where(rows["lung_mask"].notna(), None)
+        given = given_masks(rows["lung_mask"])
         found = [masks(path, mask) for path, mask in zip(rows["path"], given, strict=True)]
         columns, batch_features, heatmaps = measure_batch(
             model, images, found, explainers, baseline

@@ -168,3 +168,29 @@ def test_the_described_input_names_the_lung_step() -> None:
         "box" not in blanked
         and "box widened by 0.1" in Preprocessing(lung_crop=True, lung_margin=0.1).steps
     )
+
+
+def test_a_partly_filled_lung_mask_column_crops_every_image(tmp_path: Path) -> None:
+    """Blank lung_mask cells (pandas 3 keeps them as NaN in a str column) fall back to the
+    next mask source instead of reaching os.stat as a float."""
+    root = make_covidx5k(tmp_path / "data", size=64)
+    images = sorted(p for p in root.rglob("*") if is_image_file(p))
+    expected = mask_folder(images, tmp_path / "masks")
+    given = {str(p): f"masks/{p.stem}.png" if i % 2 else "" for i, p in enumerate(images)}
+    rows = [f"{p.relative_to(root)},{p.parent.name},{given[str(p)]}" for p in images]
+    manifest = root / "manifest.csv"
+    manifest.write_text("path,label,lung_mask\n" + "\n".join(rows) + "\n")
+    (root / "masks").symlink_to(tmp_path / "masks")
+    datamodule = XrayDataModule(
+        str(root), num_workers=0, lung_crop=True, lung_crop_masks="any",
+        lung_masks=str(tmp_path / "masks"), image_size=32, crop_ratio=1.0,
+    )  # fmt: skip
+    datamodule.setup("fit")
+    table = datamodule.table
+    assert table["lung_mask"].notna().sum() == len(images) // 2  # half the cells are blank
+    for path, (left, top, right, bottom) in expected.items():
+        margin_x, margin_y = 0.05 * (right - left), 0.05 * (bottom - top)
+        got = [round(v * 64) for v in datamodule.boxes[path]]
+        want = [max(0, left - margin_x), max(0, top - margin_y),
+                min(64, right + margin_x), min(64, bottom + margin_y)]  # fmt: skip
+        assert np.allclose(got, want, atol=1.5), (path, got, want)

@@ -173,3 +173,11 @@ def test_316_cxr_dev_images_have_a_v7_mask(installed_v7: V7LungMasks) -> None:
     image = Image.open(CXR_DEV / first["path"])
     mask = installed_v7.mask_for(first["path"], image.size)
     assert mask.shape == (image.height, image.width) and 0.1 < mask.mean() < 0.7
+
+
+def test_blank_lung_mask_cells_are_none_under_any_pandas() -> None:
+    column = pd.Series(["a.png", None, "", "  "], dtype="string").astype(object)
+    column = pd.concat([column, pd.Series([np.nan, pd.NA, "b.png"], dtype=object)])
+    assert masks.given_masks(column) == ["a.png", None, None, None, None, None, "b.png"]
+    read_back = pd.DataFrame({"lung_mask": ["a.png", None]})["lung_mask"]  # NaN on pandas 3
+    assert masks.given_masks(read_back) == ["a.png", None]
