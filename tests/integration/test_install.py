@@ -1,5 +1,6 @@
-"""A wheel, installed non-editable into a fresh virtualenv, runs from outside the repository:
-its configs come with it (conf/ is packaged as deepcovid.conf)."""
+"""A wheel, installed non-editable into a folder of its own, runs from outside the repository
+with the running environment's dependencies: its configs come with it (conf/ is packaged as
+deepcovid.conf)."""
 
 from __future__ import annotations
 
@@ -33,8 +34,11 @@ def module_names() -> list[str]:
     )
 
 
-def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+def run(args: list[str], cwd: Path, path: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``args`` in ``cwd`` with only ``path`` (if any) on PYTHONPATH; fail with its output."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if path is not None:
+        env["PYTHONPATH"] = str(path)
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return result
@@ -58,10 +62,12 @@ def test_wheel_installs_and_trains_from_outside_the_repository(tmp_path: Path) -
     run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
          "-w", str(tmp_path / "dist"), str(source)], tmp_path)  # fmt: skip
     (wheel,) = (tmp_path / "dist").glob("deepcovid-*.whl")
-    venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], tmp_path)
-    python = str(venv / "bin" / "python")
-    run([python, "-m", "pip", "install", "-q", "--no-deps", str(wheel)], tmp_path)
+    # Installed into a folder of its own and run by this interpreter, so the dependencies are
+    # those of the environment running the tests (a venv's or the system's), whichever it is:
+    # a --system-site-packages venv would see the base interpreter's packages, not a venv's.
+    site = tmp_path / "site"
+    run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile",
+         "--target", str(site), str(wheel)], tmp_path)  # fmt: skip
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     imports = (  # every module, from the wheel: an unlisted package would come from the repo
@@ -69,16 +75,24 @@ def test_wheel_installs_and_trains_from_outside_the_repository(tmp_path: Path) -
         "for name in sys.argv[1:]: print(importlib.import_module(name).__file__)"
     )
     where = run(
-        [python, "-c", imports, *module_names(), "deepcovid.conf"], elsewhere
+        [sys.executable, "-c", imports, *module_names(), "deepcovid.conf"], elsewhere, site
     ).stdout.split()
     assert len(where) == len(module_names()) + 1
-    assert [path for path in where if str(venv) not in path] == []  # not the repository's copy
-    printed = run([python, "-m", "deepcovid.train", "model=squeezenet", "--cfg", "job"], elsewhere)
+    assert [path for path in where if not Path(path).is_relative_to(site)] == []  # not the repo's
+    printed = run(
+        [sys.executable, "-m", "deepcovid.train", "model=squeezenet", "--cfg", "job"],
+        elsewhere,
+        site,
+    )
     assert "backbone: squeezenet" in printed.stdout
     data = make_covidx5k(tmp_path / "data")
     out = tmp_path / "run"
     overrides = tiny_overrides(
         data, out, "trainer.limit_train_batches=1", "metrics.bootstrap_resamples=10"
     )
-    run([python, "-m", "deepcovid.train", *overrides, f"hydra.run.dir={out}"], elsewhere)
+    run(
+        [sys.executable, "-m", "deepcovid.train", *overrides, f"hydra.run.dir={out}"],
+        elsewhere,
+        site,
+    )
     assert (out / "checkpoints" / "last.ckpt").is_file() and (out / "report.md").is_file()
