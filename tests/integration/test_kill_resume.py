@@ -15,6 +15,7 @@ import torch
 
 from deepcovid.train import SIGTERM_EXIT_CODE, train
 from deepcovid.utils.config import compose_config
+from deepcovid.utils.csv_logger import ATTEMPT
 from tests.conftest import REPO, tiny_overrides
 
 STEPS_PER_EPOCH = 4
@@ -58,8 +59,8 @@ def cli(root: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
 
 
 def final_test_metrics(run: Path) -> pd.Series:
-    """The test-stage row of a run's CSV log."""
-    metrics = pd.read_csv(run / "csv" / "metrics.csv")
+    """The test-stage row of a run's CSV log (without the attempt that logged it)."""
+    metrics = pd.read_csv(run / "csv" / "metrics.csv").drop(columns=ATTEMPT)
     return metrics.dropna(subset=["test/auroc"]).iloc[-1].dropna()
 
 
@@ -83,6 +84,9 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(
 
     resumed = cli(covidx5k_shared, killed, "ckpt_path=last")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    history = pd.read_csv(killed / "csv" / "metrics.csv").dropna(subset=["val/auroc"])
+    assert history["epoch"].tolist() == [0, 1, 2]  # epoch 0: saved with its checkpoint
+    assert history[ATTEMPT].tolist() == [1, 2, 2]
 
     final = {
         run: torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
