@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from deepcovid.data.cache import CachedImages, FileCache, FileFacts, default_cache_dir
 from deepcovid.data.dataset import XrayDataset
-from deepcovid.data.download import download_dataset
+from deepcovid.data.download import MAX_EXTRACTED_BYTES, MAX_RATIO, download_dataset
 from deepcovid.data.io import DEFAULT_MAX_IMAGE_PIXELS, load_image, set_max_image_pixels
 from deepcovid.data.leaks import MAX_DISTANCE, DataReport, build_report, enforce
 from deepcovid.data.lung_crop import Box, LungBoxes, LungLoader, crop_mask_provider, mask_origin
@@ -115,6 +115,8 @@ class XrayDataModule(L.LightningDataModule):
         download_url: str | None = None,
         download_sha256: str | None = None,
         download_sources: dict[str, str] | None = None,
+        download_max_bytes: int = MAX_EXTRACTED_BYTES,
+        download_max_ratio: float = MAX_RATIO,
         on_bad_file: str = "error",
         on_leak: str = "error",
         near_duplicates: bool = False,
@@ -167,6 +169,7 @@ class XrayDataModule(L.LightningDataModule):
         self.download_url = download_url
         self.download_sha256 = download_sha256
         self.download_sources = dict(download_sources) if download_sources else None
+        self.download_limits = {"max_bytes": download_max_bytes, "max_ratio": download_max_ratio}
         self.on_bad_file = on_bad_file
         self.on_leak = on_leak
         self.near_duplicates = near_duplicates
@@ -189,7 +192,11 @@ class XrayDataModule(L.LightningDataModule):
             if not self.download_url:
                 raise ValueError("data.download=true needs data.download_url")
             download_dataset(
-                self.download_url, self.root, self.download_sha256, self.download_sources
+                self.download_url,
+                self.root,
+                self.download_sha256,
+                self.download_sources,
+                **self.download_limits,
             )
 
     def manifest_path(self) -> Path | None:
