@@ -1,6 +1,8 @@
 """``python -m deepcovid.data.check ROOT_OR_MANIFEST``: counts, image modes and sizes,
 unreadable and implausible files, and leaks across splits (identical or near-identical images,
-shared patients), as console tables and a JSON file. Exits 1 when the splits leak.
+shared patients), as console tables and a JSON file; files a folder scan does not read (broken
+links, other types) are listed by name. Exits 1 when the splits leak, else 2 when files are
+unreadable or broken links, else 0.
 """
 
 from __future__ import annotations
@@ -16,20 +18,29 @@ from rich.table import Table
 from deepcovid.data.cache import HASH_SIZE, FileCache, default_cache_dir
 from deepcovid.data.io import DEFAULT_MAX_IMAGE_PIXELS, set_max_image_pixels
 from deepcovid.data.leaks import MAX_DISTANCE, DataReport, build_report
-from deepcovid.data.samples import read_manifest, scan_folders
+from deepcovid.data.samples import UNSUPPORTED, read_manifest, scan_folders
 from deepcovid.utils.files import write_json_atomic
 
 EXIT_LEAK = 1
+EXIT_BAD_FILES = 2
 
 
-def load_samples(root_or_manifest: str | Path) -> pd.DataFrame:
-    """The sample table of a CSV manifest, a folder with ``manifest.csv``, or a folder tree."""
+def load_samples(
+    root_or_manifest: str | Path, skipped: dict[str, str] | None = None
+) -> pd.DataFrame:
+    """The sample table of a CSV manifest, a folder with ``manifest.csv``, or a folder tree
+    (whose files not read are added to ``skipped``)."""
     path = Path(root_or_manifest)
     if path.is_file():
         return read_manifest(path)
     if (path / "manifest.csv").is_file():
         return read_manifest(path / "manifest.csv")
-    return scan_folders(path)
+    return scan_folders(path, skipped=skipped)
+
+
+def broken_links(skipped: dict[str, str]) -> dict[str, str]:
+    """The skipped files that are broken links or unreadable (not merely of another type)."""
+    return {p: why for p, why in skipped.items() if not why.startswith(UNSUPPORTED)}
 
 
 def table_of(title: str, columns: list[str], rows: list[list[object]]) -> Table:
@@ -42,8 +53,8 @@ def table_of(title: str, columns: list[str], rows: list[list[object]]) -> Table:
     return table
 
 
-def render(report: DataReport, console: Console, limit: int = 20) -> None:
-    """Print the report as tables, then the verdict."""
+def render(report: DataReport, skipped: dict[str, str], console: Console, limit: int = 20) -> None:
+    """Print the report and the files not read as tables, then the verdict."""
     counts = [[r["split"], r["class"], r["source"], r["images"]] for r in report.counts]
     console.print(table_of("images", ["split", "class", "source", "images"], counts))
     console.print(table_of("modes", ["mode", "images"], [list(m) for m in report.modes.items()]))
@@ -58,6 +69,9 @@ def render(report: DataReport, console: Console, limit: int = 20) -> None:
         console.print(
             table_of(f"unreadable files ({len(report.unreadable)})", ["file", "why"], rows)
         )
+    if skipped:
+        rows = [[p, why] for p, why in list(skipped.items())[:limit]]
+        console.print(table_of(f"files not read ({len(skipped)})", ["file", "why"], rows))
     if report.exact_duplicates:
         rows = [[g["sha256"][:12], g["paths"]] for g in report.exact_duplicates[:limit]]
         title = f"identical files across splits ({len(report.exact_duplicates)})"
@@ -101,18 +115,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the check; the exit status is 1 when the splits leak, else 0."""
+    """Run the check; the exit status is 1 when the splits leak, else 2 when files are
+    unreadable or broken links, else 0."""
     args = parse_args(argv)
     set_max_image_pixels(args.max_image_pixels)
-    table = load_samples(args.root_or_manifest)
+    skipped: dict[str, str] = {}
+    table = load_samples(args.root_or_manifest, skipped)
     facts = FileCache(args.cache_dir or default_cache_dir()).scan(
         table["path"].tolist(), want_dhash=not args.fast
     )
     report = build_report(table, facts, near=not args.fast, max_distance=args.max_distance)
-    render(report, Console())
-    write_json_atomic(report.to_dict(), args.json)
+    render(report, skipped, Console())
+    write_json_atomic({**report.to_dict(), "not_read": skipped}, args.json)
     print(f"report written to {args.json}")
-    return EXIT_LEAK if report.leaks else 0
+    if report.leaks:
+        return EXIT_LEAK
+    bad = len(report.unreadable) + len(broken_links(skipped))
+    if bad:
+        print(f"{bad} file(s) unreadable or broken links (listed above): fix or remove them")
+        return EXIT_BAD_FILES
+    return 0
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ a generic class-folder tree, or a CSV manifest. Labels are integers: 1 = COVID, 
 
 from __future__ import annotations
 
+import errno
+import io
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -13,7 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from deepcovid.data.io import is_image_file
+from deepcovid.data.io import IMAGE_SUFFIXES, is_image_file
+from deepcovid.utils.files import printable
 
 COLUMNS = ["path", "label", "split", "patient_id", "source", "finding", "lung_mask"]
 SPLITS = ("train", "val", "test")
@@ -26,8 +29,15 @@ SPLIT_NAMES = {
     "test": "test",
     "testing": "test",
 }
+MANIFEST_FORMAT = (
+    "a header line path,label (optionally also patient_id, split, source, finding, lung_mask) "
+    "and one row per image"
+)
 DEFAULT_POSITIVE_NAMES = ("covid", "covid-19", "covid19", "positive", "1")
 DEFAULT_NEGATIVE_NAMES = ("non", "non-covid", "noncovid", "normal", "negative", "0")
+IMAGE_SUFFIXES_TEXT = ", ".join(sorted(IMAGE_SUFFIXES))
+UNSUPPORTED = "not an image type deepcovid reads"
+SHOWN_SKIPS = 10  # skipped files named in the log; every one is in the data check's report
 log = logging.getLogger(__name__)
 
 
@@ -56,9 +66,43 @@ class LabelMap:
         return sorted({str(n) for n in names if n not in self})
 
 
-def list_images(folder: Path) -> list[Path]:
-    """All image files below ``folder``, recursively, in a stable order."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
+def not_an_image(path: Path) -> str | None:
+    """Why a folder scan does not read ``path`` (a broken link, a linked folder, an unsupported
+    type), or None when it is an image file to read."""
+    try:
+        path.stat()  # follows links
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "a symlink loop"
+        if path.is_symlink() and error.errno == errno.ENOENT:
+            return f"a dangling symlink (to {printable(os.readlink(path))}, which does not exist)"
+        return f"unreadable ({error.strerror})"
+    if path.is_dir():
+        return "a symlink to a folder, not followed: link the image files instead"
+    if not path.is_file() or not is_image_file(path):
+        return f"{UNSUPPORTED} ({path.suffix.lower() or 'no suffix'}; read: {IMAGE_SUFFIXES_TEXT})"
+    return None
+
+
+def list_images(folder: Path, skipped: dict[str, str] | None = None) -> list[Path]:
+    """All image files below ``folder``, recursively, in a stable order. Every other file (and
+    broken link) is logged by name with the reason, and added to ``skipped`` when given."""
+    images, passed = [], {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_dir() and not path.is_symlink():
+            continue
+        reason = not_an_image(path)
+        if reason is None:
+            images.append(path)
+        else:
+            passed[printable(path)] = reason
+    if passed:
+        shown = "; ".join(f"{p}: {why}" for p, why in list(passed.items())[:SHOWN_SKIPS])
+        more = f"; and {len(passed) - SHOWN_SKIPS} more" if len(passed) > SHOWN_SKIPS else ""
+        log.warning("%s: %d file(s) not read: %s%s", folder, len(passed), shown, more)
+    if skipped is not None:
+        skipped.update(passed)
+    return images
 
 
 def list_inputs(inputs: str | Path) -> list[Path]:
@@ -75,16 +119,21 @@ def list_inputs(inputs: str | Path) -> list[Path]:
         raise FileNotFoundError(f"inputs={inputs}: no such file or folder")
     if inputs.suffix.lower() != ".csv":
         return [inputs]
-    frame = pd.read_csv(inputs, dtype=str, keep_default_na=False)
+    frame = read_csv_cells(inputs, f"inputs={inputs}", "a header line path and one row per image")
     if "path" not in frame.columns:
         raise ValueError(
             f"inputs={inputs}: the CSV has columns {list(frame.columns)}; it needs a 'path' column"
         )
+    if frame.empty:
+        raise ValueError(f"inputs={inputs}: the CSV has a header but no rows: list the images")
     return [resolve(inputs.parent, p) for p in frame["path"]]
 
 
-def scan_class_folders(root: Path, split: str | None, labels: LabelMap) -> pd.DataFrame:
-    """Rows for ``root/<class>/**/image`` with the label taken from the class folder name."""
+def scan_class_folders(
+    root: Path, split: str | None, labels: LabelMap, skipped: dict[str, str] | None = None
+) -> pd.DataFrame:
+    """Rows for ``root/<class>/**/image`` with the label taken from the class folder name; files
+    not read are added to ``skipped`` (name → why)."""
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     unknown = labels.unknown(p.name for p in class_dirs)
     if unknown:
@@ -94,7 +143,7 @@ def scan_class_folders(root: Path, split: str | None, labels: LabelMap) -> pd.Da
         )
     rows = []
     for class_dir in class_dirs:
-        images = list_images(class_dir)
+        images = list_images(class_dir, skipped)
         if not images:
             raise DatasetLayoutError(
                 f"{class_dir}: the class folder holds no images (.png, .jpg, .jpeg, .dcm). "
@@ -104,11 +153,14 @@ def scan_class_folders(root: Path, split: str | None, labels: LabelMap) -> pd.Da
     return pd.DataFrame(rows, columns=["path", "label", "split"])
 
 
-def scan_folders(root: str | Path, labels: LabelMap | None = None) -> pd.DataFrame:
+def scan_folders(
+    root: str | Path, labels: LabelMap | None = None, skipped: dict[str, str] | None = None
+) -> pd.DataFrame:
     """Sample table of a folder tree.
 
     ``root/{train,val,test}/<class>/`` (COVID-Xray-5k: ``train/covid``, ``train/non``, …) keeps
     the given splits; ``root/<class>/`` yields rows whose split is left for the caller to carve.
+    Files not read (broken links, other types) are logged and added to ``skipped``.
     """
     root = Path(root)
     labels = labels or LabelMap()
@@ -131,10 +183,10 @@ def scan_folders(root: str | Path, labels: LabelMap | None = None) -> pd.DataFra
             root,
         )
     if split_dirs:
-        parts = [scan_class_folders(d, d.name, labels) for d in split_dirs]
+        parts = [scan_class_folders(d, d.name, labels, skipped) for d in split_dirs]
         table = pd.concat(parts, ignore_index=True)
     else:
-        table = scan_class_folders(root, None, labels)
+        table = scan_class_folders(root, None, labels, skipped)
     if table.empty:
         raise DatasetLayoutError(f"{root}: found no images.")
     return normalise(table)
@@ -157,12 +209,15 @@ def read_manifest(manifest: str | Path, labels: LabelMap | None = None) -> pd.Da
     labels = labels or LabelMap()
     if not manifest.is_file():
         raise DatasetLayoutError(f"{manifest}: no such manifest file.")
-    frame = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    frame = read_csv_cells(manifest, str(manifest), MANIFEST_FORMAT)
     missing = {"path", "label"} - set(frame.columns)
     if missing:
         raise DatasetLayoutError(
-            f"{manifest}: missing column(s) {sorted(missing)}; a manifest needs path,label "
-            "(and optionally patient_id, split, source, finding, lung_mask)."
+            f"{manifest}: missing column(s) {sorted(missing)}; a manifest needs {MANIFEST_FORMAT}."
+        )
+    if frame.empty:
+        raise DatasetLayoutError(
+            f"{manifest}: has a header but no rows. Add one row per image ({MANIFEST_FORMAT})."
         )
     check_manifest_rows(manifest, frame, labels)
     splits = frame["split"].str.strip().str.lower() if "split" in frame else None
@@ -183,6 +238,30 @@ def read_manifest(manifest: str | Path, labels: LabelMap | None = None) -> pd.Da
             str(resolve(manifest.parent, m)) if m.strip() else None for m in frame["lung_mask"]
         ]
     return normalise(table)
+
+
+def read_csv_cells(csv: Path, name: str, needs: str) -> pd.DataFrame:
+    """Every cell of ``csv`` as a string (UTF-8, with or without a byte-order mark); an empty,
+    non-UTF-8 or malformed file is a :class:`DatasetLayoutError` naming it (as ``name``) and
+    the fix (``needs``: what the file must hold)."""
+    raw = csv.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise DatasetLayoutError(
+            f"{name}: is not UTF-8 text (byte 0x{raw[error.start]:02x} on line {line}; Latin-1 "
+            "or Windows-1252, as some spreadsheets save CSV). Save it as 'CSV UTF-8', or "
+            f"convert it: iconv -f latin1 -t utf-8 {printable(csv)} > utf8.csv"
+        ) from None
+    if not text.strip():
+        raise DatasetLayoutError(f"{name}: the file is empty. It needs {needs}.")
+    try:
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except pd.errors.ParserError as error:
+        raise DatasetLayoutError(
+            f"{name}: not a readable CSV ({error}). It needs {needs}."
+        ) from None
 
 
 def csv_lines(rows: pd.Series) -> str:

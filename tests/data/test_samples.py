@@ -109,3 +109,49 @@ def test_real_cxr_dev_manifest() -> None:
     assert counts == {("train", 1): 218, ("train", 0): 58, ("test", 1): 106, ("test", 0): 29}
     assert table["patient_id"].notna().all()
     assert all(Path(p).is_file() for p in table["path"])
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"", r"manifest.csv: the file is empty\. It needs a header line path,label"),
+        (b"path,label\n", r"manifest.csv: has a header but no rows\. Add one row per image"),
+        (
+            "path,label\nr\xe9sum\xe9.png,covid\n".encode("latin-1"),
+            r"manifest.csv: is not UTF-8 text \(byte 0xe9 on line 2.*iconv -f latin1 -t utf-8",
+        ),
+    ],
+    ids=["empty", "header-only", "latin-1"],
+)
+def test_unusable_manifest_is_named_with_the_fix(
+    tmp_path: Path, content: bytes, expected: str
+) -> None:
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_bytes(content)
+    with pytest.raises(DatasetLayoutError, match=expected):
+        read_manifest(manifest)
+
+
+def test_folder_scan_names_every_file_it_does_not_read(tmp_path: Path, caplog) -> None:
+    """Broken links, link loops, linked folders and other file types are counted, logged and
+    listed by name with the reason, never dropped silently."""
+    covid = tmp_path / "covid"
+    for i in range(2):
+        save_in_mode(chest_like(16, i, True), covid / f"{i}.png", "L")
+    save_in_mode(chest_like(16, 2, False), tmp_path / "non" / "0.png", "L")
+    (covid / "anim.gif").write_bytes(b"GIF89a")
+    (covid / "dangling.png").symlink_to(tmp_path / "gone.png")
+    (covid / "loop1.png").symlink_to(covid / "loop2.png")
+    (covid / "loop2.png").symlink_to(covid / "loop1.png")
+    (covid / "linked").symlink_to(tmp_path / "non")
+    skipped: dict[str, str] = {}
+    table = scan_folders(tmp_path, skipped=skipped)
+    assert len(table) == 3
+    assert {Path(p).name: why.split(" (")[0] for p, why in skipped.items()} == {
+        "anim.gif": "not an image type deepcovid reads",
+        "dangling.png": "a dangling symlink",
+        "loop1.png": "a symlink loop",
+        "loop2.png": "a symlink loop",
+        "linked": "a symlink to a folder, not followed: link the image files instead",
+    }
+    assert "5 file(s) not read" in caplog.text and "dangling.png" in caplog.text
