@@ -85,6 +85,21 @@ def finish_fit(result: TrainResult, trainer: L.Trainer, monitor: str, loggers: l
     )
 
 
+def read_data(trainer: L.Trainer, datamodule: XrayDataModule) -> None:
+    """Download (``data.download=true``) and read the data before fit, to check it, in
+    Lightning's order: ``prepare_data`` on each node's local rank 0 only (on global rank 0 with
+    ``prepare_data_per_node=false``). When it downloads, the other ranks read the data inside
+    fit or test instead, after Lightning's prepare_data barrier: ranks started together (srun,
+    torchrun) would otherwise look for it before it is there. The ranks Lightning's own DDP
+    launcher starts begin inside fit, after this."""
+    per_node = datamodule.prepare_data_per_node
+    if trainer.local_rank == 0 and (per_node or trainer.node_rank == 0):
+        datamodule.prepare_data()
+    elif datamodule.download:
+        return
+    datamodule.setup("fit")
+
+
 def train(cfg: DictConfig) -> TrainResult:
     """Seed, fit, test the best checkpoint (or ``ckpt_path`` with ``train=false``)."""
     silence_known_warnings()
@@ -106,7 +121,7 @@ def train(cfg: DictConfig) -> TrainResult:
     log_config(loggers, cfg)
     result = TrainResult(output_dir)
     try:
-        datamodule.setup("fit")
+        read_data(trainer, datamodule)
         if trainer.is_global_zero:
             write_json_atomic(datamodule.report.to_dict(), output_dir / "data_check.json")
         given = (
