@@ -25,7 +25,7 @@ from deepcovid.callbacks.evaluation import TRAINING_VAL, EvaluationWriter, absol
 from deepcovid.data.datamodule import XrayDataModule
 from deepcovid.data.recorded import datamodule_for
 from deepcovid.metrics.summary import Evaluation, MetricSettings
-from deepcovid.models.checkpoints import load_classifier
+from deepcovid.models.checkpoints import load_classifier, read_checkpoint, stopped_mid_epoch
 from deepcovid.models.classifier import CovidClassifier
 from deepcovid.models.record import ModelRecord
 from deepcovid.results.evaluation import ThresholdSource
@@ -60,6 +60,30 @@ def threshold_source(
     return ThresholdSource(frame, TRAINING_VAL, "val")
 
 
+class IncompleteCheckpointError(RuntimeError):
+    """A checkpoint saved mid-epoch by a fit that stopped early, given without
+    ``allow_incomplete=true``."""
+
+
+def incomplete_note(ckpt_path: str, allow_incomplete: bool) -> str:
+    """Nothing for a checkpoint saved at an epoch end. For one saved mid-epoch: with
+    ``allow_incomplete``, the note that ``report.md`` carries, else an error naming it."""
+    stored = read_checkpoint(ckpt_path)
+    if not stopped_mid_epoch(stored):
+        return ""
+    where = f"saved mid-epoch (epoch {stored['epoch']}, step {stored['global_step']})"
+    if allow_incomplete:
+        return f" (an interrupted checkpoint, {where}: not a finished model)"
+    folder = Path(ckpt_path).parent
+    raise IncompleteCheckpointError(
+        f"{ckpt_path}: {where} when a fit stopped early (SIGTERM, an error or a non-finite "
+        "loss): not a finished model, and its thresholds are from an earlier epoch. Evaluate "
+        f"{folder}/best-*.ckpt or {folder}/last.ckpt, or finish the fit first (python -m "
+        "deepcovid.train ckpt_path=last in the same hydra.run.dir); to evaluate it anyway, "
+        "pass allow_incomplete=true (report.md then says so)."
+    )
+
+
 def wandb_identity(cfg: DictConfig, record: ModelRecord) -> None:
     """Link the eval run to its training run in W&B: same group, name ``<training>-eval``,
     tagged with the backbone."""
@@ -87,6 +111,7 @@ def evaluate(cfg: DictConfig) -> Evaluation | None:
         )
     if cfg.external and cfg.split != "test":
         raise ValueError("external=true evaluates the test split of the other site: drop split=")
+    incomplete = incomplete_note(cfg.ckpt_path, cfg.allow_incomplete)
     L.seed_everything(cfg.seed, workers=True)
     model = load_classifier(cfg.ckpt_path, full_precision_eval=cfg.full_precision)
     record = model.record
@@ -102,7 +127,7 @@ def evaluate(cfg: DictConfig) -> Evaluation | None:
             f"external data, {cfg.operating_points.replace('_', '-')} operating points"
             if cfg.external
             else "the training data"
-        )
+        ) + incomplete
         writer = EvaluationWriter(
             cfg.paths.output_dir, settings, thresholds, str(cfg.ckpt_path), mode
         )

@@ -2,6 +2,7 @@
 per source), every aggregate number recomputable from pooled_predictions.csv."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -266,3 +267,23 @@ def test_intervals_and_labels_at_the_runs_confidence(tmp_path: Path) -> None:
     fake_run(tmp_path / "1-resnet50", ModelInfo("resnet50"), 0.2, 1, confidence=0.95)
     with pytest.raises(ValueError, match="different confidence levels"):
         main([str(tmp_path), "--resamples", "20", "--no-wandb"])
+
+
+def test_a_checkpoint_newer_than_the_results_marks_the_run_stale(tmp_path: Path) -> None:
+    """A resumed run stopped before its test: its old test.json is reported as stale."""
+    runs = tmp_path / "runs"
+    fresh = fake_run(runs / "0-fresh", ModelInfo("resnet18", seed=0), 0.5, 0)
+    stale = fake_run(runs / "1-stale", ModelInfo("resnet50", seed=1), 0.5, 1)
+    for run, offset in ((fresh, -60), (stale, +60)):  # written before / after the results
+        checkpoint = run / "checkpoints" / "last.ckpt"
+        checkpoint.parent.mkdir()
+        checkpoint.write_bytes(b"weights")
+        evaluated_at = (run / "metrics" / "test.json").stat().st_mtime
+        os.utime(checkpoint, (evaluated_at + offset, evaluated_at + offset))
+    main([str(runs), "--output", str(tmp_path / "out"), "--resamples", "20", "--no-wandb"])
+    table = pd.read_csv(tmp_path / "out" / "comparison.csv").groupby("run").first()
+    assert table["status"].to_dict() == {"resnet18": "complete", "resnet50": "stale"}
+    assert str(stale / "checkpoints" / "last.ckpt") in table.loc["resnet50", "status_reason"]
+    markdown = (tmp_path / "out" / "comparison.md").read_text()
+    assert "**1 run(s) with results that are not complete**" in markdown
+    assert "| resnet50 | stale |" in markdown and "| resnet18 | complete |" in markdown

@@ -7,7 +7,8 @@ rename only when ``TMPDIR`` is on the checkpoint's filesystem, otherwise a copy 
 can cut short at the destination, and never fsynced. :class:`AtomicCheckpointIO` writes the
 temporary file beside the target, fsyncs it and renames it.
 
-Reading: checkpoints are read with ``torch.load(weights_only=True)``: tensors and plain values
+Reading: checkpoints (torch's zip format; the legacy format is refused with the conversion) are
+read with ``torch.load(weights_only=True)``: tensors and plain values
 only, so a malicious file cannot run code. A checkpoint that holds other Python objects is
 refused with :class:`UnsafeCheckpointError` unless ``allow_pickle=True`` is passed for a trusted
 file. Nothing from a checkpoint is instantiated by name: Lightning passes only the
@@ -34,6 +35,8 @@ from deepcovid.utils.files import atomic_path
 # What torch.load raises for a truncated or damaged file ("PytorchStreamReader failed reading
 # zip archive", an unexpected end of file, a bad zip).
 DAMAGED = (RuntimeError, EOFError, zipfile.BadZipFile, ValueError)
+# torch's legacy format begins with its magic number, pickled (protocol 2: LONG1, 10 bytes)
+LEGACY_MAGIC = b"\x8a\x0a" + torch.serialization.MAGIC_NUMBER.to_bytes(10, "little")
 
 
 class UnsafeCheckpointError(RuntimeError):
@@ -42,6 +45,11 @@ class UnsafeCheckpointError(RuntimeError):
 
 class CorruptCheckpointError(RuntimeError):
     """A checkpoint file that is truncated or damaged; the message names it and what to do."""
+
+
+class LegacyCheckpointError(RuntimeError):
+    """A checkpoint in torch's legacy (pre-1.6, non-zip) format; the message says how to
+    convert it."""
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -78,6 +86,26 @@ def damaged(path: Path, error: Exception) -> CorruptCheckpointError:
     )
 
 
+def is_legacy(path: Path) -> bool:
+    """Whether ``path`` starts like torch's legacy format: a pickle protocol mark, then torch's
+    pickled magic number (read as bytes, never unpickled)."""
+    with path.open("rb") as handle:
+        head = handle.read(32)
+    return head[:1] == pickle.PROTO and LEGACY_MAGIC in head
+
+
+def legacy(path: Path) -> LegacyCheckpointError:
+    """The error for a checkpoint in the legacy format, with the conversion."""
+    return LegacyCheckpointError(
+        f"{path}: a checkpoint in torch's legacy format (torch.save with "
+        "_use_new_zipfile_serialization=False, or torch < 1.6), which deepcovid does not read. "
+        'Convert it once, in an environment where you trust the file: python -c "import torch; '
+        f"torch.save(torch.load('{path}', weights_only=True), 'converted.ckpt')\" (weights_only="
+        "False only if it holds other Python objects and you trust it), then pass "
+        "ckpt_path=converted.ckpt."
+    )
+
+
 def existing(ckpt_path: str | Path) -> Path:
     """``ckpt_path`` as a Path, or a FileNotFoundError naming it."""
     path = Path(ckpt_path)
@@ -95,7 +123,7 @@ def read_checkpoint(ckpt_path: str | Path, allow_pickle: bool = False) -> dict:
     except pickle.UnpicklingError as error:
         raise refusal(path, error) from error
     except DAMAGED as error:
-        raise damaged(path, error) from error
+        raise (legacy(path) if is_legacy(path) else damaged(path, error)) from error
 
 
 def read_record(ckpt_path: str | Path, allow_pickle: bool = False) -> ModelRecord:
@@ -145,12 +173,22 @@ def load_classifier(
     return model.eval()
 
 
+def stopped_mid_epoch(stored: dict) -> bool:
+    """Whether a checkpoint was saved inside an epoch: its fit loop had started an epoch that it
+    had not finished (``callbacks/safety.py``'s ``interrupted.ckpt``, written when a fit stops on
+    SIGTERM, an error or a non-finite loss). Epoch-end checkpoints and files without the loop
+    state (weights only) are not."""
+    fit_loop = stored.get("loops", {}).get("fit_loop", {})
+    progress = fit_loop.get("epoch_progress", {}).get("total", {})
+    return progress.get("started", 0) > progress.get("processed", 0)
+
+
 def newest_intact(directory: str | Path) -> Path | None:
     """The most recently written checkpoint in ``directory`` that reads, else None."""
     for candidate in sorted(Path(directory).glob("*.ckpt"), key=lambda p: -p.stat().st_mtime):
         try:
             read_checkpoint(candidate)
-        except (CorruptCheckpointError, UnsafeCheckpointError):
+        except (CorruptCheckpointError, UnsafeCheckpointError, LegacyCheckpointError):
             continue
         return candidate
     return None

@@ -28,6 +28,7 @@ from deepcovid.metrics.paired import (
 )
 from deepcovid.metrics.summary import Evaluation, patient_ids
 from deepcovid.metrics.undefined import UndefinedMetric
+from deepcovid.results.status import RunStatus
 from deepcovid.utils.serialize import to_jsonable
 
 POOLED_COLUMNS = ["run", "model", "split", "fold", "seed", "holdout_source", "path", "label",
@@ -37,14 +38,16 @@ POOLED_COLUMNS = ["run", "model", "split", "fold", "seed", "holdout_source", "pa
 @dataclass
 class EvaluatedRun:
     """One evaluated run: its name (its backbone, made unique where needed), folder,
-    evaluation (which says its seed, fold and held-out source), and its test (and, for a
-    cross-validation fold, out-of-fold val) predictions."""
+    evaluation (which says its seed, fold and held-out source), its test (and, for a
+    cross-validation fold, out-of-fold val) predictions, and whether its results are complete,
+    stale or from an interrupted checkpoint."""
 
     name: str
     directory: Path
     evaluation: Evaluation
     test: pd.DataFrame
     oof: pd.DataFrame | None = None
+    status: RunStatus = field(default_factory=RunStatus)
 
     @property
     def model(self) -> str:

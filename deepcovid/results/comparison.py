@@ -31,6 +31,7 @@ from deepcovid.results.evaluation import read_evaluation
 from deepcovid.results.markdown import ci_label, number, table, threshold_text, with_ci
 from deepcovid.results.names import INTERVAL_NAMES, rule_name
 from deepcovid.results.predictions import read_predictions
+from deepcovid.results.status import COMPLETE, run_status
 from deepcovid.utils.files import (
     save_figure,
     write_csv_atomic,
@@ -88,6 +89,9 @@ def load_runs(dirs: list[Path], split: str = "test") -> list[EvaluatedRun]:
             if evaluation.model.num_folds and oof_path.is_file()
             else None
         )
+        status = run_status(run_dir, evaluation.model.checkpoint, split)
+        if status.state != COMPLETE:
+            log.warning("%s: %s results: %s", run_dir, status.state, status.reason)
         runs.append(
             EvaluatedRun(
                 evaluation.model.backbone,
@@ -95,6 +99,7 @@ def load_runs(dirs: list[Path], split: str = "test") -> list[EvaluatedRun]:
                 evaluation,
                 read_predictions(predictions_path),
                 oof,
+                status,
             )
         )
     repeated = {name for name, count in Counter(r.name for r in runs).items() if count > 1}
@@ -132,6 +137,8 @@ def comparison_frame(runs: list[EvaluatedRun]) -> pd.DataFrame:
             "run": run.name,  # the model, made unique where several runs share it
             "model": e.model.backbone,  # as in pooled_predictions.csv and the summary
             "run_dir": str(run.directory),
+            "status": run.status.state,
+            "status_reason": run.status.reason or None,
             "seed": e.model.seed,
             "fold": e.model.fold,
             "holdout_source": e.model.holdout_source,
@@ -309,6 +316,19 @@ def point_tables(
     return lines
 
 
+def incomplete_section(runs: list[EvaluatedRun]) -> list[str]:
+    """The runs whose results are stale or from an interrupted checkpoint, with why."""
+    flagged = [r for r in runs if r.status.state != COMPLETE]
+    if not flagged:
+        return []
+    return [
+        f"**{len(flagged)} run(s) with results that are not complete** (still compared):",
+        "",
+        *(f"- `{r.name}`: {r.status.state}: {r.status.reason}" for r in flagged),
+        "",
+    ]
+
+
 def comparison_markdown(
     runs: list[EvaluatedRun], summary: Aggregate, missing: list[Path] = ()
 ) -> str:
@@ -336,11 +356,22 @@ def comparison_markdown(
             if missing
             else []
         ),  # fmt: skip
+        *incomplete_section(runs),
         table(
-            ["Run", "Images", "COVID", "non-COVID", f"AUROC ({ci})", f"AP ({ci})", "ECE"],
+            [
+                "Run",
+                "Status",
+                "Images",
+                "COVID",
+                "non-COVID",
+                f"AUROC ({ci})",
+                f"AP ({ci})",
+                "ECE",
+            ],  # fmt: skip
             [
                 [
                     r.name,
+                    r.status.state,
                     r.evaluation.counts.n,
                     r.evaluation.counts.n_positive,
                     r.evaluation.counts.n_negative,
