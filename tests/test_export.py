@@ -16,7 +16,7 @@ from deepcovid.data.io import load_image
 from deepcovid.data.transforms import EvalPreset
 from deepcovid.export import export
 from deepcovid.models.checkpoints import load_classifier, read_record
-from deepcovid.models.exported import ExportError, load_exported
+from deepcovid.models.exported import ExportError, load_exported, metadata_path, read_metadata
 from deepcovid.predict import predict
 from deepcovid.utils.config import compose_config
 from tests.conftest import REPO, best_checkpoint
@@ -37,7 +37,7 @@ def test_safetensors_export_matches_the_checkpoint(
     cfg = compose_config("export", [f"ckpt_path={checkpoint}", f"output_dir={tmp_path}"])
     weights = export(cfg.ckpt_path, cfg.format, cfg.output_dir, cfg.name)
     assert weights == tmp_path / "model.safetensors"
-    meta = json.loads((tmp_path / "model.json").read_text())
+    meta = json.loads((tmp_path / "model.safetensors.json").read_text())
     model = meta["model"]
     assert model["backbone"] == "resnet18" and model["class_names"] == ["non-covid", "covid"]
     assert model["threshold"] == 0.2 and model["target_layer"] == "layer4"
@@ -98,7 +98,7 @@ def test_altered_or_incomplete_export_is_refused(checkpoint: Path, tmp_path: Pat
     weights.write_bytes(bytes(data))
     with pytest.raises(ExportError, match="sha256 differs"):
         load_exported(weights)
-    (tmp_path / "model.json").unlink()
+    (tmp_path / "model.safetensors.json").unlink()
     with pytest.raises(ExportError, match="needs both"):
         load_exported(weights)
 
@@ -108,7 +108,7 @@ def test_onnx_and_torchscript_exports_compute_the_same_logits(
     checkpoint: Path, tmp_path: Path, fmt: str
 ) -> None:
     weights = export(checkpoint, fmt, tmp_path)
-    meta = json.loads((tmp_path / "model.json").read_text())
+    meta = json.loads(metadata_path(weights).read_text())
     assert meta["format"] == fmt and meta["weights"] == weights.name
     batch = torch.randn(3, 3, 32, 32)  # another batch size than the export's example
     with torch.no_grad():
@@ -122,6 +122,34 @@ def test_onnx_and_torchscript_exports_compute_the_same_logits(
         with torch.no_grad():
             logits = torch.jit.load(str(weights))(batch).numpy()
     np.testing.assert_allclose(logits, expected, atol=1e-4)
+
+
+def test_two_formats_in_one_folder_both_load(checkpoint: Path, tmp_path: Path) -> None:
+    """safetensors then torchscript into one folder: each keeps its own sidecar and loads."""
+    safetensors = export(checkpoint, "safetensors", tmp_path)
+    torchscript = export(checkpoint, "torchscript", tmp_path)
+    batch = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        from_safetensors = load_exported(safetensors)(batch)
+        assert read_metadata(torchscript)["format"] == "torchscript"
+        from_torchscript = torch.jit.load(str(torchscript))(batch)
+    torch.testing.assert_close(from_safetensors, from_torchscript, atol=1e-4, rtol=1e-4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "model.pt", "model.pt.json", "model.safetensors", "model.safetensors.json"
+    ]  # fmt: skip
+
+
+def test_an_existing_export_is_kept_without_overwrite(checkpoint: Path, tmp_path: Path) -> None:
+    weights = export(checkpoint, "safetensors", tmp_path)
+    before = weights.read_bytes(), metadata_path(weights).read_text()
+    with pytest.raises(FileExistsError, match=r"model\.safetensors.*overwrite=true"):
+        export(checkpoint, "safetensors", tmp_path)
+    assert (weights.read_bytes(), metadata_path(weights).read_text()) == before
+    cfg = compose_config(
+        "export", [f"ckpt_path={checkpoint}", f"output_dir={tmp_path}", "overwrite=true"]
+    )
+    assert export(cfg.ckpt_path, cfg.format, cfg.output_dir, cfg.name, overwrite=cfg.overwrite)
+    load_exported(weights)
 
 
 def test_unknown_format_is_refused(checkpoint: Path, tmp_path: Path) -> None:

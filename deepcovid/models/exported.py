@@ -3,7 +3,8 @@ safetensors export into a plain ``nn.Module`` (no Lightning, no pickle, no netwo
 
 An export is two files: ``NAME.<ext>`` (the backbone with its 2-class head; input a float
 tensor (N, C, S, S) prepared as the record's preprocessing says, output logits (N, 2)) and
-``NAME.json``: the model's record (:class:`~deepcovid.models.record.ModelRecord`: backbone,
+``NAME.<ext>.json`` (one per format, so exports of several formats share a folder): the
+model's record (:class:`~deepcovid.models.record.ModelRecord`: backbone,
 class names, thresholds, preprocessing, data fingerprint, provenance), the format, the source
 checkpoint and the sha256 of the weights, which the reader checks before use.
 """
@@ -33,8 +34,19 @@ class ExportError(ValueError):
 
 
 def metadata_path(weights: str | Path) -> Path:
-    """The JSON written beside an exported weights file."""
-    return Path(weights).with_suffix(".json")
+    """The JSON written beside an exported weights file: ``NAME.<ext>.json``."""
+    weights = Path(weights)
+    return weights.with_name(f"{weights.name}.json")
+
+
+def refuse_overwrite(weights: Path) -> None:
+    """FileExistsError naming ``weights`` (or its JSON) when an export is already there."""
+    for existing in (weights, metadata_path(weights)):
+        if existing.exists():
+            raise FileExistsError(
+                f"{existing}: an export is already there; pass overwrite=true to replace it, "
+                "or another output_dir or name"
+            )
 
 
 def example_input(record: ModelRecord, batch: int) -> torch.Tensor:
@@ -85,11 +97,19 @@ WRITERS: dict[str, Callable[[nn.Module, Path, ModelRecord], None]] = {
 
 
 def write_export(
-    net: nn.Module, record: ModelRecord, fmt: str, weights: Path, source: str
+    net: nn.Module,
+    record: ModelRecord,
+    fmt: str,
+    weights: Path,
+    source: str,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Write ``weights`` in ``fmt`` and its JSON; return the JSON's content."""
+    """Write ``weights`` in ``fmt`` and its JSON; return the JSON's content. An existing
+    export at ``weights`` is refused unless ``overwrite``."""
     if fmt not in WRITERS:
         raise ValueError(f"format={fmt!r}; choose one of {list(WRITERS)}")
+    if not overwrite:
+        refuse_overwrite(weights)
     with torch.no_grad():
         WRITERS[fmt](net, weights, record)
     channels = record.preprocessing.channels
@@ -154,7 +174,8 @@ class ExportedClassifier(nn.Module):
 
 
 def load_exported(path: str | Path, map_location: str = "cpu") -> ExportedClassifier:
-    """An :class:`ExportedClassifier` in eval mode from ``NAME.safetensors`` + ``NAME.json``."""
+    """An :class:`ExportedClassifier` in eval mode from ``NAME.safetensors`` and its
+    ``NAME.safetensors.json``."""
     from safetensors.torch import load_file
 
     meta = read_metadata(path)
