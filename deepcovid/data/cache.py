@@ -4,8 +4,12 @@ Start-up used to pass over the data several times (decode to validate, read agai
 decode again for the perceptual hash and for the preprocessed cache). Here one read and one
 decode per file give all of it, in :func:`inspect_file`:
 
-- its facts: size and mtime, sha256 of the bytes, container mode and size, the reason it cannot
-  be used (``problem``), and, when asked, the 256-bit difference hash of the decoded image;
+- its facts: size and mtime, sha256 of the bytes (taken as the decoder reads the file, which
+  is never held whole in memory), container mode and size, the reason it cannot be used
+  (``problem``), and, when asked, the 256-bit difference hash of the decoded image;
+- a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8; Pillow's ``draft``) that keeps
+  the pixels' short side, or the dHash's thumbnail for facts alone: every coefficient is still
+  decoded (a truncated file is still caught), only the inverse DCT is smaller;
 - with ``data.cache=true``, its pixels: 8-bit grayscale with the short side shrunk to
   ``short_side`` (never enlarged), appended to one packed file read back through ``numpy.memmap``.
 
@@ -13,7 +17,8 @@ decode per file give all of it, in :func:`inspect_file`:
 (JSON, one entry per absolute path) and the packed pixels.
 
 - Reuse: an entry is trusted while the file's size and mtime are unchanged; a file whose mtime
-  changed is read and hashed again, and decoded again only if its content changed.
+  changed is read and hashed again, and decoded again only if its content changed. Every scan
+  judges the kept size against today's pixel limit (``data.max_image_pixels``).
 - Concurrency: writers take a file lock; the packed file only grows (readers' memory maps stay
   valid) and the index is replaced atomically after the pixels are on disk.
 - Corruption: an index that does not parse is rebuilt; pixels beyond the packed file's end are
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import logging
 import os
@@ -36,7 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -45,8 +51,8 @@ from PIL import Image
 from torchvision.transforms.v2 import functional as F
 from tqdm.auto import tqdm
 
-from deepcovid.data.io import UnreadableImageError, decode_image
-from deepcovid.utils.files import write_text_atomic
+from deepcovid.data.io import UnreadableImageError, check_pixel_count, decode_image
+from deepcovid.utils.files import CHUNK, sha256_of, write_text_atomic
 from deepcovid.utils.system import available_cpus
 
 log = logging.getLogger(__name__)
@@ -129,6 +135,62 @@ def file_stat(path: str) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
+class HashingReader(io.RawIOBase):
+    """A binary file whose sha256 is taken as it is read: each byte is hashed the first time a
+    read passes it (a seek past unread bytes hashes them first), so a decoder's one pass over
+    the file is also the hash's, and the whole file is never held in memory."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.digest = hashlib.sha256()
+        self.hashed = 0  # bytes [0, hashed) are in the digest
+
+    @property
+    def name(self) -> str:
+        return self.handle.name
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self.handle.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.handle.tell()
+
+    def catch_up(self, position: int | None) -> None:
+        """Hash the unread bytes up to ``position`` (None: the end of the file)."""
+        back = self.handle.tell()
+        self.handle.seek(self.hashed)
+        while position is None or self.hashed < position:
+            chunk = self.handle.read(
+                CHUNK if position is None else min(CHUNK, position - self.hashed)
+            )
+            if not chunk:
+                break
+            self.digest.update(chunk)
+            self.hashed += len(chunk)
+        self.handle.seek(back)
+
+    def readinto(self, buffer: Any) -> int:
+        position = self.handle.tell()
+        if position > self.hashed:
+            self.catch_up(position)
+        count = self.handle.readinto(buffer)
+        if count and position + count > self.hashed:
+            self.digest.update(memoryview(buffer)[self.hashed - position : count])
+            self.hashed = position + count
+        return count
+
+    def hexdigest(self) -> str:
+        """The sha256 of the whole file (the bytes no read reached are read now)."""
+        self.catch_up(None)
+        return self.digest.hexdigest()
+
+
 def inspect_file(
     path: str,
     want_dhash: bool = False,
@@ -137,8 +199,10 @@ def inspect_file(
 ) -> tuple[FileFacts, np.ndarray | None]:
     """Read ``path`` once: its facts, and its shrunk pixels when ``short_side`` is given.
 
-    ``previous`` facts are kept (no decode) when the bytes still have their sha256 and carry
-    everything asked for.
+    The sha256 is taken while the decoder reads the file. A JPEG is decoded at the smallest
+    DCT scale that still gives ``short_side`` (or the dHash's thumbnail, for facts alone).
+    ``previous`` facts are kept (hashed, not decoded) when the bytes still have their sha256
+    and carry everything asked for.
     """
     try:
         path.encode("utf-8")
@@ -146,32 +210,50 @@ def inspect_file(
         return FileFacts(problem=NON_UTF8_NAME), None
     try:
         size, mtime_ns = file_stat(path)
-        data = Path(path).read_bytes()
+        if (
+            previous is not None
+            and previous.readable
+            and (previous.dhash is not None or not want_dhash)
+            and (previous.pixels is not None or short_side is None)
+        ):
+            digest = sha256_of(path)
+            if previous.sha256 == digest:
+                return dataclasses.replace(previous, size=size, mtime_ns=mtime_ns), None
+        with open(path, "rb") as handle:
+            reader = HashingReader(handle)
+            try:
+                decoded = decode_image(
+                    io.BufferedReader(reader, CHUNK), path, short_side or HASH_SIZE + 1
+                )
+            except UnreadableImageError as error:
+                decoded, problem = None, str(error).removeprefix(f"{path}: ")
+            stat = {"size": size, "mtime_ns": mtime_ns, "sha256": reader.hexdigest()}
     except OSError as error:
         problem = "no such file." if isinstance(error, FileNotFoundError) else str(error)
         return FileFacts(problem=problem), None
-    stat = {"size": size, "mtime_ns": mtime_ns, "sha256": hashlib.sha256(data).hexdigest()}
-    if (
-        previous is not None
-        and previous.readable
-        and previous.sha256 == stat["sha256"]
-        and (previous.dhash is not None or not want_dhash)
-        and (previous.pixels is not None or short_side is None)
-    ):
-        return dataclasses.replace(previous, **stat), None
-    try:
-        decoded = decode_image(data, path)
-    except UnreadableImageError as error:
-        return FileFacts(**stat, problem=str(error).removeprefix(f"{path}: ")), None
+    if decoded is None:
+        return FileFacts(**stat, problem=problem), None
     image = decoded.image
     facts = FileFacts(
         **stat,
         container_mode=decoded.container_mode,
-        width=image.width,
-        height=image.height,
+        width=decoded.size[0],
+        height=decoded.size[1],
         dhash=dhash(image) if want_dhash else None,
     )
     return facts, None if short_side is None else shrink(image, short_side)
+
+
+def judged(facts: FileFacts, path: str) -> FileFacts:
+    """``facts`` judged under today's pixel limit: cached facts of an image read under a
+    higher ``data.max_image_pixels`` do not let it through a lower one."""
+    if not facts.readable or facts.width is None or facts.height is None:
+        return facts
+    try:
+        check_pixel_count(Path(path), facts.width * facts.height)
+    except UnreadableImageError as error:
+        return dataclasses.replace(facts, problem=str(error).removeprefix(f"{Path(path)}: "))
+    return facts
 
 
 def decoding_threads() -> int:
@@ -304,7 +386,7 @@ class FileCache:
                 ]
                 if todo:
                     self.update(index, todo, want_dhash, pixels, workers or decoding_threads())
-        return {path: index["files"][absolute[path]] for path in paths}
+        return {path: judged(index["files"][absolute[path]], path) for path in paths}
 
     def update(
         self, index: dict[str, Any], todo: list[str], want_dhash: bool, pixels: bool, workers: int

@@ -7,13 +7,13 @@ resizing and channel replication to the transforms.
 
 from __future__ import annotations
 
-import io
-import warnings
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 DICOM_SUFFIXES = {".dcm", ".dicom"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"} | DICOM_SUFFIXES
@@ -22,6 +22,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"} | DICOM_SUFF
 # and keeps one decoded RGBA frame under 400 MB; Pillow's own default is 89.5 MP.
 DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
 RAISE_LIMIT = "Raise data.max_image_pixels if this image is trusted."
+TURNED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
 
 class UnreadableImageError(ValueError):
@@ -59,22 +60,25 @@ def pil_to_grayscale(image: Image.Image) -> Image.Image:
 
 @dataclass(frozen=True)
 class DecodedImage:
-    """A decoded radiograph: the 8-bit grayscale image and the container it came in (e.g.
-    ``RGB``, ``I;16``, ``MONOCHROME1/12bit``)."""
+    """A decoded radiograph: the 8-bit grayscale image, the container it came in (e.g.
+    ``RGB``, ``I;16``, ``MONOCHROME1/12bit``) and its full (width, height), upright: the
+    image itself is smaller when it was decoded at a reduced scale."""
 
     image: Image.Image
     container_mode: str
+    size: tuple[int, int]
 
 
-def decode_dicom(data: bytes, path: Path) -> DecodedImage:
-    """Decode DICOM bytes, apply the modality LUT (rescale) then the VOI LUT (window) and
+def decode_dicom(source: BinaryIO, path: Path) -> DecodedImage:
+    """Decode a DICOM file, apply the modality LUT (rescale) then the VOI LUT (window) and
     invert MONOCHROME1."""
     import pydicom
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     try:
-        dataset = pydicom.dcmread(io.BytesIO(data))
-        check_pixel_count(path, int(dataset.Rows) * int(dataset.Columns))
+        dataset = pydicom.dcmread(source)
+        size = (int(dataset.Columns), int(dataset.Rows))
+        check_pixel_count(path, size[0] * size[1])
         pixels = dataset.pixel_array
     except UnreadableImageError:
         raise
@@ -87,7 +91,7 @@ def decode_dicom(data: bytes, path: Path) -> DecodedImage:
     container = f"{photometric}/{getattr(dataset, 'BitsStored', '?')}bit"
     if pixels.ndim == 3 and pixels.shape[-1] in (3, 4):
         rgb = Image.fromarray(pixels[..., :3].astype(np.uint8))
-        return DecodedImage(pil_to_grayscale(rgb), container)
+        return DecodedImage(pil_to_grayscale(rgb), container, size)
     if pixels.ndim != 2:
         raise UnreadableImageError(
             f"{path}: DICOM pixel data has shape {pixels.shape}; expected a single 2-D frame."
@@ -95,18 +99,36 @@ def decode_dicom(data: bytes, path: Path) -> DecodedImage:
     gray = to_uint8(apply_voi_lut(apply_modality_lut(pixels, dataset), dataset))
     if photometric == "MONOCHROME1":
         gray = 255 - gray
-    return DecodedImage(Image.fromarray(gray, mode="L"), container)
+    return DecodedImage(Image.fromarray(gray, mode="L"), container, size)
 
 
-def decode_raster(data: bytes, path: Path) -> DecodedImage:
-    """Decode PNG/JPEG/BMP/TIFF bytes fully (so truncation is detected here)."""
+def draft_size(size: tuple[int, int], short_side: int) -> tuple[int, int]:
+    """The smallest size of an image of ``size`` whose short side is still ``short_side``:
+    what :meth:`PIL.Image.Image.draft` may reduce a JPEG's DCT scale down to."""
+    scale = min(1.0, short_side / min(size))
+    return max(1, math.ceil(size[0] * scale)), max(1, math.ceil(size[1] * scale))
+
+
+def upright_size(image: Image.Image) -> tuple[int, int]:
+    """The stored image's (width, height), swapped when its EXIF orientation turns it."""
+    turned = image.getexif().get(ExifTags.Base.Orientation) in TURNED
+    return (image.height, image.width) if turned else image.size
+
+
+def decode_raster(source: BinaryIO, path: Path, short_side: int | None = None) -> DecodedImage:
+    """Decode a PNG/JPEG/BMP/TIFF file fully (so truncation is detected here). With
+    ``short_side``, a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) that keeps its
+    short side at least that long: every coefficient is still read, only the inverse DCT is
+    smaller. The pixel limit is checked on the header's size, before any pixel is decoded."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                image.load()
-                return DecodedImage(pil_to_grayscale(image), image.mode)
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
+        with Image.open(source) as image:
+            size = upright_size(image)
+            check_pixel_count(path, size[0] * size[1])
+            if short_side is not None:
+                image.draft(image.mode, draft_size(image.size, short_side))
+            image.load()
+            return DecodedImage(pil_to_grayscale(image), image.mode, size)
+    except Image.DecompressionBombError as error:  # over twice Pillow's limit, inside open
         raise UnreadableImageError(f"{path}: {error} {RAISE_LIMIT}") from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise UnreadableImageError(
@@ -115,14 +137,16 @@ def decode_raster(data: bytes, path: Path) -> DecodedImage:
         ) from error
 
 
-def decode_image(data: bytes, path: str | Path) -> DecodedImage:
-    """Decode the bytes of the chest X-ray file ``path`` (named in errors)."""
+def decode_image(source: BinaryIO, path: str | Path, short_side: int | None = None) -> DecodedImage:
+    """Decode the chest X-ray file ``path`` read through ``source`` (an open binary file);
+    ``short_side``: see :func:`decode_raster` (DICOM is always decoded whole)."""
     path = Path(path)
-    if not data:
+    if not source.read(1):
         raise UnreadableImageError(f"{path}: the file is empty (0 bytes); remove it.")
+    source.seek(0)
     if path.suffix.lower() in DICOM_SUFFIXES:
-        return decode_dicom(data, path)
-    return decode_raster(data, path)
+        return decode_dicom(source, path)
+    return decode_raster(source, path, short_side)
 
 
 def load_image(path: str | Path) -> Image.Image:
@@ -132,7 +156,8 @@ def load_image(path: str | Path) -> Image.Image:
     """
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            return decode_image(handle, path).image
     except (FileNotFoundError, IsADirectoryError) as error:
         raise UnreadableImageError(f"{path}: no such file.") from error
     except OSError as error:  # permissions, a vanished mount, an I/O error
@@ -140,12 +165,13 @@ def load_image(path: str | Path) -> Image.Image:
             f"{path}: cannot be read ({error.strerror or error}); check its permissions "
             "and the disk it is on."
         ) from error
-    return decode_image(data, path).image
 
 
 def set_max_image_pixels(max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> None:
-    """Set the decompression-bomb limit (Pillow's, which the DICOM reader applies too): images
-    with more pixels are refused, not decoded. None disables the guard.
+    """Set the decompression-bomb limit (Pillow's ``Image.MAX_IMAGE_PIXELS``): images with more
+    pixels are refused, not decoded. None disables the guard. Every reader here checks it
+    itself on the header's size (:func:`check_pixel_count`): between the limit and twice it
+    Pillow only warns, and a warnings filter does not hold across decoding threads.
 
     The limit is process-wide; DataLoader workers inherit it when forked (Linux).
     """

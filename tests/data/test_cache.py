@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from deepcovid.data import cache as cache_module
 from deepcovid.data.cache import CacheError, FileCache, dhash, inspect_file, shrink
@@ -37,10 +38,10 @@ def count_decodes(monkeypatch: pytest.MonkeyPatch, log: Path) -> None:
     """Append a line to ``log`` for every file decoded (also in forked children)."""
     decode = cache_module.decode_image
 
-    def counted(data: bytes, path: str):
+    def counted(source, path: str, *args):
         with log.open("a") as handle:
             handle.write(f"{path}\n")
-        return decode(data, path)
+        return decode(source, path, *args)
 
     monkeypatch.setattr(cache_module, "decode_image", counted)
 
@@ -270,3 +271,97 @@ def test_second_setup_reads_no_file(
     again = datamodule(large_images, tmp_path, cache=True, near_duplicates=True)
     again.setup()
     assert reads == [] and len(again.table) == 25 and again.report.near_duplicates == []
+
+
+def test_facts_judged_under_a_higher_pixel_limit_are_judged_again(tmp_path: Path) -> None:
+    """`data.check --max-image-pixels` high, then the default: the cached facts of an image over
+    the default limit must not let it through."""
+    from deepcovid.data.io import DEFAULT_MAX_IMAGE_PIXELS, set_max_image_pixels
+
+    big, small = tmp_path / "big.png", tmp_path / "small.png"
+    Image.new("L", (300, 200), 90).save(big)  # 60,000 pixels
+    Image.new("L", (100, 100), 90).save(small)
+    store = FileCache(tmp_path / "cache", SHORT)
+    paths = [str(big), str(small)]
+    try:
+        set_max_image_pixels(100_000)
+        assert all(f.readable for f in store.scan(paths, pixels=True).values())
+        set_max_image_pixels(50_000)
+        facts = store.scan(paths, pixels=True)
+        assert "60000 pixels) exceeds the limit of 50000" in facts[str(big)].problem
+        assert facts[str(small)].readable
+        set_max_image_pixels(100_000)  # raised again: usable again
+        assert store.scan(paths, pixels=True)[str(big)].readable
+    finally:
+        set_max_image_pixels(DEFAULT_MAX_IMAGE_PIXELS)
+
+
+def test_the_hash_is_streamed_while_decoding(tmp_path: Path) -> None:
+    """inspect_file never holds a whole file: 30 MB after a small PNG's end are hashed in chunks
+    (the decoder stops at IEND), and the sha256 is the file's."""
+    import tracemalloc
+
+    path = tmp_path / "tail.png"
+    save_in_mode(chest_like(64, seed=1, positive=True), path, "L")
+    with path.open("ab") as handle:
+        handle.write(os.urandom(30 << 20))
+    tracemalloc.start()
+    try:
+        facts, _ = inspect_file(str(path), want_dhash=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert facts.readable and facts.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert peak < 8 << 20, f"{peak / 2**20:.0f} MiB held while inspecting a 30 MiB file"
+
+
+def big_jpeg(path: Path, size: tuple[int, int] = (1040, 800), mode: str = "L") -> Path:
+    """A smooth radiograph-like JPEG of ``size``."""
+    y, x = np.mgrid[0 : size[1], 0 : size[0]]
+    array = (128 + 100 * np.sin(x / 90) * np.cos(y / 70)).astype(np.uint8)
+    Image.fromarray(array).convert(mode).save(path, quality=92)
+    return path
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_large_jpegs_are_decoded_at_a_reduced_dct_scale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    path = big_jpeg(tmp_path / f"big-{mode}.jpg", mode=mode)
+    decoded: list[tuple[int, int]] = []
+    decode = cache_module.decode_image
+
+    def recorded(source, name, *args):
+        result = decode(source, name, *args)
+        decoded.append(result.image.size)
+        return result
+
+    monkeypatch.setattr(cache_module, "decode_image", recorded)
+    facts, pixels = inspect_file(str(path), want_dhash=True, short_side=SHORT * 4)
+    assert decoded == [(260, 200)]  # 1/4 scale: the smallest whose short side is >= 128
+    assert (facts.width, facts.height) == (1040, 800)  # the file's size, not the draft's
+    full = shrink(load_image(path), SHORT * 4)
+    assert pixels.shape == full.shape == (128, 166)
+    assert np.abs(pixels.astype(int) - full).mean() < 1.0  # same image, a few grey levels off
+    only_facts, _ = inspect_file(str(path), want_dhash=True)
+    assert decoded[-1] == (130, 100)  # facts alone: 1/8
+    assert only_facts.dhash is not None and only_facts.sha256 == facts.sha256
+
+
+def test_a_truncated_jpeg_is_caught_at_a_reduced_scale(tmp_path: Path) -> None:
+    path = big_jpeg(tmp_path / "cut.jpg")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 3])
+    for short_side in (None, SHORT):
+        facts, pixels = inspect_file(str(path), short_side=short_side)
+        assert not facts.readable and pixels is None
+        assert "truncated" in facts.problem, facts.problem
+
+
+def test_a_turned_jpeg_keeps_its_upright_size(tmp_path: Path) -> None:
+    path = tmp_path / "turned.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90
+    Image.new("L", (400, 300), 90).save(path, exif=exif)
+    facts, pixels = inspect_file(str(path), short_side=SHORT)
+    assert (facts.width, facts.height) == (300, 400) == load_image(path).size
+    assert pixels.shape == (SHORT * 4 // 3, SHORT)

@@ -112,3 +112,32 @@ def test_dicom_window_is_applied_after_the_rescale(tmp_path: Path) -> None:
     gray = np.asarray(load_image(path)).reshape(-1)
     assert (gray == 0).mean() == pytest.approx(0.25, abs=0.02)
     assert (gray == 255).mean() == pytest.approx(0.25, abs=0.02)
+
+
+def test_the_pixel_limit_holds_in_every_decoding_thread(tmp_path: Path) -> None:
+    """Between the limit and twice it Pillow only warns, and ``warnings.catch_warnings`` is not
+    thread-safe: every one of many images just over the limit must be refused, in threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from deepcovid.data.io import DEFAULT_MAX_IMAGE_PIXELS, set_max_image_pixels
+
+    paths = []
+    for i in range(64):
+        path = tmp_path / f"over{i}.png"
+        Image.new("L", (120, 100), i).save(path)  # 12,000 pixels: 1.2x the limit below
+        paths.append(path)
+
+    def refused(path: Path) -> bool:
+        try:
+            load_image(path)
+        except UnreadableImageError as error:
+            return "exceeds the limit of 10000 pixels" in str(error)
+        return False
+
+    set_max_image_pixels(10_000)
+    try:
+        for _ in range(5):
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                assert all(pool.map(refused, paths))
+    finally:
+        set_max_image_pixels(DEFAULT_MAX_IMAGE_PIXELS)
