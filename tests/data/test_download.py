@@ -258,3 +258,20 @@ def test_a_partial_earlier_layout_is_refused_not_nested(tmp_path: Path) -> None:
         download_dataset(f"{served.url}/a.zip", root)
     assert served.requests == Counter()
     assert not (root / "train" / "train").exists() and not (root / "test").exists()
+
+
+def test_the_limits_are_data_config_knobs(tmp_path: Path, http_folder) -> None:
+    from deepcovid.utils.config import compose_config
+    from deepcovid.utils.instantiate import instantiate_with
+
+    served, url = http_folder
+    serve_dataset(tmp_path, served, "a.zip", (1, 1, 1, 1))
+    overrides = [
+        f"data.root={tmp_path / 'data' / 'x'}",
+        "data.download=true",
+        f"data.download_url={url}/a.zip",
+        "data.download_max_bytes=1000",
+    ]
+    datamodule = instantiate_with(compose_config("train", overrides, str(tmp_path / "run")).data)
+    with pytest.raises(DownloadError, match="data.download_max_bytes=1000"):
+        datamodule.prepare_data()
