@@ -17,7 +17,7 @@ from deepcovid.data.transforms import EvalPreset
 from deepcovid.models.checkpoints import load_classifier, read_record
 from deepcovid.predict import predict
 from deepcovid.utils.config import compose_config
-from deepcovid.utils.files import sha256_of
+from deepcovid.utils.files import flat_name, sha256_of
 from tests.conftest import CXR_DEV, SHARED_DATA, best_checkpoint, requires_real_data
 
 DICOM = SHARED_DATA / "dicom"
@@ -203,3 +203,42 @@ def test_dicom_output_for_dicom_inputs_only(checkpoint: Path, covidx5k_shared, t
     parameters = [str(item.TextValue) for item in group[0].ContentSequence if "TextValue" in item]
     assert "operating point: threshold 0.37 given at prediction" in parameters
     assert f"weights sha256: {sha256_of(checkpoint)}" in parameters
+
+
+COLLIDING = ["a/IM.dcm", "a__IM.dcm", "a_/_IM.dcm", "a/__IM.dcm"]  # one flat name per pair before
+
+
+def test_flat_names_are_distinct_for_distinct_inputs(tmp_path: Path) -> None:
+    names = [*COLLIDING, "a/IM_1.dcm", "_a_/b", "%5F%5F", "a%5F%5FIM.dcm", "a/b/c"]
+    flat = [flat_name(tmp_path / name, tmp_path) for name in names]
+    assert len(set(flat)) == len(names) and "/" not in "".join(flat)
+    assert flat[0] == "a__IM.dcm" and flat[4] == "a__IM_1.dcm"  # plain names stay readable
+
+
+def test_dicom_results_and_overlays_of_colliding_names_are_kept_apart(checkpoint, tmp_path):
+    """Four DICOM inputs whose ``__``-joined paths collide in pairs: four SRs, four overlay
+    SCs and four heatmaps, each SR holding its own input's result."""
+    import json
+
+    import highdicom as hd
+
+    from tests.dicom.conftest import write_cr
+
+    inputs = tmp_path / "in"
+    for name in COLLIDING:
+        (inputs / name).parent.mkdir(parents=True, exist_ok=True)
+        write_cr(inputs / name)
+    frame = run_predict(
+        checkpoint, inputs, tmp_path / "out", "dicom_output=true", "explainer=gradcam"
+    )
+    listed = json.loads((tmp_path / "out" / "dicom" / "results.json").read_text())
+    assert len(listed["written"]) == len(frame) == 4
+    assert len(list((tmp_path / "out" / "dicom").glob("*.sr.dcm"))) == 4
+    assert len(list((tmp_path / "out" / "dicom").glob("*.overlay.dcm"))) == 4
+    assert len(list((tmp_path / "out" / "heatmaps").glob("*.png"))) == 4
+    for entry in listed["written"]:
+        source = pydicom.dcmread(entry["source"], stop_before_pixels=True)
+        sr = hd.sr.srread(entry["report"])
+        assert sr.StudyInstanceUID == source.StudyInstanceUID
+        overlay = pydicom.dcmread(entry["overlay"], stop_before_pixels=True)
+        assert overlay.StudyInstanceUID == source.StudyInstanceUID

@@ -49,19 +49,22 @@ TABLE_NAME = "lung_masks.csv"
 
 def mask_names(paths: Sequence[Path]) -> dict[Path, str]:
     """``<stem>.png`` per input; inputs sharing a stem get their path below the inputs' common
-    folder, ``__``-joined (``train/a.png`` → ``train__a.png``), and, where that still
-    collides (``a.png`` beside ``a.jpg``), with the file's suffix kept (``a.jpg.png``)."""
+    folder, ``__``-joined (``train/a.png`` → ``train__a.png``), and, where a name still
+    collides with any other (``a.png`` beside ``a.jpg``), their full flat name with the suffix
+    kept (``a.jpg.png``), which :func:`flat_name` makes distinct for distinct inputs."""
     stems = Counter(p.stem for p in paths)
     root = common_folder(list(paths))
+    full = {path: f"{flat_name(path, root)}.png" for path in paths}
     names = {
         path: f"{path.stem if stems[path.stem] == 1 else flat_name(path, root, False)}.png"
         for path in paths
     }
-    taken = Counter(names.values())
-    return {
-        path: f"{flat_name(path, root)}.png" if taken[name] > 1 else name
-        for path, name in names.items()
-    }
+    while True:
+        taken = Counter(names.values())
+        clashes = [p for p, name in names.items() if taken[name] > 1 and name != full[p]]
+        if not clashes:
+            return names
+        names.update((path, full[path]) for path in clashes)
 
 
 @dataclass(frozen=True)

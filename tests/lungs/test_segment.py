@@ -72,6 +72,19 @@ def test_shared_stems_get_distinct_names(tmp_path: Path) -> None:
     assert set(mask_names(one_folder).values()) == {"a.png.png", "a.jpg.png"}
 
 
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["d/a.jpg", "d/a.png", "d/a.jpg.png"],  # a fallback name is another input's stem name
+        ["a/b.png", "x/b.png", "a__b.png"],  # a folder path is another input's file name
+        ["a/IM.png", "a__IM.png", "a_/_IM.png", "a/__IM.png"],
+    ],
+)
+def test_colliding_names_get_distinct_masks(tmp_path: Path, names: list[str]) -> None:
+    paths = [tmp_path / name for name in names]
+    assert len(set(mask_names(paths).values())) == len(paths)
+
+
 @pytest.mark.slow
 def test_command_line_writes_masks(tmp_path: Path, tiny_weights: Path) -> None:
     write_chests(tmp_path / "in", 1)
