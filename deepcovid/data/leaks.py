@@ -1,6 +1,7 @@
 """What a sample table holds, which files cannot be used, and whether its splits leak: the same
-image, a near copy of it, or the same patient in two splits. Also the radiographs too small or
-too elongated to be chest X-rays.
+image, a near copy of it, or the same patient in two splits. Also identical content under both
+labels (one file listed twice, a symlink, or a copy: within a split or across splits), and the
+radiographs too small or too elongated to be chest X-rays.
 
 Everything comes from the facts of one read of each file (:mod:`deepcovid.data.cache`): exact
 duplicates from the sha256 of the bytes, near-duplicates from a 256-bit difference hash (dHash,
@@ -51,6 +52,28 @@ def exact_duplicates(table: pd.DataFrame, digests: list[str | None]) -> list[dic
         if rows["split"].nunique() > 1:
             paths = {s: sorted(map(printable, r["path"])) for s, r in rows.groupby("split")}
             groups.append({"sha256": sha, "paths": paths})
+    return groups
+
+
+def conflicting_labels(table: pd.DataFrame, digests: list[str | None]) -> list[dict[str, Any]]:
+    """Groups of byte-identical files (one file under two names, a symlink, or a copy; in one
+    split or several) that are listed with both labels: each file with its label and split."""
+    frame = pd.DataFrame(
+        {
+            "path": table["path"],
+            "label": table["label"],
+            "split": split_names(table),
+            "sha": digests,
+        }
+    )
+    groups = []
+    for sha, rows in frame.dropna(subset=["sha"]).groupby("sha", sort=True):
+        if rows["label"].nunique() > 1:
+            files = [
+                {"path": printable(path), "label": CLASS_NAMES[int(label)], "split": split}
+                for path, label, split, _ in rows.itertuples(index=False)
+            ]
+            groups.append({"sha256": sha, "files": files})
     return groups
 
 
@@ -143,6 +166,7 @@ class DataReport:
     unreadable: dict[str, str]
     implausible: dict[str, str]
     exact_duplicates: list[dict[str, Any]]
+    conflicting_labels: list[dict[str, Any]]
     patients_in_several_splits: dict[str, list[str]]
     near_duplicates: list[dict[str, Any]] | None = None
     settings: dict[str, Any] = field(default_factory=dict)
@@ -151,6 +175,7 @@ class DataReport:
     def leaks(self) -> dict[str, int]:
         """Number of leaks of each kind, only the kinds found."""
         found = {
+            "conflicting_labels": len(self.conflicting_labels),
             "exact_duplicates": len(self.exact_duplicates),
             "near_duplicates": len(self.near_duplicates or []),
             "patients_in_several_splits": len(self.patients_in_several_splits),
@@ -171,6 +196,7 @@ def build_report(
     (the facts must then carry dHashes)."""
     table = table.reset_index(drop=True)
     rows = [facts[path] for path in table["path"]]
+    digests = [f.sha256 for f in rows]
     modes = pd.Series([f.container_mode or "unreadable" for f in rows]).value_counts()
     odd = ((path, implausible(path, f)) for path, f in zip(table["path"], rows, strict=True))
     return DataReport(
@@ -182,7 +208,8 @@ def build_report(
             printable(p): f.problem for p, f in zip(table["path"], rows, strict=True) if f.problem
         },
         implausible={printable(p): why for p, why in odd if why},
-        exact_duplicates=exact_duplicates(table, [f.sha256 for f in rows]),
+        exact_duplicates=exact_duplicates(table, digests),
+        conflicting_labels=conflicting_labels(table, digests),
         patients_in_several_splits=patients_in_several_splits(table),
         near_duplicates=near_duplicates(table, [f.dhash for f in rows], max_distance)
         if near
@@ -194,6 +221,9 @@ def build_report(
 def leak_message(report: DataReport, limit: int = 20) -> str:
     """What leaks, with examples and the fix."""
     lines = [f"the splits leak: {report.leaks}"]
+    for group in report.conflicting_labels[:limit]:
+        listed = ", ".join(f"{f['path']} ({f['label']}, {f['split']})" for f in group["files"])
+        lines.append(f"  identical content, both labels: {listed}")
     for group in report.exact_duplicates[:limit]:
         lines.append(f"  identical files: {group['paths']}")
     for pair in (report.near_duplicates or [])[:limit]:
@@ -201,8 +231,9 @@ def leak_message(report: DataReport, limit: int = 20) -> str:
     for patient, splits in list(report.patients_in_several_splits.items())[:limit]:
         lines.append(f"  patient {patient} in {splits}")
     lines.append(
-        "Fix: remove the copies (or move them to one split) and keep each patient in one split; "
-        "or run anyway with data.on_leak=warn (results will be optimistic)."
+        "Fix: give identical images one label (delete the wrongly labelled copy, link or "
+        "manifest row), remove the copies (or move them to one split) and keep each patient in "
+        "one split; or run anyway with data.on_leak=warn (results will be optimistic)."
     )
     return "\n".join(lines)
 

@@ -296,11 +296,16 @@ def check_manifest_rows(manifest: Path, frame: pd.DataFrame, labels: LabelMap) -
                 "train, val (valid, validation) or test (testing), or leave it empty to let "
                 "deepcovid carve the split"
             )
-    paths = frame["path"].map(lambda p: os.path.normpath(resolve(manifest.parent, p)))
+    # one file however it is spelled: absolute, relative (to a relative manifest), via a symlink
+    paths = frame["path"].map(lambda p: os.path.realpath(resolve(manifest.parent, p)))
     duplicated = frame[paths.duplicated(keep=False) & (frame["path"].str.strip() != "")]
     for path, rows in duplicated.groupby(paths[duplicated.index]):
+        listed = ", ".join(
+            f"{p!r} as {label!r}" for p, label in zip(rows["path"], rows["label"], strict=True)
+        )
         problems.append(
-            f"{path} is listed more than once ({csv_lines(rows)}): keep one row per image"
+            f"{path} is listed more than once ({csv_lines(rows)}) as {listed}: keep one row per "
+            "image, with its one label"
         )
     if problems:
         raise DatasetLayoutError(

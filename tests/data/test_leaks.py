@@ -12,11 +12,17 @@ import pytest
 from PIL import Image
 
 from deepcovid.data.cache import FileCache, dhash
-from deepcovid.data.datamodule import describe
+from deepcovid.data.datamodule import XrayDataModule, describe
 from deepcovid.data.leaks import DataLeakError, build_report, enforce, hamming, hash_words
-from deepcovid.data.samples import read_manifest
+from deepcovid.data.samples import DatasetLayoutError, read_manifest, scan_folders
 from deepcovid.utils.files import printable
-from tests.conftest import CXR_DEV, chest_like, requires_real_data, save_in_mode
+from tests.conftest import (
+    CXR_DEV,
+    chest_like,
+    make_covidx5k,
+    requires_real_data,
+    save_in_mode,
+)
 
 
 def texture(seed: int, size: int = 64) -> np.ndarray:
@@ -131,3 +137,65 @@ def test_real_cxr_dev_has_no_leak(tmp_path: Path) -> None:
     assert report.n_images == 411 and report.unreadable == {} and report.implausible == {}
     assert report.leaks == {}
     assert set(report.modes) == {"L", "RGB", "RGBA", "P"}
+
+
+def conflict_module(root: Path) -> XrayDataModule:
+    return XrayDataModule(str(root), image_size=32, batch_size=8, num_workers=0)
+
+
+def test_a_symlink_with_the_other_label_is_refused(tmp_path: Path) -> None:
+    root = make_covidx5k(tmp_path / "data")
+    target = root / "train/covid/img000.png"
+    (root / "train/non/link.png").symlink_to(target)  # the same file, now non-COVID too
+    with pytest.raises(DataLeakError) as error:
+        conflict_module(root).setup()
+    message = str(error.value)
+    assert "'conflicting_labels': 1" in message
+    assert (
+        f"{target} (covid, " in message and f"{root / 'train/non/link.png'} (non-covid, " in message
+    )
+    assert "give identical images one label" in message
+
+
+def test_byte_identical_copies_with_two_labels_within_and_across_splits(tmp_path: Path) -> None:
+    root = make_covidx5k(tmp_path / "data", {"train/covid": 6, "train/non": 6, "test/covid": 2,
+                                             "test/non": 2})  # fmt: skip
+    shutil.copy(root / "train/covid/img000.png", root / "train/non/copy.png")  # same split
+    shutil.copy(root / "train/covid/img001.png", root / "test/non/copy.png")  # across splits
+    table = scan_folders(root)
+    facts = FileCache(tmp_path / "cache").scan(table["path"].tolist())
+    report = build_report(table, facts)
+    assert report.leaks["conflicting_labels"] == 2
+    files = [{(f["path"], f["label"]) for f in g["files"]} for g in report.conflicting_labels]
+    assert {(str(root / "train/covid/img000.png"), "covid"),
+            (str(root / "train/non/copy.png"), "non-covid")} in files  # fmt: skip
+    assert {(str(root / "train/covid/img001.png"), "covid"),
+            (str(root / "test/non/copy.png"), "non-covid")} in files  # fmt: skip
+    with pytest.raises(DataLeakError, match="identical content, both labels"):
+        enforce(report)
+    same = scan_folders(root).query("~path.str.contains('non/copy')")  # copies removed
+    assert "conflicting_labels" not in build_report(same, facts).leaks
+
+
+def test_one_file_listed_relative_and_absolute_with_two_labels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative manifest (as in the README) naming one image by both spellings."""
+    image = save_in_mode(chest_like(64, 0, True), tmp_path / "data/train/a.png", "L")
+    save_in_mode(chest_like(64, 1, False), tmp_path / "data/train/b.png", "L")
+    manifest = tmp_path / "data/manifest.csv"
+    manifest.write_text(f"path,label\ntrain/a.png,covid\n{image},non-covid\ntrain/b.png,non\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DatasetLayoutError) as error:
+        read_manifest(Path("data/manifest.csv"))
+    message = str(error.value)
+    assert f"{image} is listed more than once (lines 2, 3)" in message
+    assert f"'train/a.png' as 'covid', '{image}' as 'non-covid'" in message
+
+
+def test_a_manifest_row_through_a_symlink_is_the_same_file(tmp_path: Path) -> None:
+    image = save_in_mode(chest_like(64, 0, True), tmp_path / "a.png", "L")
+    (tmp_path / "link.png").symlink_to(image)
+    (tmp_path / "manifest.csv").write_text("path,label\na.png,covid\nlink.png,non-covid\n")
+    with pytest.raises(DatasetLayoutError, match=r"listed more than once \(lines 2, 3\)"):
+        read_manifest(tmp_path / "manifest.csv")
