@@ -81,7 +81,9 @@ def time_to_first_step(checkout: Path, data: Path, cache: Path, scratch: Path) -
     run_dir = scratch / f"run-{time.monotonic_ns()}"
     launched = time.time()
     result = subprocess.run(
-        [sys.executable, "-m", "deepcovid.train", *overrides_for(checkout, data, run_dir)],
+        # its own configs: an editable install maps deepcovid.conf to the installed checkout's
+        [sys.executable, "-m", "deepcovid.train", "--config-path", str(checkout / "conf"),
+         *overrides_for(checkout, data, run_dir)],
         cwd=scratch, env=env, capture_output=True, text=True,
     )  # fmt: skip
     if not stamp.exists():

@@ -120,12 +120,21 @@ def dhash(image: Image.Image, size: int = HASH_SIZE) -> str:
     return np.packbits(bits.ravel()).tobytes().hex()
 
 
-def shrink(image: Image.Image, short_side: int) -> np.ndarray:
+def shrink(
+    image: Image.Image, short_side: int, full_size: tuple[int, int] | None = None
+) -> np.ndarray:
     """Grayscale uint8 (H, W) with the short side shrunk to ``short_side`` (never enlarged),
-    by the antialiased resize of :class:`~deepcovid.data.transforms.EvalPreset`."""
+    by the antialiased resize of :class:`~deepcovid.data.transforms.EvalPreset`. The shape is
+    the one the file's ``full_size`` (width, height) gives, when ``image`` is a reduced-scale
+    decode of it."""
+    width, height = full_size or image.size
     pixels = F.pil_to_tensor(image)
-    if min(pixels.shape[-2:]) > short_side:
-        pixels = F.resize(pixels, short_side, antialias=True)
+    short, long = sorted((width, height))
+    if short > short_side:
+        long = int(short_side * long / short)  # as torchvision sizes the long side
+        pixels = F.resize(
+            pixels, [short_side, long] if height == short else [long, short_side], antialias=True
+        )
     return pixels[0].numpy()
 
 
@@ -241,7 +250,7 @@ def inspect_file(
         height=decoded.size[1],
         dhash=dhash(image) if want_dhash else None,
     )
-    return facts, None if short_side is None else shrink(image, short_side)
+    return facts, None if short_side is None else shrink(image, short_side, decoded.size)
 
 
 def judged(facts: FileFacts, path: str) -> FileFacts:

@@ -315,8 +315,9 @@ def test_the_hash_is_streamed_while_decoding(tmp_path: Path) -> None:
     assert peak < 8 << 20, f"{peak / 2**20:.0f} MiB held while inspecting a 30 MiB file"
 
 
-def big_jpeg(path: Path, size: tuple[int, int] = (1040, 800), mode: str = "L") -> Path:
-    """A smooth radiograph-like JPEG of ``size``."""
+def big_jpeg(path: Path, size: tuple[int, int] = (1042, 800), mode: str = "L") -> Path:
+    """A smooth radiograph-like JPEG of ``size`` (not a multiple of 8: a reduced-scale decode
+    rounds its width up)."""
     y, x = np.mgrid[0 : size[1], 0 : size[0]]
     array = (128 + 100 * np.sin(x / 90) * np.cos(y / 70)).astype(np.uint8)
     Image.fromarray(array).convert(mode).save(path, quality=92)
@@ -338,13 +339,13 @@ def test_large_jpegs_are_decoded_at_a_reduced_dct_scale(
 
     monkeypatch.setattr(cache_module, "decode_image", recorded)
     facts, pixels = inspect_file(str(path), want_dhash=True, short_side=SHORT * 4)
-    assert decoded == [(260, 200)]  # 1/4 scale: the smallest whose short side is >= 128
-    assert (facts.width, facts.height) == (1040, 800)  # the file's size, not the draft's
+    assert decoded == [(261, 200)]  # 1/4 scale: the smallest whose short side is >= 128
+    assert (facts.width, facts.height) == (1042, 800)  # the file's size, not the draft's
     full = shrink(load_image(path), SHORT * 4)
     assert pixels.shape == full.shape == (128, 166)
     assert np.abs(pixels.astype(int) - full).mean() < 1.0  # same image, a few grey levels off
     only_facts, _ = inspect_file(str(path), want_dhash=True)
-    assert decoded[-1] == (130, 100)  # facts alone: 1/8
+    assert decoded[-1] == (131, 100)  # facts alone: 1/8
     assert only_facts.dhash is not None and only_facts.sha256 == facts.sha256
 
 
