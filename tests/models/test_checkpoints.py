@@ -13,6 +13,7 @@ import torch
 
 from deepcovid.models.checkpoints import (
     CorruptCheckpointError,
+    LegacyCheckpointError,
     UnsafeCheckpointError,
     load_classifier,
     read_checkpoint,
@@ -61,6 +62,22 @@ def test_a_truncated_checkpoint_is_named_with_the_fix(tiny_run: Path, tmp_path: 
     (tmp_path / "zero.ckpt").write_bytes(b"")
     with pytest.raises(CorruptCheckpointError, match="truncated or damaged"):
         read_checkpoint(tmp_path / "zero.ckpt")
+
+
+def test_a_legacy_format_checkpoint_is_named_with_its_conversion(tiny_run: Path, tmp_path):
+    """Not "truncated or damaged": the legacy (non-zip) format, and the conversion that works."""
+    state = torch.load(best_checkpoint(tiny_run), weights_only=True)
+    old = tmp_path / "old.ckpt"
+    torch.save(state, old, _use_new_zipfile_serialization=False)
+    for read in (read_checkpoint, load_classifier):
+        with pytest.raises(LegacyCheckpointError, match=f"{old}: a checkpoint in torch's legacy"):
+            read(old)
+    converted = tmp_path / "converted.ckpt"
+    torch.save(torch.load(old, weights_only=True), converted)  # the conversion it names
+    assert (
+        load_classifier(converted).record.threshold
+        == read_record(best_checkpoint(tiny_run)).threshold
+    )
 
 
 def test_resume_from_a_damaged_last_names_the_newest_intact_one(tiny_run: Path, tmp_path: Path):
