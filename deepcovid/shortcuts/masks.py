@@ -4,7 +4,8 @@ Each image's mask is, in this order: the manifest's ``lung_mask`` file, ``data.l
 <stem>.png``, the V7 Labs mask of the same file name, or (``segmenter=true``) the shipped lung
 segmenter's. It is fitted to the image and taken through the image's own eval geometry (resize
 and centre crop). Masks that are missing, unreadable, empty or of another aspect ratio are
-counted with the reason, never used.
+counted with the reason, never used (a mask file found but refused has the origin
+:data:`REFUSED`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from deepcovid.data.masks import MaskMismatchError
 from deepcovid.data.transforms import EvalPreset
 from deepcovid.lungs.provider import LungMaskProvider
 from deepcovid.lungs.quality import assess
+
+REFUSED = "refused"  # the origin of a mask file found but not usable (``problem`` says why)
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class AuditMasks:
         try:
             found = self.find(path, given)
         except (MaskMismatchError, ValueError, OSError) as error:
-            return AuditMask(None, "none", problem=str(error))
+            return AuditMask(None, REFUSED, problem=str(error))
         if found is None:
             return AuditMask(None, "none", problem="no mask given or known, segmenter off")
         mask, origin = found

@@ -14,6 +14,7 @@ from deepcovid.metrics.undefined import UndefinedMetric
 from deepcovid.shortcuts.ablation import AblationResult, summarize_ablation
 from deepcovid.shortcuts.attribution import LungAttribution, summarize_attribution
 from deepcovid.shortcuts.flags import findings
+from deepcovid.shortcuts.masks import REFUSED
 from deepcovid.shortcuts.probe import (
     Confounding,
     SourceAuroc,
@@ -103,6 +104,21 @@ def mask_summary(images: pd.DataFrame) -> MaskSummary:
     )
 
 
+def no_mask_reason(images: pd.DataFrame) -> str:
+    """Why no image has a lung mask: how many mask files were found but refused, and why (the
+    first reason; each image's is in ``images.csv``'s ``mask_problem``), or that none was."""
+    refused = images.loc[images["mask_source"] == REFUSED, "mask_problem"]
+    if refused.empty:
+        return "no image has a lung mask (none given, none in V7, segmenter off)"
+    others = len(images) - len(refused)
+    rest = f"; {others} other image(s) have none" if others else ""
+    return (
+        f"no image has a lung mask: the masks of {len(refused)} of {len(images)} images were "
+        f"given but refused (mask_problem in images.csv says why for each; the first: "
+        f"{refused.iloc[0]}){rest}"
+    )
+
+
 def attribution_by_group(
     images: pd.DataFrame, method: str, threshold: float, settings: AuditSettings
 ) -> MethodAttribution:
@@ -139,9 +155,7 @@ def summarize_audit(
     with_mask = images[images["lung_area_share"].notna()]
     attribution, ablation = {}, None
     if with_mask.empty:
-        skipped["lung_attribution"] = skipped["ablation"] = (
-            "no image has a lung mask (none given, none in V7, segmenter off)"
-        )
+        skipped["lung_attribution"] = skipped["ablation"] = no_mask_reason(images)
     else:
         attribution = {
             name: attribution_by_group(with_mask, name, model_threshold, settings)
