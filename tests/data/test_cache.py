@@ -366,3 +366,22 @@ def test_a_turned_jpeg_keeps_its_upright_size(tmp_path: Path) -> None:
     facts, pixels = inspect_file(str(path), short_side=SHORT)
     assert (facts.width, facts.height) == (300, 400) == load_image(path).size
     assert pixels.shape == (SHORT * 4 // 3, SHORT)
+
+
+def test_a_lower_pixel_limit_reaches_on_bad_file_through_the_cache(tmp_path: Path) -> None:
+    from deepcovid.data.datamodule import BadFilesError
+    from deepcovid.data.io import DEFAULT_MAX_IMAGE_PIXELS, set_max_image_pixels
+
+    root = make_covidx5k(tmp_path / "data", {"train/covid": 6, "train/non": 6, "test/covid": 3,
+                                             "test/non": 3})  # fmt: skip
+    big = root / "train/covid/big.png"
+    Image.new("L", (400, 300), 90).save(big)  # 120,000 pixels
+    try:
+        datamodule(root, tmp_path, max_image_pixels=200_000).setup()  # read and kept
+        skipping = datamodule(root, tmp_path, max_image_pixels=100_000, on_bad_file="skip")
+        skipping.setup()
+        assert "exceeds the limit of 100000" in skipping.skipped[str(big)]
+        with pytest.raises(BadFilesError, match="big.png"):
+            datamodule(root, tmp_path, max_image_pixels=100_000).setup()
+    finally:
+        set_max_image_pixels(DEFAULT_MAX_IMAGE_PIXELS)
