@@ -18,7 +18,8 @@ import torchvision
 from torch import nn
 
 from deepcovid.data.transforms import Preprocessing
-from deepcovid.models.xrv import XRV_WEIGHTS, build_xrv, download_state
+from deepcovid.models.provenance import WeightsFile
+from deepcovid.models.xrv import XRV_WEIGHTS, build_xrv, download_weights, read_xrv_file
 
 log = logging.getLogger(__name__)
 FINETUNE_MODES = ("head", "full")
@@ -56,6 +57,7 @@ class Backbone:
     target_layer: str
     preprocessing: Preprocessing
     pretrained_on: tuple[str, ...]
+    weights_file: WeightsFile | None = None  # where the starting weights were read from
 
 
 class UnknownBackboneError(ValueError):
@@ -164,18 +166,20 @@ def available_backbones() -> list[str]:
 
 def xrv_backbone(
     name: str, pretrained: bool, weights_path: str | None
-) -> tuple[nn.Module, BackboneSpec]:
-    """A torchxrayvision backbone, weights from ``weights_path``, its download, or none."""
+) -> tuple[nn.Module, BackboneSpec, WeightsFile | None]:
+    """A torchxrayvision backbone, weights from ``weights_path``, its download (read
+    weights-only), or none; with the file they were read from."""
     weights = XRV_WEIGHTS[name]
-    if weights_path:
-        state, where = read_state_dict(weights_path), str(weights_path)
-    else:
-        state, where = (
-            (download_state(name), "torchxrayvision's download") if pretrained else (None, "")
-        )
     spec = BackboneSpec(weights.architecture, name, weights.head, weights.target_layer,
                         weights.preprocessing, weights.pretrained_on)  # fmt: skip
-    return build_xrv(name, state, where), spec
+    if weights_path:
+        source, state = Path(weights_path), read_state_dict(weights_path)
+    elif pretrained:
+        source = download_weights(name)
+        state = read_xrv_file(source)
+    else:
+        return build_xrv(name, None), spec, None
+    return build_xrv(name, state, str(source)), spec, WeightsFile.of(source)
 
 
 def create_backbone(
@@ -183,11 +187,11 @@ def create_backbone(
 ) -> Backbone:
     """Build ``name`` with pretrained weights (hub or ``weights_path``) and a new
     ``num_classes`` head."""
-    spec = TORCHVISION_BACKBONES.get(name)
+    spec, weights_file = TORCHVISION_BACKBONES.get(name), None
     if spec is not None:
         net = build_torchvision(spec, name, pretrained, weights_path)
     elif name in XRV_WEIGHTS:
-        net, spec = xrv_backbone(name, pretrained, weights_path)
+        net, spec, weights_file = xrv_backbone(name, pretrained, weights_path)
     else:
         import timm
 
@@ -200,7 +204,9 @@ def create_backbone(
         net = build_timm(name, pretrained, weights_path)
         spec = timm_spec(net)
     replace_layer(net, spec.head, new_head(net.get_submodule(spec.head), num_classes))
-    return Backbone(net, spec.head, spec.target_layer, spec.preprocessing, spec.pretrained_on)
+    return Backbone(
+        net, spec.head, spec.target_layer, spec.preprocessing, spec.pretrained_on, weights_file
+    )
 
 
 def freeze_all_but_head(backbone: Backbone) -> None:

@@ -78,6 +78,7 @@ class CovidClassifier(L.LightningModule):
         self.target_layer = built.target_layer
         self.preprocessing = built.preprocessing  # the backbone's; the run's is recorded
         self.pretrained_on = built.pretrained_on
+        self.weights_file = built.weights_file
         if finetune == "head":
             freeze_all_but_head(built)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -212,6 +213,7 @@ class CovidClassifier(L.LightningModule):
             preprocessing=getattr(datamodule, "preprocessing", self.preprocessing),
             threshold=float(self.hparams.threshold),
             pretrained_on=self.trained_from,
+            weights_file=self.weights_file if self.record is None else self.record.weights_file,
             operating_points=points,
             val_predictions=val,
             val_epoch=epoch,

@@ -4,13 +4,18 @@ Corpora are named canonically (:data:`CORPORA`); names as sources and manifests 
 (``chex``, ``CheXpert-v1.0-small``, ``NIH ChestX-ray14``, ``Kaggle RSNA``…) are matched through the
 alias table. Several corpora are relabellings of another's images (RSNA Pneumonia, SIIM-ACR
 and Google's labels are NIH ChestX-ray14 images), so overlap is decided on image collections.
+:class:`WeightsFile` names the file the starting weights were read from, by content.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from deepcovid.utils.files import sha256_of
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,25 @@ CORPORA: dict[str, Corpus] = {
     "OpenI": Corpus(("openi", "indiana"), "OpenI"),
     "VinDr-CXR": Corpus(("vindr", "vin"), "VinDr-CXR"),
 }
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """The file the starting weights were read from: where it was and its sha256."""
+
+    path: str
+    sha256: str
+
+    @classmethod
+    def of(cls, path: str | Path) -> WeightsFile:
+        return cls(str(Path(path).resolve()), sha256_of(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any] | None) -> WeightsFile | None:
+        return None if stored is None else cls(**stored)
 
 
 def tokens(name: str) -> list[str]:

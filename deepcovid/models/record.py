@@ -18,6 +18,7 @@ import torch
 from deepcovid import CLASS_NAMES, __version__
 from deepcovid.data.splits import DataRecord
 from deepcovid.data.transforms import Preprocessing
+from deepcovid.models.provenance import WeightsFile
 
 CHECKPOINT_KEY = "deepcovid"
 RECORD_VERSION = 1
@@ -65,6 +66,7 @@ class ModelRecord:
     preprocessing: Preprocessing
     threshold: float
     pretrained_on: tuple[str, ...] = ()
+    weights_file: WeightsFile | None = None  # the file the starting weights were read from
     class_names: tuple[str, ...] = CLASS_NAMES
     operating_points: dict[str, dict[str, Any]] = field(default_factory=dict)
     val_predictions: pd.DataFrame | None = None
@@ -95,6 +97,7 @@ class ModelRecord:
             "preprocessing": self.preprocessing.to_dict(),
             "threshold": float(self.threshold),
             "pretrained_on": list(self.pretrained_on),
+            "weights_file": None if self.weights_file is None else self.weights_file.to_dict(),
             "class_names": list(self.class_names),
             "operating_points": self.operating_points,
             "val_predictions": None
@@ -120,6 +123,7 @@ class ModelRecord:
             preprocessing=Preprocessing.from_dict(stored["preprocessing"]),
             threshold=float(stored["threshold"]),
             pretrained_on=tuple(stored["pretrained_on"]),
+            weights_file=WeightsFile.from_dict(stored.get("weights_file")),  # older: none
             class_names=tuple(stored["class_names"]),
             operating_points=stored["operating_points"],
             val_predictions=None if val is None else frame_from_columns(val),

@@ -6,12 +6,23 @@ parameter names as torchxrayvision's models, whose state dicts load unchanged), 
 forward gives logits: none of torchxrayvision's resizing, sigmoid or operating-point
 normalisation, whose 18-label head is replaced anyway. Weights come through torchxrayvision's
 own download (to ``~/.torchxrayvision``) or from ``model.weights_path`` on offline machines.
+
+The downloaded file is read here, never by torchxrayvision (whose loader unpickles anything):
+``torch.load(weights_only=True)`` with, besides tensors, only the classes its DenseNet files
+are pickled as allowed (torchxrayvision's DenseNet blocks and the torch layers they hold), and
+the tensors are taken from the module's own dictionaries, so none of its code or hooks runs.
 """
 
 from __future__ import annotations
 
+import _compat_pickle
 import logging
+import pickle
+import zipfile
+from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 
 import torch
 import torchvision
@@ -91,13 +102,124 @@ def as_network_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             if key != "op_threshs"}  # fmt: skip
 
 
-def download_state(name: str) -> dict[str, torch.Tensor]:
-    """``name``'s weights through torchxrayvision (downloaded once to ``~/.torchxrayvision``)."""
+REDOWNLOAD = (
+    "Delete the file so torchxrayvision downloads it again, or pass model.weights_path=FILE (a "
+    "state dict saved with torch.save or as .safetensors)."
+)
+
+
+class UnsafeWeightsError(pickle.UnpicklingError):
+    """A torchxrayvision weights file holding anything but tensors and its model's classes."""
+
+
+def pickled_classes() -> list[type]:
+    """The classes torchxrayvision's DenseNet files are pickled as: its own blocks and the torch
+    layers they are built from (its ResNet files are plain state dicts)."""
+    import torchxrayvision as xrv
+
+    models = xrv.models
+    return [models.DenseNet, models._DenseBlock, models._DenseLayer, models._Transition,
+            nn.Sequential, nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.AvgPool2d,
+            nn.Linear]  # fmt: skip
+
+
+def module_tensors(module: nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
+    """The parameters and buffers of an unpickled ``module`` by their state-dict names, read
+    from its dictionaries (none of its methods or hooks is called)."""
+    fields = vars(module)
+    state = {
+        f"{prefix}{name}": tensor.detach()
+        for kind in ("_parameters", "_buffers")
+        for name, tensor in fields.get(kind, {}).items()
+        if isinstance(tensor, torch.Tensor)
+    }
+    for name, child in fields.get("_modules", {}).items():
+        if isinstance(child, nn.Module):
+            state |= module_tensors(child, f"{prefix}{name}.")
+    return state
+
+
+class LegacyUnpickler(pickle._Unpickler):
+    """For torch's pre-1.6 format, which stores a pickled model's classes as persistent ids
+    that ``weights_only=True`` refuses: resolves only the globals a weights-only load allows
+    plus :func:`pickled_classes`, and sets state only on instances of those classes."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def find_class(self, module: str, name: str) -> object:
+        from torch._weights_only_unpickler import _get_allowed_globals
+
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)  # protocol 2's __builtin__
+        allowed = _get_allowed_globals() | {
+            f"{cls.__module__}.{cls.__qualname__}": cls for cls in pickled_classes()
+        }
+        if f"{module}.{name}" not in allowed:
+            raise pickle.UnpicklingError(f"Unsupported GLOBAL {module}.{name}")
+        return allowed[f"{module}.{name}"]
+
+    def load_build(self) -> None:
+        if type(self.stack[-2]) not in (
+            *pickled_classes(),
+            OrderedDict,
+            torch.Tensor,
+            nn.Parameter,
+        ):
+            raise pickle.UnpicklingError(f"Unsupported BUILD of {type(self.stack[-2])}")
+        pickle._Unpickler.load_build(self)
+
+    dispatch[pickle.BUILD[0]] = load_build
+
+
+LEGACY_PICKLE = ModuleType("deepcovid_legacy_pickle")  # torch.load's pickle_module
+LEGACY_PICKLE.Unpickler = LegacyUnpickler
+LEGACY_PICKLE.load = lambda file, **kw: LegacyUnpickler(file, **kw).load()
+
+
+def read_xrv_file(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a torchxrayvision weights file (a pickled model or a state dict), read
+    weights-only (torch's pre-1.6 format through :class:`LegacyUnpickler`); anything else in
+    it (a planted payload) is refused naming the file."""
+    if not hasattr(torch.serialization, "safe_globals"):  # torch < 2.5
+        raise RuntimeError(
+            f"{path}: reading torchxrayvision's file weights-only needs torch>=2.5 (this is "
+            f"{torch.__version__}); upgrade torch, or pass model.weights_path=FILE (a state dict)"
+        )
+    try:
+        if zipfile.is_zipfile(path):
+            with torch.serialization.safe_globals(pickled_classes()):
+                loaded = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            loaded = torch.load(
+                path, map_location="cpu", weights_only=False, pickle_module=LEGACY_PICKLE
+            )
+    except pickle.UnpicklingError as error:
+        lines = [line for line in str(error).splitlines() if line.strip()] or [repr(error)]
+        detail = next((line for line in lines if "GLOBAL" in line), lines[-1])
+        raise UnsafeWeightsError(
+            f"{path}: refused, it holds more than torchxrayvision's weights ({detail}). "
+            f"Nothing in it was run. {REDOWNLOAD}"
+        ) from error
+    except (RuntimeError, EOFError) as error:  # torch's words for a cut-short or damaged file
+        raise RuntimeError(
+            f"{path}: not a readable weights file ({str(error).strip().splitlines()[0]}). "
+            f"{REDOWNLOAD}"
+        ) from error
+    state = module_tensors(loaded) if isinstance(loaded, nn.Module) else loaded
+    if not isinstance(state, dict):
+        raise UnsafeWeightsError(
+            f"{path}: neither a torchxrayvision model nor a state dict. {REDOWNLOAD}"
+        )
+    return state
+
+
+def download_weights(name: str) -> Path:
+    """``name``'s weights file, downloaded by torchxrayvision to ``~/.torchxrayvision`` unless
+    there already; not read (see :func:`read_xrv_file`)."""
     import torchxrayvision as xrv
 
     try:
-        return xrv.models.get_model(name).state_dict()
-    except Exception as error:  # requests' errors, an unreadable file: say what to do instead
+        return Path(xrv.models.get_weights(name))
+    except Exception as error:  # requests' errors, an unwritable cache: say what to do instead
         raise RuntimeError(
             f"could not fetch torchxrayvision weights {name} ({error}). Without internet, save "
             "a torchxrayvision model's state_dict() with torch.save (or as .safetensors) where "
