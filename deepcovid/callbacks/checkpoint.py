@@ -1,8 +1,11 @@
-"""The best checkpoint by the monitored metric, with ties broken by val loss.
+"""The tested checkpoint: the best by the monitored metric (ties broken by val loss), or the
+last epoch's (``select="last"``: a fixed epoch budget, its val predictions untouched by the
+choice).
 
 Lightning's ``ModelCheckpoint`` keeps the earliest of equal scores. Validation AUROC ties often
 on small val splits (it moves in steps of 1 / (n_COVID · n_non-COVID)); the earliest epoch is
-then no better a choice than any other, while the lower validation loss is.
+then no better a choice than any other, while the lower validation loss is. A checkpoint chosen
+on val is optimistic on val: cross-validation's out-of-fold AUROC needs ``select="last"``.
 """
 
 from __future__ import annotations
@@ -19,16 +22,30 @@ def monitor_mode(monitor: str) -> str:
     return "min" if monitor.rsplit("/", 1)[-1].endswith("loss") else "max"
 
 
+SELECTIONS = ("best", "last")
+
+
 class BestCheckpoint(ModelCheckpoint):
     """Keeps the single best checkpoint by ``monitor`` (mode from its name); a tie with the
-    best so far is won by the lower ``tie_breaker`` (default ``val/loss``)."""
+    best so far is won by the lower ``tie_breaker`` (default ``val/loss``). With
+    ``select="last"`` each validated epoch replaces the one kept: the last epoch's is tested."""
 
-    def __init__(self, monitor: str, tie_breaker: str = "val/loss", **kwargs: Any) -> None:
+    def __init__(
+        self, monitor: str, tie_breaker: str = "val/loss", select: str = "best", **kwargs: Any
+    ) -> None:
+        if select not in SELECTIONS:
+            raise ValueError(
+                f"callbacks.model_checkpoint.select={select!r}: use one of {SELECTIONS} "
+                "(conf/callbacks/default.yaml)"
+            )
         super().__init__(monitor=monitor, mode=monitor_mode(monitor), save_top_k=1, **kwargs)
         self.tie_breaker = tie_breaker
         self.tie_breaker_value: float | None = None
+        self.select = select
 
     def check_monitor_top_k(self, trainer: L.Trainer, current: torch.Tensor | None = None) -> bool:
+        if self.select == "last" and current is not None:
+            return True
         breaker = trainer.callback_metrics.get(self.tie_breaker)
         if current is not None and self.best_k_models and breaker is not None:
             best = self.best_k_models[self.kth_best_model_path]

@@ -65,3 +65,27 @@ def test_ties_are_broken_by_val_loss(tmp_path, aurocs, losses, expected) -> None
 def test_mode_follows_the_metric() -> None:
     assert monitor_mode("val/auroc") == "max" and monitor_mode("val/loss") == "min"
     assert BestCheckpoint("val/loss").mode == "min"
+
+
+def test_select_last_tests_the_last_epoch_not_the_best_by_val(tmp_path) -> None:
+    """A fixed epoch budget: the kept checkpoint was not chosen on the val images."""
+    aurocs, losses = [0.90, 0.60, 0.70], [0.1, 0.2, 0.3]
+    best = BestCheckpoint("val/auroc", dirpath=tmp_path / "best", filename="{epoch}")
+    last = BestCheckpoint("val/auroc", select="last", dirpath=tmp_path / "last", filename="{epoch}")
+    assert best_epoch(best, tmp_path, aurocs, losses) == 0
+    assert best_epoch(last, tmp_path, aurocs, losses) == 2
+    assert [p.name for p in (tmp_path / "last").iterdir()] == ["epoch=2.ckpt"]
+    with pytest.raises(ValueError, match="select='first'.*conf/callbacks/default.yaml"):
+        BestCheckpoint("val/auroc", select="first")
+
+
+def test_select_is_a_config_knob_that_names_the_file(tmp_path) -> None:
+    from hydra.utils import instantiate
+
+    from deepcovid.utils.config import compose_config
+
+    cfg = compose_config("train", ["callbacks.model_checkpoint.select=last"], str(tmp_path))
+    callback = instantiate(cfg.callbacks.model_checkpoint)
+    assert callback.select == "last" and callback.filename == "last-epoch{epoch:03d}"
+    default = compose_config("train", [], str(tmp_path)).callbacks.model_checkpoint
+    assert default.select == "best" and default.filename == "best-epoch{epoch:03d}"
