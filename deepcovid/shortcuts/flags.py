@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from deepcovid.results.markdown import ci_label
+from deepcovid.shortcuts.ablation import Retained, retained_share
 
 if TYPE_CHECKING:
     from deepcovid.shortcuts.result import AuditResult, AuditSettings
 
 NAMES = {"occlusion": "occlusion", "gradcam": "Grad-CAM"}
+TOLERANCE = 1e-9  # far below the 1 / (COVID × non-COVID) step of any AUROC
 
 
 def pct(value: float) -> str:
@@ -52,12 +54,40 @@ def attribution_findings(result: AuditResult, settings: AuditSettings) -> list[s
     return found
 
 
+def at_least(value: float, bound: float) -> bool:
+    """``value ≥ bound`` up to float rounding: AUROCs are ratios of counts, so a share that is
+    exactly the bound (0.90 / 0.70 keeps 50 %) may come out a hair below it."""
+    return value >= bound - TOLERANCE
+
+
+def retained_text(retained: Retained, confidence: float) -> str:
+    """``retains 67 % (95 % CI 52–80 %) of its discrimination above chance``: the one wording."""
+    low, high = retained.share_ci
+    span = "" if low is None else f" ({ci_label(confidence)} {pct(low)}–{pct(high)})"
+    return f"retains {pct(retained.share)}{span} of its discrimination above chance"
+
+
+def retained_decision(retained: Retained, settings: AuditSettings) -> tuple[bool, str]:
+    """Whether the lungs-removed flag is raised, and the rule it was decided on: the lower end
+    of the retained share's interval, or the share itself where there is no interval."""
+    bound = pct(settings.retained_discrimination)
+    low = retained.share_ci[0]
+    if low is None:
+        why = "; ".join(retained.undefined.values())
+        return at_least(retained.share, settings.retained_discrimination), (
+            f"decided on the share itself, at least {bound} (no interval: {why})"
+        )
+    return at_least(low, settings.retained_discrimination), (
+        f"decided on the interval: flagged when its lower end is at least {bound}"
+    )
+
+
 def ablation_findings(result: AuditResult, settings: AuditSettings) -> list[str]:
     if result.ablation is None:
         return []
     intact, removed = result.ablation["intact"].auroc, result.ablation["lungs_removed"].auroc
     only = result.ablation["lungs_only"].auroc
-    if not discriminates(result):
+    if not discriminates(result) or result.retained is None:
         low, high = result.ablation["intact"].auroc_ci
         span = "" if low is None else f" ({ci_label(result.confidence)} {low:.3f}–{high:.3f})"
         return [
@@ -67,14 +97,16 @@ def ablation_findings(result: AuditResult, settings: AuditSettings) -> list[str]
             else "the intact AUROC is undefined, so the ablation says nothing"
         ]
     found = []
-    retained = (removed - 0.5) / (intact - 0.5)
-    if retained >= settings.retained_discrimination:
+    flagged, rule = retained_decision(result.retained, settings)
+    if flagged:
         found.append(
-            f"it keeps {removed / intact:.2f} of its AUROC with the lungs removed ({removed:.3f} "
-            f"against {intact:.3f} intact; {pct(max(retained, 0))} of its discrimination above "
-            "chance): it reads something outside the lungs"
+            f"with the lungs removed it {retained_text(result.retained, result.confidence)} "
+            f"(AUROC {removed:.3f} against {intact:.3f} intact; {rule}): it reads something "
+            "outside the lungs"
         )
-    if only is not None and (only - 0.5) < settings.retained_discrimination * (intact - 0.5):
+    if only is not None and not at_least(
+        float(retained_share(intact, only)), settings.retained_discrimination
+    ):
         found.append(
             f"with the lungs only it falls to an AUROC of {only:.3f} (from {intact:.3f}): the "
             "lungs alone do not carry its decision"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from deepcovid.results.markdown import ci_label, number, table
+from deepcovid.results.markdown import ci_label, number, table, with_ci
 from deepcovid.shortcuts.attribution import LungAttribution
-from deepcovid.shortcuts.flags import NAMES, pct
+from deepcovid.shortcuts.flags import NAMES, pct, retained_decision, retained_text
 from deepcovid.shortcuts.result import AuditResult
 
 FIGURES = {"lung_share": "Lung share of positive attribution by class",
@@ -59,7 +59,24 @@ def ablation_section(result: AuditResult) -> list[str]:
             f"{number(p.sensitivity, 2)} / {number(p.specificity, 2)}" for p in ablated.points
         ]
         rows.append([variant.replace("_", " "), f"{number(ablated.auroc)}{ci}", *points])
-    return [table(header, rows), ""]
+    return [table(header, rows), "", *retained_lines(result)]
+
+
+def retained_lines(result: AuditResult) -> list[str]:
+    """The paired comparison of intact and lungs removed, and how the flag was decided."""
+    retained = result.retained
+    if retained is None:
+        return []
+    ci = ci_label(result.confidence) + " "
+    difference = with_ci(retained.difference, retained.difference_ci, label=ci)
+    flagged, rule = retained_decision(retained, result.settings)
+    return [
+        f"Intact − lungs removed AUROC: {difference} (paired bootstrap, {retained.n_valid} of "
+        f"{retained.n_resamples} resamples of {retained.unit}s). With the lungs removed the "
+        f"model {retained_text(retained, result.confidence)}; the flag is "
+        f"{'raised' if flagged else 'not raised'}, {rule}.",
+        "",
+    ]
 
 
 def source_section(result: AuditResult) -> list[str]:

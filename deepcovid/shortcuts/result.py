@@ -11,7 +11,12 @@ import pandas as pd
 
 from deepcovid import CLASS_NAMES
 from deepcovid.metrics.undefined import UndefinedMetric
-from deepcovid.shortcuts.ablation import AblationResult, summarize_ablation
+from deepcovid.shortcuts.ablation import (
+    AblationResult,
+    Retained,
+    retained_discrimination,
+    summarize_ablation,
+)
 from deepcovid.shortcuts.attribution import LungAttribution, summarize_attribution
 from deepcovid.shortcuts.flags import findings
 from deepcovid.shortcuts.masks import REFUSED
@@ -36,7 +41,8 @@ class AuditSettings:
     confidence: float = 0.95
     seed: int = 0
     panel_size: int = 12
-    retained_discrimination: float = 0.5  # flag: lungs removed keep this share of AUROC − 0.5
+    retained_discrimination: float = 0.5  # flag: the lungs removed, the interval of the share
+    # of AUROC − 0.5 kept reaches this at its lower end
     share_over_area: float = 1.0  # flag: lung share / lung area at or below this (1 = uniform)
     probe_margin: float = 0.1  # flag: probe accuracy this far above the majority rate
 
@@ -80,6 +86,8 @@ class AuditResult:
     flags: list[str]
     skipped: dict[str, str] = field(default_factory=dict)
     confidence: float = 0.95  # of every interval in it
+    retained: Retained | None = None  # intact − lungs removed (paired), when intact > 0.5
+    settings: AuditSettings = field(default_factory=AuditSettings)  # the flags' thresholds
 
     def to_json(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -153,7 +161,7 @@ def summarize_audit(
     """The :class:`AuditResult` of the measurements (``images.csv`` and the features)."""
     skipped: dict[str, str] = {}
     with_mask = images[images["lung_area_share"].notna()]
-    attribution, ablation = {}, None
+    attribution, ablation, retained = {}, None, None
     if with_mask.empty:
         skipped["lung_attribution"] = skipped["ablation"] = no_mask_reason(images)
     else:
@@ -164,6 +172,10 @@ def summarize_audit(
         ablation = summarize_ablation(
             with_mask, thresholds, settings.bootstrap_resamples, settings.confidence, settings.seed
         )
+        if (ablation["intact"].auroc or 0.0) > 0.5:
+            retained = retained_discrimination(
+                with_mask, settings.bootstrap_resamples, settings.confidence, settings.seed
+            )
     probe, sources, confounded = None, [], None
     if images["source"].notna().any():
         known = images["source"].notna().to_numpy()
@@ -177,6 +189,6 @@ def summarize_audit(
         skipped["source_probe"] = skipped["within_source_auroc"] = "the data has no source column"
     result = AuditResult(
         split, backbone, checkpoint, methods, mask_summary(images), attribution, ablation,
-        probe, sources, confounded, [], skipped, settings.confidence,
+        probe, sources, confounded, [], skipped, settings.confidence, retained, settings,
     )  # fmt: skip
     return AuditResult(**{**vars(result), "flags": findings(result, settings)})

@@ -6,7 +6,11 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from deepcovid.shortcuts.ablation import ablate, summarize_ablation
+from deepcovid.metrics.operating_points import NO_INTERVAL
+from deepcovid.shortcuts.ablation import Retained, ablate, retained_share, summarize_ablation
+from deepcovid.shortcuts.flags import retained_decision
+from deepcovid.shortcuts.report import audit_report
+from deepcovid.shortcuts.result import AuditSettings, summarize_audit
 
 
 def test_ablated_inputs_keep_and_remove_exactly_the_lungs() -> None:
@@ -49,3 +53,73 @@ def test_each_variant_is_scored_on_its_own_column() -> None:
         one_class["intact"].auroc is None
         and "both classes" in one_class["intact"].undefined["auroc"]
     )
+
+
+def audited(intact: np.ndarray, removed: np.ndarray, label: np.ndarray, resamples: int = 300):
+    """The audit of an ``images.csv`` with these scores (every image masked, one per patient)."""
+    n = len(label)
+    images = pd.DataFrame(
+        {
+            "path": [f"x{i}.png" for i in range(n)],
+            "label": label,
+            "prob_covid": intact,
+            "prob_covid_lungs_removed": removed,
+            "prob_covid_lungs_only": intact,
+            "patient_id": [f"p{i}" for i in range(n)],
+            "source": None,
+            "lung_area_share": 0.3,
+            "mask_source": "given",
+            "mask_problem": None,
+            "mask_quality": None,
+        }
+    )
+    settings = AuditSettings(bootstrap_resamples=resamples)
+    return summarize_audit(images, np.zeros((n, 2)), {}, {}, 0.5, settings, "test", "r18", None)
+
+
+def test_the_retained_share_has_a_paired_interval_and_the_flag_is_decided_on_it() -> None:
+    """20 + 20 images, intact AUROC 0.865, lungs removed 0.703: 55 % retained, but its interval
+    reaches far below 50 %. The flag used to be raised on the 55 % alone ("keeps 0.81 of its
+    AUROC ... 55 % of its discrimination"); now it is not, and report.md says why."""
+    rng = np.random.default_rng(4)
+    label = np.repeat([1, 0], 20)
+    intact = 1 / (1 + np.exp(-(1.5 * label + rng.normal(0, 1, 40))))
+    removed = 1 / (1 + np.exp(-(0.8 * label + rng.normal(0, 1, 40))))
+    result = audited(intact, removed, label)
+    retained = result.retained
+    assert retained.share == pytest.approx((roc_auc_score(label, removed) - 0.5)
+                                           / (roc_auc_score(label, intact) - 0.5))  # fmt: skip
+    assert retained.share >= 0.5 and retained.share_ci[0] < 0.5 < retained.share_ci[1]
+    low, high = retained.difference_ci
+    assert low < retained.difference < high and retained.unit == "patient"
+    assert not any("lungs removed" in flag for flag in result.flags)
+    report = audit_report(result)
+    assert f"retains {round(100 * retained.share)} % (95 % CI" in report
+    assert "the flag is not raised, decided on the interval" in report
+    print(f"retained {retained.share:.3f} ({retained.share_ci[0]:.3f}–{retained.share_ci[1]:.3f})")
+
+
+def test_a_model_that_ignores_the_lungs_is_flagged_on_the_interval() -> None:
+    rng = np.random.default_rng(0)
+    label = np.repeat([1, 0], 30)
+    intact = 1 / (1 + np.exp(-(3 * label + rng.normal(0, 1, 60))))
+    result = audited(intact, intact, label)  # the lungs removed change nothing
+    assert result.retained.share == pytest.approx(1.0) and result.retained.share_ci == (1.0, 1.0)
+    assert result.retained.difference_ci == (0.0, 0.0)
+    (flag,) = [f for f in result.flags if "lungs removed" in f]
+    assert "retains 100 % (95 % CI 100 %–100 %) of its discrimination above chance" in flag
+
+
+@pytest.mark.parametrize(("intact", "removed"), [(0.90, 0.70), (0.80, 0.65), (0.70, 0.60)])
+def test_exactly_half_retained_is_flagged(intact: float, removed: float) -> None:
+    """(0.70 − 0.5) / (0.90 − 0.5) is 0.49999999999999994 in floats: it used to pass unflagged."""
+    share = float(retained_share(np.float64(intact), np.float64(removed)))
+    settings = AuditSettings()
+    exact = Retained(intact - removed, NO_INTERVAL, share, (share, 0.8), 100, 100, "patient")
+    assert retained_decision(exact, settings)[0]
+    no_interval = Retained(intact - removed, NO_INTERVAL, share, NO_INTERVAL, 100, 10, "image",
+                           {"retained_ci": "too few"})  # fmt: skip
+    flagged, rule = retained_decision(no_interval, settings)
+    assert flagged and "decided on the share itself" in rule
+    below = Retained(0.2, NO_INTERVAL, share - 1e-6, (share - 1e-6, 0.8), 100, 100, "patient")
+    assert not retained_decision(below, settings)[0]
