@@ -105,13 +105,14 @@ def test_paired_tests_are_delong_on_the_same_images_with_holm(sweep: Path, tmp_p
         ["2-squeezenet"],
     )
     assert first["auroc_difference"] == pytest.approx(expected.difference)
-    assert first["p_value"] == pytest.approx(expected.p_value)
-    assert first["auroc_difference"] > 0.2 and first["p_value"] < 0.01
-    p_values = sorted(p["p_value"] for p in report["paired"])
-    holm = sorted(p["p_holm"] for p in report["paired"])
+    assert first["delong_p_value"] == pytest.approx(expected.p_value)
+    assert first["auroc_difference"] > 0.2 and first["delong_p_value"] < 0.01
+    p_values = sorted(p["delong_p_value"] for p in report["paired"])
+    holm = sorted(p["delong_p_holm"] for p in report["paired"])
     assert holm[0] == pytest.approx(min(1.0, 6 * p_values[0]))
     assert all(h >= p for h, p in zip(holm, p_values, strict=True))
-    low, high = first["clustered_difference_ci"]
+    assert first["test"] == "patient bootstrap"  # the headline: patient ids exist
+    low, high = first["difference_ci"]
     assert low < first["auroc_difference"] < high  # patients resampled, both models alike
     assert {t["point"] for t in first["operating_points"]} >= {"youden", "fixed"}
 
@@ -247,7 +248,7 @@ def test_an_undefined_clustered_bootstrap_is_a_note_not_a_lost_report(tmp_path: 
     main([str(tmp_path), "--resamples", "20", "--no-wandb"])
     report = json.loads((tmp_path / "comparison" / "comparison.json").read_text())
     (pair,) = report["paired"]
-    assert pair["clustered_p_value"] is None and pair["p_value"] is not None
+    assert pair["test"].startswith("DeLong (per image") and pair["p_value"] is not None
     assert any("no patient-clustered bootstrap" in note for note in report["notes"])
 
 

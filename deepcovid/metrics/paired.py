@@ -1,8 +1,11 @@
 """Paired comparisons of two models scored on the same images.
 
 AUROC: DeLong's test (fast midrank algorithm, per image) and a paired patient bootstrap (the
-same resample of patients for both models). Sensitivity/specificity at thresholds: McNemar's
-exact test on the discordant images. Several comparisons: Holm's step-down adjustment.
+same resample of patients for both models); :func:`auroc_test` picks the patient bootstrap
+whenever patient ids exist (per-image tests are anti-conservative with repeated images).
+Sensitivity/specificity at thresholds: McNemar's exact test on the discordant images, or its
+patient-clustered form (Durkalski et al. 2003) with patient ids. Several comparisons: Holm's
+step-down adjustment.
 """
 
 from __future__ import annotations
@@ -185,10 +188,51 @@ def paired_bootstrap_auroc(
 
 
 @dataclass(frozen=True)
+class PairedAurocTest:
+    """The AUROC difference a − b, its interval and p-value from ``method``: "patient
+    bootstrap" (patient-clustered) or "DeLong (per image)"."""
+
+    auroc_a: float
+    auroc_b: float
+    difference: float
+    low: float
+    high: float
+    p_value: float
+    method: str
+
+
+def auroc_test(
+    label: np.ndarray,
+    prob_a: np.ndarray,
+    prob_b: np.ndarray,
+    patient_id: PatientIds = None,
+    *,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> PairedAurocTest:
+    """The headline test of AUROC a = AUROC b: the paired patient bootstrap when any image has
+    a patient id (DeLong's per-image variance ignores that a patient's images move together,
+    and rejects far more often than α when they do), else DeLong's test. Raises
+    :class:`UndefinedMetric` when the chosen test is undefined (no silent fallback)."""
+    if has_patient_ids(patient_id):
+        boot = paired_bootstrap_auroc(
+            label, prob_a, prob_b, patient_id,
+            n_resamples=n_resamples, confidence=confidence, seed=seed,
+        )  # fmt: skip
+        return PairedAurocTest(boot.auroc_a, boot.auroc_b, boot.difference, boot.low,
+                               boot.high, boot.p_value, "patient bootstrap")  # fmt: skip
+    d = delong_test(label, prob_a, prob_b, confidence)
+    return PairedAurocTest(
+        d.auroc_a, d.auroc_b, d.difference, d.low, d.high, d.p_value, "DeLong (per image)"
+    )
+
+
+@dataclass(frozen=True)
 class McNemarResult:
     """Paired proportions ``rate_a`` and ``rate_b`` on the same ``n`` images, their difference
-    a − b, the discordant counts (``only_a``: a right and b wrong) and McNemar's exact
-    two-sided p-value."""
+    a − b, the discordant counts (``only_a``: a right and b wrong) and the two-sided p-value of
+    McNemar's test over ``unit``s: "image" (exact) or "patient" (clustered)."""
 
     rate_a: float
     rate_b: float
@@ -197,6 +241,7 @@ class McNemarResult:
     only_b: int
     n: int
     p_value: float
+    unit: str = "image"
 
 
 def mcnemar_exact(hit_a: np.ndarray, hit_b: np.ndarray) -> McNemarResult:
@@ -217,6 +262,41 @@ def mcnemar_exact(hit_a: np.ndarray, hit_b: np.ndarray) -> McNemarResult:
     )
 
 
+def sign_flip_p_value(differences: np.ndarray) -> float:
+    """P(|Σ s_k·d_k| ≥ |Σ d_k|) over independent, equally likely signs s_k = ±1: the exact
+    randomisation distribution of a sum of integer differences, by convolution."""
+    d = np.abs(differences[differences != 0]).astype(np.int64)
+    total = int(d.sum())
+    if total == 0:
+        return 1.0
+    probability = np.zeros(2 * total + 1)
+    probability[total] = 1.0  # index total + s: the sum s so far
+    for step in d:
+        probability = 0.5 * (np.roll(probability, step) + np.roll(probability, -step))
+    observed = abs(int(differences.sum()))
+    sums = np.abs(np.arange(-total, total + 1))
+    return float(min(1.0, probability[sums >= observed].sum()))
+
+
+def clustered_mcnemar(
+    hit_a: np.ndarray, hit_b: np.ndarray, patient_id: PatientIds
+) -> McNemarResult:
+    """McNemar's test with images clustered by patient (Durkalski, Palesch, Lipsitz & Rust
+    2003, Stat Med 22:2417): per patient k, d_k = (images only a got right) − (only b);
+    Durkalski's statistic (Σ d_k)² / Σ d_k² is referred to its exact sign-flip distribution
+    (under "no difference" each patient's d_k is as likely −d_k), not to χ²(1), so the test
+    stays exact with few discordant patients. One image per patient: McNemar's exact test."""
+    hit_a, hit_b = np.asarray(hit_a, dtype=bool), np.asarray(hit_b, dtype=bool)
+    per_image = mcnemar_exact(hit_a, hit_b)
+    clusters = Clusters(checked_ids(patient_id, hit_a.size), hit_a.size)
+    difference = (hit_a & ~hit_b).astype(np.int64) - (~hit_a & hit_b).astype(np.int64)
+    per_patient = np.add.reduceat(difference[clusters.rows], clusters.starts)
+    return McNemarResult(
+        per_image.rate_a, per_image.rate_b, per_image.difference, per_image.only_a,
+        per_image.only_b, per_image.n, sign_flip_p_value(per_patient), "patient",
+    )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class PairedOperatingPoints:
     """Sensitivity (on the COVID images) and specificity (on the non-COVID ones) of models a
@@ -234,9 +314,11 @@ def compare_operating_points(
     prob_b: np.ndarray,
     threshold_a: float,
     threshold_b: float | None = None,
+    patient_id: PatientIds = None,
 ) -> PairedOperatingPoints:
     """McNemar comparisons at a shared threshold (``threshold_b`` None) or at each model's own
-    (e.g. each chosen on validation); COVID is called for ``prob >= threshold``."""
+    (e.g. each chosen on validation); COVID is called for ``prob >= threshold``. With patient
+    ids: :func:`clustered_mcnemar`, else :func:`mcnemar_exact`."""
     threshold_b = threshold_a if threshold_b is None else threshold_b
     if np.isnan(threshold_a) or np.isnan(threshold_b):
         raise ValueError("threshold is NaN")
@@ -244,6 +326,14 @@ def compare_operating_points(
     require_both_classes(label, "paired sensitivity and specificity")
     called_a, called_b = scores[0] >= threshold_a, scores[1] >= threshold_b
     covid = label == 1
+    ids = checked_ids(patient_id, label.size)
+    if has_patient_ids(ids):
+        return PairedOperatingPoints(
+            float(threshold_a),
+            float(threshold_b),
+            clustered_mcnemar(called_a[covid], called_b[covid], ids[covid]),
+            clustered_mcnemar(~called_a[~covid], ~called_b[~covid], ids[~covid]),
+        )
     return PairedOperatingPoints(
         float(threshold_a),
         float(threshold_b),

@@ -21,10 +21,11 @@ from deepcovid.metrics.bootstrap import bootstrap_interval
 from deepcovid.metrics.discrimination import auroc, average_precision
 from deepcovid.metrics.operating_points import NO_INTERVAL, Interval
 from deepcovid.metrics.paired import (
+    PairedAurocTest,
+    auroc_test,
     compare_operating_points,
     delong_test,
     holm_adjust,
-    paired_bootstrap_auroc,
 )
 from deepcovid.metrics.summary import Evaluation, patient_ids
 from deepcovid.metrics.undefined import UndefinedMetric
@@ -93,7 +94,9 @@ class ModelSummary:
 
 @dataclass(frozen=True)
 class OperatingPointTest:
-    """McNemar's exact tests of two models at one operating point (each at its threshold)."""
+    """McNemar's tests of two models at one operating point (each at its threshold), over
+    ``unit``s ("patient": clustered, "image": exact), Holm-adjusted across every McNemar test
+    of the report (all pairs, points, sensitivity and specificity)."""
 
     point: str
     threshold_a: float
@@ -102,13 +105,17 @@ class OperatingPointTest:
     sensitivity_p: float
     specificity_difference: float
     specificity_p: float
+    unit: str = "image"
+    sensitivity_p_holm: float | None = None
+    specificity_p_holm: float | None = None
 
 
 @dataclass(frozen=True)
 class PairedComparison:
-    """Models a and b on the same test images (each: the mean P(COVID) of its runs):
-    DeLong's test of the AUROC difference a − b with Holm's adjustment across the pairs, its
-    patient-clustered variant (paired patient bootstrap), and McNemar's tests."""
+    """Models a and b on the same test images (each: the mean P(COVID) of its runs): the
+    headline AUROC difference a − b, its interval, p and Holm-adjusted p (across the pairs)
+    from ``test`` (the paired patient bootstrap where patient ids exist, else DeLong's), the
+    per-image DeLong test as a secondary column (its own Holm), and McNemar's tests."""
 
     a: str
     b: str
@@ -118,12 +125,13 @@ class PairedComparison:
     auroc_a: float
     auroc_b: float
     auroc_difference: float
-    auroc_difference_ci: Interval
+    test: str
+    difference_ci: Interval
     p_value: float
     p_holm: float | None = None
-    clustered_difference_ci: Interval = NO_INTERVAL
-    clustered_p_value: float | None = None
-    clustered_p_holm: float | None = None
+    delong_difference_ci: Interval = NO_INTERVAL
+    delong_p_value: float | None = None
+    delong_p_holm: float | None = None
     operating_points: list[OperatingPointTest] = field(default_factory=list)
 
 
@@ -269,21 +277,23 @@ def same_images(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str]) -> str
 
 
 def operating_point_tests(
-    label: np.ndarray, a: np.ndarray, b: np.ndarray, run_a: Evaluation, run_b: Evaluation
-) -> list[OperatingPointTest]:
-    """McNemar's tests at each operating point both models have a threshold for."""
+    label: np.ndarray, a: np.ndarray, b: np.ndarray, run_a: Evaluation, run_b: Evaluation,
+    patient_id: np.ndarray | None = None,
+) -> list[OperatingPointTest]:  # fmt: skip
+    """McNemar's tests (patient-clustered with ids) at each operating point both models have a
+    threshold for."""
     thresholds_b = {p.name: p.threshold for p in run_b.chosen_points if p.threshold is not None}
     shared = [(p.name, p.threshold, thresholds_b[p.name]) for p in run_a.chosen_points
               if p.threshold is not None and p.name in thresholds_b]  # fmt: skip
     shared.append(("fixed", run_a.threshold, run_b.threshold))
     tests = []
     for name, threshold_a, threshold_b in shared:
-        found = compare_operating_points(label, a, b, threshold_a, threshold_b)
+        found = compare_operating_points(label, a, b, threshold_a, threshold_b, patient_id)
         tests.append(
             OperatingPointTest(
                 name, threshold_a, threshold_b, found.sensitivity.difference,
                 found.sensitivity.p_value, found.specificity.difference,
-                found.specificity.p_value,
+                found.specificity.p_value, found.sensitivity.unit,
             )
         )  # fmt: skip
     return tests
@@ -292,7 +302,9 @@ def operating_point_tests(
 def paired_comparisons(
     runs: list[EvaluatedRun], resamples: int, seed: int, notes: list[str], confidence: float = 0.95
 ) -> list[PairedComparison]:
-    """Every pair of models on the same test images; Holm-adjusted across the pairs."""
+    """Every pair of models on the same test images. Holm's adjustment runs over each family
+    it reports: the headline AUROC tests across the pairs, the per-image DeLong tests across
+    the pairs, and every McNemar test (pairs × points × sensitivity, specificity)."""
     models = list(dict.fromkeys(run.model for run in runs))
     scores = {m: mean_scores([r for r in runs if r.model == m]) for m in models}
     first_run = {m: next(r for r in runs if r.model == m).evaluation for m in models}
@@ -306,28 +318,29 @@ def paired_comparisons(
             continue
         label = scores[a]["label"].to_numpy(dtype=int)
         prob_a, prob_b = scores[a]["prob_covid"].to_numpy(), scores[b]["prob_covid"].to_numpy()
+        ids = scores[a]["patient_id"].to_numpy() if "patient_id" in scores[a] else None
+        delong, d = {}, None
         try:
-            delong = delong_test(label, prob_a, prob_b, confidence)
+            d = delong_test(label, prob_a, prob_b, confidence)
+            delong = {"delong_difference_ci": (d.low, d.high), "delong_p_value": d.p_value}
         except UndefinedMetric as reason:
             notes.append(f"{a} vs {b}: no DeLong test ({reason})")
-            continue
-        clustered = {}
-        ids = scores[a].get("patient_id")
-        if ids is not None and ids.notna().any():
-            try:
-                boot = paired_bootstrap_auroc(
-                    label, prob_a, prob_b, ids.to_numpy(),
-                    n_resamples=resamples, confidence=confidence, seed=seed,
-                )  # fmt: skip
-                clustered = {
-                    "clustered_difference_ci": (boot.low, boot.high),
-                    "clustered_p_value": boot.p_value,
-                }
-            except UndefinedMetric as reason:
-                notes.append(f"{a} vs {b}: no patient-clustered bootstrap ({reason})")
+        try:
+            headline = auroc_test(label, prob_a, prob_b, ids, n_resamples=resamples,
+                                  confidence=confidence, seed=seed)  # fmt: skip
+        except UndefinedMetric as reason:
+            if d is None:
+                continue
+            notes.append(
+                f"{a} vs {b}: no patient-clustered bootstrap ({reason}); its headline test is "
+                "DeLong's per image, anti-conservative where patients repeat"
+            )
+            method = "DeLong (per image; no patient bootstrap)"
+            headline = PairedAurocTest(d.auroc_a, d.auroc_b, d.difference, d.low, d.high,
+                                       d.p_value, method)  # fmt: skip
         tests = []
         if runs_of[a] == 1 and runs_of[b] == 1:
-            tests = operating_point_tests(label, prob_a, prob_b, first_run[a], first_run[b])
+            tests = operating_point_tests(label, prob_a, prob_b, first_run[a], first_run[b], ids)
         elif not any("McNemar" in note for note in notes):
             notes.append(
                 "McNemar's tests only between models of one run each: the thresholds each run "
@@ -335,25 +348,30 @@ def paired_comparisons(
             )
         found.append(
             PairedComparison(
-                a, b, len(label), folders[a], folders[b], delong.auroc_a, delong.auroc_b,
-                delong.difference,
-                (delong.low, delong.high), delong.p_value, **clustered, operating_points=tests,
+                a, b, len(label), folders[a], folders[b], headline.auroc_a, headline.auroc_b,
+                headline.difference, headline.method, (headline.low, headline.high),
+                headline.p_value, **delong, operating_points=tests,
             )
         )  # fmt: skip
     if not found:
         return []
     holm = holm_adjust([p.p_value for p in found])
-    adjusted = [
-        PairedComparison(**{**vars(p), "p_holm": float(h)})
-        for p, h in zip(found, holm, strict=True)
-    ]
-    if all(p.clustered_p_value is not None for p in adjusted):
-        clustered = holm_adjust([p.clustered_p_value for p in adjusted])
-        adjusted = [
-            PairedComparison(**{**vars(p), "clustered_p_holm": float(h)})
-            for p, h in zip(adjusted, clustered, strict=True)
-        ]
-    return adjusted
+    delong_p = [p.delong_p_value for p in found]
+    delong_holm = holm_adjust(delong_p) if None not in delong_p else [None] * len(found)
+    mcnemar = [q for p in found for t in p.operating_points
+               for q in (t.sensitivity_p, t.specificity_p)]  # fmt: skip
+    mcnemar_holm = iter(holm_adjust(mcnemar).tolist()) if mcnemar else iter(())
+    return [
+        PairedComparison(**{
+            **vars(p), "p_holm": float(h), "delong_p_holm": None if dh is None else float(dh),
+            "operating_points": [
+                OperatingPointTest(**{**vars(t), "sensitivity_p_holm": next(mcnemar_holm),
+                                      "specificity_p_holm": next(mcnemar_holm)})
+                for t in p.operating_points
+            ],
+        })
+        for p, h, dh in zip(found, holm, delong_holm, strict=True)
+    ]  # fmt: skip
 
 
 def source_results(runs: list[EvaluatedRun]) -> list[SourceResult]:

@@ -211,49 +211,61 @@ def across_runs_section(summary: Aggregate) -> list[str]:
 
 
 def paired_section(summary: Aggregate) -> list[str]:
-    """DeLong's tests (and their patient-clustered variant) and McNemar's, with Holm's."""
+    """The headline AUROC tests (patient-clustered where patient ids exist) with Holm's,
+    per-image DeLong as a labelled secondary column, and McNemar's tests with Holm's."""
     if not summary.paired:
         notes = [f"- {note}" for note in summary.notes]
         return ["## Paired comparisons", "", "No pair of models on the same test images.",
                 "", *notes, ""] if notes else []  # fmt: skip
     rows = []
     for p in summary.paired:
-        clustered = "–"
-        if p.clustered_p_value is not None:
-            clustered = (
-                f"{with_ci(p.auroc_difference, p.clustered_difference_ci)}, "
-                f"p {p_text(p.clustered_p_value)} (Holm {p_text(p.clustered_p_holm)})"
+        delong = "–"
+        if p.delong_p_value is not None:
+            delong = (
+                f"{with_ci(p.auroc_difference, p.delong_difference_ci)}, "
+                f"p {p_text(p.delong_p_value)} (Holm {p_text(p.delong_p_holm)})"
             )
-        rows.append([f"{p.a} − {p.b}", p.n, f"{p.auroc_a:.3f} − {p.auroc_b:.3f}",
-                     with_ci(p.auroc_difference, p.auroc_difference_ci), p_text(p.p_value),
-                     p_text(p.p_holm), clustered])  # fmt: skip
+        rows.append([f"{p.a} − {p.b}", p.n, f"{p.auroc_a:.3f} − {p.auroc_b:.3f}", p.test,
+                     with_ci(p.auroc_difference, p.difference_ci), p_text(p.p_value),
+                     p_text(p.p_holm), delong])  # fmt: skip
     mcnemar = [
-        [f"{p.a} − {p.b}", t.point, f"{t.threshold_a:.3g} / {t.threshold_b:.3g}",
+        [f"{p.a} − {p.b}", t.point, f"{t.threshold_a:.3g} / {t.threshold_b:.3g}", t.unit,
          f"{100 * t.sensitivity_difference:+.1f} %", p_text(t.sensitivity_p),
-         f"{100 * t.specificity_difference:+.1f} %", p_text(t.specificity_p)]
+         p_text(t.sensitivity_p_holm), f"{100 * t.specificity_difference:+.1f} %",
+         p_text(t.specificity_p), p_text(t.specificity_p_holm)]
         for p in summary.paired for t in p.operating_points
     ]  # fmt: skip
-    columns = ["Pair", "Operating point", "Thresholds", "Δ sensitivity", "p", "Δ specificity", "p"]
-    mcnemar_lines = [table(columns, mcnemar), ""] if mcnemar else []
+    columns = ["Pair", "Operating point", "Thresholds", "McNemar over", "Δ sensitivity", "p",
+               "p (Holm)", "Δ specificity", "p", "p (Holm)"]  # fmt: skip
+    mcnemar_lines = [
+        "Sensitivity and specificity: McNemar's test, each model at its own threshold of the "
+        "operating point; over patients (Durkalski's clustered McNemar, exact sign-flip "
+        "p-value) where patient ids exist, else McNemar's exact test over images. Holm's "
+        "adjustment covers every McNemar test in this table.",
+        "",
+        table(columns, mcnemar),
+        "",
+    ] if mcnemar else []  # fmt: skip
     return [
         "## Paired comparisons",
         "",
         "Every pair of models on the same test images (each model: the mean P(COVID) of its "
-        "runs). AUROC difference: DeLong's test (per image) with Holm's adjustment across the "
-        "pairs, and a paired patient bootstrap (the same patients resampled for both models). "
-        "Sensitivity and specificity: McNemar's exact test on the discordant images, each "
-        "model at its own threshold of the operating point. Bootstrap: "
-        f"{summary.resamples} resamples.",
+        "runs). AUROC difference, headline test: the paired patient bootstrap (the same "
+        f"patients resampled for both models; {summary.resamples} resamples) where patient "
+        "ids exist, else DeLong's test; its p is Holm-adjusted across the pairs. DeLong's "
+        "test per image is shown second, with its own Holm adjustment: it treats every image "
+        "as independent and rejects too often when patients have several images.",
         "",
         table(
             [
                 "Pair",
                 "Images",
                 "AUROC",
-                f"Difference ({ci_label(summary.confidence)}, DeLong)",
+                "Test",
+                f"Difference ({ci_label(summary.confidence)})",
                 "p",
                 "p (Holm)",
-                "Patient-clustered difference, p",
+                "Per-image DeLong: difference, p (Holm)",
             ],
             rows,
         ),  # fmt: skip

@@ -11,6 +11,8 @@ from statsmodels.stats.multitest import multipletests
 from deepcovid.metrics.bootstrap import Clusters
 from deepcovid.metrics.discrimination import auroc
 from deepcovid.metrics.paired import (
+    auroc_test,
+    clustered_mcnemar,
     compare_operating_points,
     delong_test,
     holm_adjust,
@@ -194,3 +196,76 @@ def test_holm_matches_statsmodels() -> None:
     assert holm_adjust([0.01, 0.04, 0.03, 0.2]) == pytest.approx([0.04, 0.09, 0.09, 0.2])
     with pytest.raises(ValueError, match="p-values"):
         holm_adjust([0.2, float("nan")])
+
+
+def clustered_equal_models(rng: np.random.Generator, n_patients: int = 40):
+    """Two equally good models on ``n_patients`` patients of 1–8 images: each model has its
+    own per-patient offset, so a patient's images move together in the difference."""
+    sizes = rng.integers(1, 9, n_patients)
+    patient = np.repeat(np.arange(n_patients), sizes)
+    label = np.repeat(rng.integers(0, 2, n_patients), sizes)
+    shared = np.repeat(rng.normal(size=n_patients), sizes)
+    scores = [
+        1 / (1 + np.exp(-(label + shared + np.repeat(rng.normal(size=n_patients), sizes)
+                          + 0.3 * rng.normal(size=patient.size))))
+        for _ in range(2)
+    ]  # fmt: skip
+    return label, scores[0], scores[1], patient.astype(str).astype(object)
+
+
+def test_clustered_mcnemar_is_the_exact_test_with_one_image_per_patient() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        a, b = rng.random(40) < 0.6, rng.random(40) < 0.5
+        single = clustered_mcnemar(a, b, np.arange(40).astype(object))
+        assert single.p_value == pytest.approx(mcnemar_exact(a, b).p_value)
+        assert single.unit == "patient" and single.only_a == int(np.sum(a & ~b))
+
+
+def test_clustered_mcnemar_sign_flip_distribution_by_enumeration() -> None:
+    """Durkalski's d_k per patient: the p-value enumerated over all 2^K sign patterns."""
+    a = np.array([1, 1, 1, 0, 1, 1, 0, 1, 1, 1], dtype=bool)
+    b = np.array([0, 0, 0, 1, 1, 0, 0, 0, 1, 0], dtype=bool)
+    ids = np.array(["p1", "p1", "p1", "p2", "p2", "p3", "p3", "p4", "p5", "p5"], dtype=object)
+    d = np.array([3, -1, 1, 1, 1])  # p1: three only-a; p2: one only-b; p3, p4, p5: one only-a
+    signs = np.array(np.meshgrid(*[[-1, 1]] * len(d))).reshape(len(d), -1).T
+    expected = np.mean(np.abs(signs @ d) >= abs(d.sum()))
+    assert clustered_mcnemar(a, b, ids).p_value == pytest.approx(expected)
+
+
+def test_per_image_mcnemar_rejects_clustered_equal_models_far_above_alpha() -> None:
+    """Sensitivity at 0.5 of two equal models, 300 simulated test sets: per-image McNemar
+    rejects at α = 0.05 in ~30 % (anti-conservative), the clustered test near α (~2 %)."""
+    rng = np.random.default_rng(1)
+    per_image = clustered = 0
+    for _ in range(300):
+        label, a, b, ids = clustered_equal_models(rng)
+        tests = compare_operating_points(label, a, b, 0.5, patient_id=ids).sensitivity
+        clustered += tests.p_value < 0.05
+        covid = label == 1
+        per_image += mcnemar_exact(a[covid] >= 0.5, b[covid] >= 0.5).p_value < 0.05
+    assert per_image / 300 > 0.15
+    assert clustered / 300 < 0.08
+
+
+@pytest.mark.slow
+def test_headline_auroc_test_holds_alpha_with_clustered_equal_models() -> None:
+    """120 simulated test sets (40 patients of 1–8 images, two equal models): per-image DeLong
+    rejects at α = 0.05 in ~40 %, the headline test (patient bootstrap) in ~5 %."""
+    rng = np.random.default_rng(1)
+    n, delong, headline = 120, 0, 0
+    for i in range(n):
+        label, a, b, ids = clustered_equal_models(rng)
+        delong += delong_test(label, a, b).p_value < 0.05
+        found = auroc_test(label, a, b, ids, n_resamples=200, seed=i)
+        assert found.method == "patient bootstrap"
+        headline += found.p_value < 0.05
+    assert delong / n > 0.25
+    assert headline / n < 0.10
+
+
+def test_headline_auroc_test_is_delong_without_patient_ids() -> None:
+    label, a, b = two_models(60, 0)
+    found = auroc_test(label, a, b, None)
+    assert found.method == "DeLong (per image)"
+    assert found.p_value == pytest.approx(delong_test(label, a, b).p_value)
