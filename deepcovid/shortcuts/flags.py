@@ -117,12 +117,21 @@ def ablation_findings(result: AuditResult, settings: AuditSettings) -> list[str]
 def source_findings(result: AuditResult, settings: AuditSettings) -> list[str]:
     found = []
     probe = result.source_probe
-    if probe is not None and probe.accuracy - probe.majority_rate >= settings.probe_margin:
+    if probe is not None and at_least(probe.accuracy - probe.baseline, settings.probe_margin):
         found.append(
-            f"its penultimate features tell the {probe.n_sources} sources apart: a linear probe "
-            f"is right for {pct(probe.accuracy)} of the images, against {pct(probe.majority_rate)} "
-            "for always naming the most common source"
+            f"its penultimate features tell the {probe.n_sources} sources apart beyond what the "
+            f"label says: a linear probe is right for {pct(probe.accuracy)} of the images, "
+            f"against {pct(probe.label_only_accuracy)} for the label alone and "
+            f"{pct(probe.majority_rate)} for always naming the most common source"
         )
+    for name, within in ({} if probe is None else probe.within_class).items():
+        if at_least(within.accuracy - within.majority_rate, settings.probe_margin):
+            found.append(
+                f"within the {within.n} {name} images alone its features tell the "
+                f"{within.n_sources} sources apart: a linear probe is right for "
+                f"{pct(within.accuracy)}, against {pct(within.majority_rate)} for always naming "
+                "their most common source"
+            )
     confounded = result.confounding
     if confounded is not None and confounded.single_class_sources:
         listed = ", ".join(f"{s} ({c} only)" for s, c in confounded.single_class_sources.items())

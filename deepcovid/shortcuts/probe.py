@@ -43,9 +43,23 @@ class PenultimateFeatures:
 
 
 @dataclass(frozen=True)
+class ClassProbe:
+    """The probe within the images of one class: accuracy against its most common source."""
+
+    accuracy: float
+    majority_rate: float
+    n_sources: int
+    n: int
+
+
+@dataclass(frozen=True)
 class SourceProbe:
     """Cross-validated accuracy (and one-vs-rest AUROC) of predicting the source from the
-    features, against always guessing the most common source."""
+    features, against always guessing the most common source and against the label alone
+    (each class's most common source, the same folds): where sources hold one class, the label
+    names the source, and only what the features add beyond it says they read the source.
+    ``within_class``: the probe within each class's images (``within_class_undefined``: why
+    not, per class)."""
 
     accuracy: float
     majority_rate: float
@@ -53,6 +67,14 @@ class SourceProbe:
     n_sources: int
     n_folds: int
     n: int
+    label_only_accuracy: float
+    within_class: dict[str, ClassProbe] = field(default_factory=dict)
+    within_class_undefined: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def baseline(self) -> float:
+        """The better of always naming the most common source and the label alone."""
+        return max(self.majority_rate, self.label_only_accuracy)
 
 
 @dataclass(frozen=True)
@@ -74,11 +96,9 @@ class Confounding:
     share_of_images: float = 0.0
 
 
-def source_probe(features: np.ndarray, rows: pd.DataFrame, seed: int = 0) -> SourceProbe:
-    """The probe, over the sources with at least two patients (a source of one patient cannot
-    be cross-validated); :class:`UndefinedMetric` when fewer than two such sources remain."""
-    groups = patient_groups(rows)
-    sources = rows["source"].astype(str).to_numpy()
+def probed_sources(groups: np.ndarray, sources: np.ndarray) -> pd.Series:
+    """Patients per source, of the sources with at least two (a source of one patient cannot be
+    cross-validated); :class:`UndefinedMetric` when fewer than two such sources remain."""
     per_source = pd.Series(groups).groupby(sources).nunique()
     kept = per_source[per_source >= 2]
     if len(kept) < 2:
@@ -87,21 +107,50 @@ def source_probe(features: np.ndarray, rows: pd.DataFrame, seed: int = 0) -> Sou
             f"{len(kept)} source(s) with at least 2 patients ({', '.join(kept.index)}); too few "
             f"to cross-validate: {', '.join(few) or 'none'}"
         )
-    use = np.isin(sources, kept.index)
-    features, groups = features[use], groups[use]
-    names = np.array(sorted(kept.index))
-    codes = np.searchsorted(names, sources[use])
-    counts = np.bincount(codes, minlength=len(names))
-    n_folds = int(min(MAX_FOLDS, kept.min()))
+    return kept
+
+
+def cross_validated(
+    features: np.ndarray, codes: np.ndarray, groups: np.ndarray, n_folds: int, seed: int
+) -> np.ndarray:
+    """Out-of-fold probabilities of each source code from a logistic-regression probe."""
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    probabilities = np.zeros((len(codes), len(names)))
+    probabilities = np.zeros((len(codes), int(codes.max()) + 1))
     for train, held in splitter.split(features, codes, groups):
         probe = make_pipeline(
             StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed)
         )
         probe.fit(features[train], codes[train])
         probabilities[np.ix_(held, probe.classes_)] = probe.predict_proba(features[held])
-    accuracy = float((probabilities.argmax(1) == codes).mean())
+    return probabilities
+
+
+def class_probe(features: np.ndarray, rows: pd.DataFrame, seed: int) -> ClassProbe:
+    """The probe within one class's images (:class:`UndefinedMetric` as for the whole set)."""
+    groups = patient_groups(rows)
+    sources = rows["source"].astype(str).to_numpy()
+    kept = probed_sources(groups, sources)
+    use = np.isin(sources, kept.index)
+    codes = np.searchsorted(np.array(sorted(kept.index)), sources[use])
+    n_folds = int(min(MAX_FOLDS, kept.min()))
+    found = cross_validated(features[use], codes, groups[use], n_folds, seed)
+    majority = float(np.bincount(codes).max() / len(codes))
+    return ClassProbe(float((found.argmax(1) == codes).mean()), majority, len(kept), len(codes))
+
+
+def source_probe(features: np.ndarray, rows: pd.DataFrame, seed: int = 0) -> SourceProbe:
+    """The probe, over the sources with at least two patients, against the label alone, and
+    within each class; :class:`UndefinedMetric` when fewer than two such sources remain."""
+    groups = patient_groups(rows)
+    sources = rows["source"].astype(str).to_numpy()
+    kept = probed_sources(groups, sources)
+    use = np.isin(sources, kept.index)
+    names = np.array(sorted(kept.index))
+    codes = np.searchsorted(names, sources[use])
+    label = rows["label"].to_numpy(dtype=int)[use]
+    n_folds = int(min(MAX_FOLDS, kept.min()))
+    probabilities = cross_validated(features[use], codes, groups[use], n_folds, seed)
+    by_label = cross_validated(label[:, None].astype(float), codes, groups[use], n_folds, seed)
     try:
         score = (
             roc_auc_score(codes, probabilities[:, 1])
@@ -110,8 +159,24 @@ def source_probe(features: np.ndarray, rows: pd.DataFrame, seed: int = 0) -> Sou
         )
     except ValueError:
         score = None
-    majority = float(counts.max() / counts.sum())
-    return SourceProbe(accuracy, majority, score, len(names), n_folds, len(codes))
+    within, undefined = {}, {}
+    for value in (1, 0):
+        of_class = (rows["label"].to_numpy(dtype=int) == value) & use
+        try:
+            within[CLASS_TITLES[value]] = class_probe(features[of_class], rows[of_class], seed)
+        except (UndefinedMetric, ValueError) as reason:
+            undefined[CLASS_TITLES[value]] = str(reason)
+    return SourceProbe(
+        accuracy=float((probabilities.argmax(1) == codes).mean()),
+        majority_rate=float(np.bincount(codes).max() / len(codes)),
+        auroc=score,
+        n_sources=len(names),
+        n_folds=n_folds,
+        n=len(codes),
+        label_only_accuracy=float((by_label.argmax(1) == codes).mean()),
+        within_class=within,
+        within_class_undefined=undefined,
+    )
 
 
 def within_source(rows: pd.DataFrame) -> list[SourceAuroc]:

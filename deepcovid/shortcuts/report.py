@@ -88,9 +88,22 @@ def source_section(result: AuditResult) -> list[str]:
         lines.append(
             f"A logistic-regression probe of the penultimate features, cross-validated over "
             f"{probe.n_folds} patient-grouped folds, names the source of {pct(probe.accuracy)} of "
-            f"{probe.n} images ({probe.n_sources} sources; always naming the most common one is "
-            f"right for {pct(probe.majority_rate)}; AUROC {number(probe.auroc)})."
+            f"{probe.n} images ({probe.n_sources} sources; AUROC {number(probe.auroc)}). The "
+            f"label alone (each class's most common source, the same folds) names it for "
+            f"{pct(probe.label_only_accuracy)}, always naming the most common source for "
+            f"{pct(probe.majority_rate)}: only what the features add beyond the better of the "
+            "two is flagged."
         )
+        lines += [
+            f"- Within the {within.n} {name} images ({within.n_sources} sources): the probe is "
+            f"right for {pct(within.accuracy)}, the most common source for "
+            f"{pct(within.majority_rate)}."
+            for name, within in probe.within_class.items()
+        ]
+        lines += [
+            f"- Within the {name} images: no probe ({why})."
+            for name, why in probe.within_class_undefined.items()
+        ]
     if result.within_source_auroc:
         rows = [[s.source, s.n, s.n_positive, number(s.auroc) if s.reason is None else s.reason]
                 for s in result.within_source_auroc]  # fmt: skip

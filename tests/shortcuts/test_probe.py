@@ -1,5 +1,7 @@
 """Source tests: the probe finds what the features hold, per source AUROC, confounding."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,12 +9,14 @@ import torch
 from torch import nn
 
 from deepcovid.metrics.undefined import UndefinedMetric
+from deepcovid.shortcuts.flags import source_findings
 from deepcovid.shortcuts.probe import (
     PenultimateFeatures,
     confounding,
     source_probe,
     within_source,
 )
+from deepcovid.shortcuts.result import AuditSettings
 
 
 def table(n: int = 120, seed: int = 0) -> pd.DataFrame:
@@ -70,3 +74,52 @@ def test_penultimate_features_are_the_heads_input_within_the_block() -> None:
     assert torch.allclose(features.captured, net[:3](x))
     net(torch.randn(3, 3, 2, 2))  # outside the block: not captured again
     assert torch.allclose(features.captured, net[:3](x))
+
+
+def confounded_sources(seed: int = 0) -> pd.DataFrame:
+    """Issue 20's case: site A holds both classes (23 + 23), site B COVID only (37), site C
+    non-COVID only (35); most common source 39 %, the label alone names the source for 61 %."""
+    rng = np.random.default_rng(seed)
+    label = np.array([1] * 23 + [0] * 23 + [1] * 37 + [0] * 35)
+    source = ["site A"] * 46 + ["site B"] * 37 + ["site C"] * 35
+    n = len(label)
+    return pd.DataFrame(
+        {"path": [f"x{i}.png" for i in range(n)], "label": label, "prob_covid": rng.random(n),
+         "source": source, "patient_id": [f"p{i}" for i in range(n)]}
+    )  # fmt: skip
+
+
+def test_features_holding_only_the_label_are_not_said_to_tell_sources_apart() -> None:
+    """Features = the label + noise. The probe used to be judged against the most common source
+    only: 'tell the 3 sources apart: 57 % vs 39 %' (flagged). Against the label alone (61 %)
+    it adds nothing, and within each class it is no better than that class's commonest source."""
+    rows = confounded_sources()
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(len(rows), 2))
+    features[:, 0] += 6.0 * rows["label"].to_numpy()
+    probe = source_probe(features, rows)
+    assert probe.majority_rate == pytest.approx(46 / 118)
+    assert probe.label_only_accuracy == pytest.approx(72 / 118)
+    assert probe.accuracy - probe.majority_rate >= 0.1  # what the old flag fired on
+    assert probe.accuracy < probe.label_only_accuracy + 0.1
+    assert set(probe.within_class) == {"COVID", "non-COVID"}
+    for within in probe.within_class.values():
+        assert within.accuracy < within.majority_rate + 0.1 and within.n_sources == 2
+    result = SimpleNamespace(source_probe=probe, confounding=None, within_source_auroc=[])
+    assert not any("sources apart" in f for f in source_findings(result, AuditSettings()))
+    print(f"probe {probe.accuracy:.3f}, label only {probe.label_only_accuracy:.3f}, "
+          f"majority {probe.majority_rate:.3f}")  # fmt: skip
+
+
+def test_features_that_tell_the_sources_apart_within_a_class_are_flagged() -> None:
+    rows = confounded_sources()
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(len(rows), 8))
+    features[:, 0] += 3.0 * rows["label"].to_numpy()
+    features[:, 1] += 4.0 * (rows["source"] == "site A").to_numpy()  # the hospital's look
+    probe = source_probe(features, rows)
+    assert probe.accuracy > 0.85 and probe.within_class["COVID"].accuracy > 0.85
+    result = SimpleNamespace(source_probe=probe, confounding=None, within_source_auroc=[])
+    flags = source_findings(result, AuditSettings())
+    assert any("beyond what the label says" in f for f in flags)
+    assert any("within the 60 COVID images alone" in f for f in flags)
