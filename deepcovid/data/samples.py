@@ -1,4 +1,5 @@
-"""Sample tables: one row per image (path, label, split, patient_id, source, finding, lung_mask).
+"""Sample tables: one row per image (path, label, split, patient_id, source, finding, lung_mask,
+and the confounder metadata of :mod:`deepcovid.data.metadata`: view, sex, age, …).
 
 A sample table is a :class:`pandas.DataFrame` built from a COVID-Xray-5k style folder,
 a generic class-folder tree, or a CSV manifest. Labels are integers: 1 = COVID, 0 = non-COVID.
@@ -15,10 +16,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from deepcovid.data.io import IMAGE_SUFFIXES, is_image_file
+from deepcovid.data import metadata
+from deepcovid.data.io import DICOM_SUFFIXES, IMAGE_SUFFIXES, is_image_file
 from deepcovid.utils.files import printable
 
-COLUMNS = ["path", "label", "split", "patient_id", "source", "finding", "lung_mask"]
+COLUMNS = [
+    "path", "label", "split", "patient_id", "source", "finding", "lung_mask", *metadata.COLUMNS
+]  # fmt: skip
 SPLITS = ("train", "val", "test")
 # Manifest ``split`` values (stripped, lower-cased) and the split each one names; empty = unset.
 SPLIT_NAMES = {
@@ -30,8 +34,8 @@ SPLIT_NAMES = {
     "testing": "test",
 }
 MANIFEST_FORMAT = (
-    "a header line path,label (optionally also patient_id, split, source, finding, lung_mask) "
-    "and one row per image"
+    "a header line path,label (optionally also patient_id, split, source, finding, lung_mask, "
+    "view, sex, age, institution, manufacturer) and one row per image"
 )
 DEFAULT_POSITIVE_NAMES = ("covid", "covid-19", "covid19", "positive", "1")
 DEFAULT_NEGATIVE_NAMES = ("non", "non-covid", "noncovid", "normal", "negative", "0")
@@ -200,7 +204,8 @@ def split_from_path(relative: str) -> str | None:
 
 def read_manifest(manifest: str | Path, labels: LabelMap | None = None) -> pd.DataFrame:
     """Sample table of a CSV manifest with columns ``path,label`` and optionally
-    ``patient_id``, ``split``, ``source``, ``finding``, ``lung_mask``.
+    ``patient_id``, ``split``, ``source``, ``finding``, ``lung_mask``, and the metadata
+    ``view``, ``sex``, ``age``, ``institution``, ``manufacturer`` (:mod:`deepcovid.data.metadata`).
 
     Relative paths are resolved against the manifest's folder. Without a ``split`` column the
     split comes from the path's first folder when that is train/val/test.
@@ -233,6 +238,7 @@ def read_manifest(manifest: str | Path, labels: LabelMap | None = None) -> pd.Da
     for column in ("patient_id", "source", "finding"):
         if column in frame:
             table[column] = frame[column].replace("", None)
+    table = table.join(metadata.parsed(frame))
     if "lung_mask" in frame:  # a mask image per row (a path, relative to the manifest's folder)
         table["lung_mask"] = [
             str(resolve(manifest.parent, m)) if m.strip() else None for m in frame["lung_mask"]
@@ -296,6 +302,11 @@ def check_manifest_rows(manifest: Path, frame: pd.DataFrame, labels: LabelMap) -
                 "train, val (valid, validation) or test (testing), or leave it empty to let "
                 "deepcovid carve the split"
             )
+    for column, odd in metadata.unknown_values(frame).items():
+        problems.append(
+            f"unknown {column} value(s) {sorted(set(odd))} at {csv_lines(odd)}: use "
+            f"{metadata.ACCEPTED[column]}, or leave it empty when not known"
+        )
     # one file however it is spelled: absolute, relative (to a relative manifest), via a symlink
     paths = frame["path"].map(lambda p: os.path.realpath(resolve(manifest.parent, p)))
     duplicated = frame[paths.duplicated(keep=False) & (frame["path"].str.strip() != "")]
@@ -320,8 +331,9 @@ def resolve(base: Path, path: str) -> Path:
 
 
 def normalise(table: pd.DataFrame) -> pd.DataFrame:
-    """Give a sample table every column of :data:`COLUMNS`, in order, with clean dtypes."""
-    table = table.copy()
+    """Give a sample table every column of :data:`COLUMNS`, in order, with clean dtypes; DICOM
+    rows' metadata not given is read from their headers."""
+    table = metadata.with_metadata(table, DICOM_SUFFIXES)
     for column in COLUMNS:
         if column not in table:
             table[column] = None
