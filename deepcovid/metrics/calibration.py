@@ -3,6 +3,10 @@ slope, and recalibration maps (Platt, temperature) fitted on one split to apply 
 
 ECE and the bins use equal-width bins [0, 1/B), …, [(B-1)/B, 1]. torchmetrics gives a score of
 exactly 1.0 a bin of its own; scores are nudged below 1.0 first, so ECE and the bins agree.
+
+The logistic fits (calibration intercept and slope, Platt, temperature) take the model's stored
+log-odds where they exist: P(COVID) saturates at exactly 0 or 1 in float32 once the logit gap
+passes ~17, and a fit on logit(clip(p)) then depends on the clip constant.
 """
 
 from __future__ import annotations
@@ -84,6 +88,25 @@ def logit(prob_covid: np.ndarray) -> np.ndarray:
     return np.log(prob) - np.log1p(-prob)
 
 
+def saturated_count(prob_covid: np.ndarray) -> int:
+    """How many scores the clip of :func:`logit` changes (saturated at or near 0 or 1)."""
+    prob = np.asarray(prob_covid, dtype=np.float64)
+    return int(np.sum((prob < PROB_EPSILON) | (prob > 1.0 - PROB_EPSILON)))
+
+
+def log_odds_of(prob_covid: np.ndarray, log_odds: np.ndarray | None) -> np.ndarray:
+    """The stored log-odds (checked finite, one per score), else :func:`logit` of the scores."""
+    if log_odds is None:
+        return logit(prob_covid)
+    z = np.asarray(log_odds, dtype=np.float64)
+    if z.shape != np.shape(prob_covid) or not np.isfinite(z).all():
+        raise ValueError(
+            f"logit_covid: {z.size} log-odds for {np.size(prob_covid)} scores, or some not "
+            "finite; rewrite the predictions (python -m deepcovid.evaluate) or drop the column"
+        )
+    return z
+
+
 def brier_score(label: np.ndarray, prob_covid: np.ndarray) -> float:
     """Mean squared difference between P(COVID) and the 0/1 label (0 is perfect)."""
     label, prob = checked_scores(label, prob_covid)
@@ -111,14 +134,15 @@ def brier_with_interval(
 
 
 def fit_inputs(
-    label: np.ndarray, prob_covid: np.ndarray, what: str
+    label: np.ndarray, prob_covid: np.ndarray, what: str, log_odds: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(label, logit) for a logistic fit on P(COVID); refuses fits that cannot exist."""
+    """(label, log-odds) for a logistic fit on P(COVID): the stored ``log_odds`` where given,
+    else the clipped logit of the scores; refuses fits that cannot exist."""
     label, prob = checked_scores(label, prob_covid)
     if label.size < MIN_FIT_IMAGES:
         raise UndefinedMetric(f"{what} needs at least {MIN_FIT_IMAGES} images; got {label.size}")
     require_both_classes(label, what)
-    z = logit(prob)
+    z = log_odds_of(prob, log_odds)
     if np.ptp(z) == 0:
         raise UndefinedMetric(f"{what} needs at least two distinct scores; all are {prob[0]:g}")
     return label, z
@@ -171,16 +195,18 @@ def calibration_fit(
     prob_covid: np.ndarray,
     patient_id: PatientIds = None,
     confidence: float = 0.95,
+    log_odds: np.ndarray | None = None,
 ) -> Estimate:
     """Logistic recalibration logit P(COVID | p) = a + β·logit(p), Wald interval, patient-robust
-    (sandwich standard errors clustered by patient) when patient ids exist.
+    (sandwich standard errors clustered by patient) when patient ids exist; logit(p) is the
+    stored ``log_odds`` where given.
 
     ``slope``: β, fitted with its own intercept; 1 is ideal, β < 1: the scores are too extreme
     (over-confident). Otherwise calibration-in-the-large: α with the slope fixed at 1 (the label
     regressed on an intercept with logit(p) as offset); 0 is ideal, α > 0: the scores are too
     low on average."""
     what = "the calibration slope" if slope else "the calibration intercept"
-    label, z = fit_inputs(label, prob_covid, what)
+    label, z = fit_inputs(label, prob_covid, what, log_odds)
     if slope:
         require_overlap(label, z, what)
         design, offset = np.column_stack([z, np.ones_like(z)]), None
@@ -204,14 +230,20 @@ class PlattScaling:
     slope: float
 
     @classmethod
-    def fit(cls, label: np.ndarray, prob_covid: np.ndarray) -> PlattScaling:
-        label, z = fit_inputs(label, prob_covid, "Platt scaling")
+    def fit(
+        cls, label: np.ndarray, prob_covid: np.ndarray, log_odds: np.ndarray | None = None
+    ) -> PlattScaling:
+        label, z = fit_inputs(label, prob_covid, "Platt scaling", log_odds)
         require_overlap(label, z, "Platt scaling")
         result = glm_fit(label, np.column_stack([np.ones_like(z), z]), None, None)
         return cls(float(result.params[0]), float(result.params[1]))
 
-    def apply(self, prob_covid: np.ndarray) -> np.ndarray:
-        return expit(self.intercept + self.slope * logit(prob_covid))
+    def log_odds(self, z: np.ndarray) -> np.ndarray:
+        """The recalibrated log-odds of log-odds ``z``."""
+        return self.intercept + self.slope * z
+
+    def apply(self, prob_covid: np.ndarray, log_odds: np.ndarray | None = None) -> np.ndarray:
+        return expit(self.log_odds(log_odds_of(prob_covid, log_odds)))
 
 
 @dataclass(frozen=True)
@@ -223,8 +255,10 @@ class TemperatureScaling:
     temperature: float
 
     @classmethod
-    def fit(cls, label: np.ndarray, prob_covid: np.ndarray) -> TemperatureScaling:
-        label, z = fit_inputs(label, prob_covid, "temperature scaling")
+    def fit(
+        cls, label: np.ndarray, prob_covid: np.ndarray, log_odds: np.ndarray | None = None
+    ) -> TemperatureScaling:
+        label, z = fit_inputs(label, prob_covid, "temperature scaling", log_odds)
         positive, negative = z[label == 1], z[label == 0]
         if (positive.min() >= 0 and negative.max() <= 0) or (
             positive.max() <= 0 and negative.min() >= 0
@@ -241,5 +275,9 @@ class TemperatureScaling:
             )
         return cls(1.0 / inverse)
 
-    def apply(self, prob_covid: np.ndarray) -> np.ndarray:
-        return expit(logit(prob_covid) / self.temperature)
+    def log_odds(self, z: np.ndarray) -> np.ndarray:
+        """The recalibrated log-odds of log-odds ``z``."""
+        return z / self.temperature
+
+    def apply(self, prob_covid: np.ndarray, log_odds: np.ndarray | None = None) -> np.ndarray:
+        return expit(self.log_odds(log_odds_of(prob_covid, log_odds)))

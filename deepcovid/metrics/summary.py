@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 from deepcovid.metrics.bootstrap import Statistic, bootstrap_interval
 from deepcovid.metrics.calibration import (
@@ -25,7 +26,9 @@ from deepcovid.metrics.calibration import (
     calibration_intercept,
     calibration_slope,
     expected_calibration_error,
+    log_odds_of,
     reliability_bins,
+    saturated_count,
 )
 from deepcovid.metrics.decision import DecisionCurve, decision_curve
 from deepcovid.metrics.discrimination import auroc, average_precision
@@ -84,6 +87,13 @@ def arrays(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return frame["label"].to_numpy(dtype=int), frame["prob_covid"].to_numpy(dtype=np.float64)
 
 
+def stored_log_odds(frame: pd.DataFrame) -> np.ndarray | None:
+    """The ``logit_covid`` column when every image has one (older prediction files have none)."""
+    if "logit_covid" in frame and frame["logit_covid"].notna().all():
+        return frame["logit_covid"].to_numpy(dtype=np.float64)
+    return None
+
+
 def patient_ids(frame: pd.DataFrame) -> pd.Series | None:
     """The patient id column when at least one image has one."""
     if "patient_id" in frame and frame["patient_id"].notna().any():
@@ -135,7 +145,9 @@ class Recalibration:
 class Calibration:
     """Expected calibration error and the reliability diagram's bins; the Brier score, the
     calibration intercept (in-the-large) and slope with intervals; and the same after Platt and
-    temperature scaling fitted on val."""
+    temperature scaling fitted on val. ``fitted_on``: what the logistic fits took as logit(p),
+    "log-odds" (stored with the predictions) or "clipped logit" (older prediction files:
+    probabilities only), then with the number of ``saturated`` scores the clip changed."""
 
     ece: float | None
     n_bins: int
@@ -144,12 +156,14 @@ class Calibration:
     intercept: Estimate | None = None
     slope: Estimate | None = None
     recalibrated: list[Recalibration] = field(default_factory=list)
+    fitted_on: str = "clipped logit"
+    saturated: int | None = None
 
 
 @dataclass(frozen=True)
 class Subgroup:
-    """One value of a subgroup column (e.g. one source): counts, AUROC, AP, and the operating
-    point at the model's threshold."""
+    """One value of a subgroup column (e.g. one source): counts, AUROC (with its bootstrap
+    interval), AP, and the operating point at the model's threshold."""
 
     value: str
     counts: ClassSummary
@@ -157,6 +171,7 @@ class Subgroup:
     average_precision: float | None
     point: OperatingPoint
     undefined: dict[str, str] = field(default_factory=dict)
+    auroc_ci: Interval = NO_INTERVAL
 
 
 @dataclass(frozen=True)
@@ -319,10 +334,12 @@ def subgroup(
     """Counts, AUROC, AP and the operating point at ``threshold`` of one subgroup."""
     undefined: dict[str, str] = {}
     label, prob = arrays(group)
+    auroc_value, auroc_ci, _ = with_interval(group, auroc, settings, "auroc", undefined)
     return Subgroup(
         value=str(value),
         counts=ClassSummary.of(group),
-        auroc=or_reason(undefined, "auroc", lambda: auroc(label, prob)),
+        auroc=auroc_value,
+        auroc_ci=auroc_ci,
         average_precision=or_reason(
             undefined, "average_precision", lambda: average_precision(label, prob)
         ),
@@ -347,9 +364,10 @@ def subgroups(
 
 def calibration_of(
     label: np.ndarray, prob: np.ndarray, ids: pd.Series | None, settings: MetricSettings,
-    undefined: dict[str, str], prefix: str = "",
+    undefined: dict[str, str], prefix: str = "", log_odds: np.ndarray | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """ECE, Brier, intercept and slope of scores, None with reasons where undefined."""
+    """ECE, Brier, intercept and slope of scores (the fits on ``log_odds`` where given), None
+    with reasons where undefined."""
     c = settings.confidence
     return {
         "ece": or_reason(
@@ -370,10 +388,12 @@ def calibration_of(
             ),
         ),
         "intercept": or_reason(
-            undefined, f"{prefix}intercept", lambda: calibration_intercept(label, prob, ids, c)
+            undefined,
+            f"{prefix}intercept",
+            lambda: calibration_intercept(label, prob, ids, c, log_odds),
         ),
         "slope": or_reason(
-            undefined, f"{prefix}slope", lambda: calibration_slope(label, prob, ids, c)
+            undefined, f"{prefix}slope", lambda: calibration_slope(label, prob, ids, c, log_odds)
         ),
     }
 
@@ -381,17 +401,27 @@ def calibration_of(
 def recalibrations(
     test: pd.DataFrame, val: pd.DataFrame | None, settings: MetricSettings, undefined: dict
 ) -> list[Recalibration]:
-    """Platt and temperature scaling fitted on ``val``, applied to ``test``."""
+    """Platt and temperature scaling fitted on ``val``, applied to ``test`` (both on their
+    stored log-odds where they have them); the recalibrated scores' fits take their exact
+    recalibrated log-odds."""
     if val is None:
         return []
     label, prob = arrays(test)
+    z = log_odds_of(prob, stored_log_odds(test))
     found = []
     for method, kind in (("platt", PlattScaling), ("temperature", TemperatureScaling)):
-        fitted = or_reason(undefined, f"recalibration_{method}", lambda k=kind: k.fit(*arrays(val)))
+        fitted = or_reason(
+            undefined,
+            f"recalibration_{method}",
+            lambda k=kind: k.fit(*arrays(val), stored_log_odds(val)),
+        )
         if fitted is None:
             continue
         reasons: dict[str, str] = {}
-        scores = calibration_of(label, fitted.apply(prob), patient_ids(test), settings, reasons)
+        new_z = fitted.log_odds(z)
+        scores = calibration_of(
+            label, expit(new_z), patient_ids(test), settings, reasons, log_odds=new_z
+        )
         found.append(Recalibration(method, vars(fitted), **scores, undefined=reasons))
     return found
 
@@ -419,6 +449,7 @@ def summarize(
     """
     undefined: dict[str, str] = {}
     label, prob = arrays(test)
+    log_odds = stored_log_odds(test)
     auroc_value, auroc_ci, auroc_valid = with_interval(test, auroc, settings, "auroc", undefined)
     ap_value, ap_ci, ap_valid = with_interval(
         test, average_precision, settings, "average_precision", undefined
@@ -442,8 +473,10 @@ def summarize(
         calibration=Calibration(
             n_bins=bins,
             bins=reliability_bins(label, prob, bins),
-            **calibration_of(label, prob, patient_ids(test), settings, undefined),
+            **calibration_of(label, prob, patient_ids(test), settings, undefined, "", log_odds),
             recalibrated=recalibrations(test, val, settings, undefined),
+            fitted_on="clipped logit" if log_odds is None else "log-odds",
+            saturated=saturated_count(prob) if log_odds is None else None,
         ),
         fixed_points=fixed_points(test, [*settings.thresholds, threshold], settings),
         chosen_points=on_test,

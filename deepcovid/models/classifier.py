@@ -155,7 +155,7 @@ class CovidClassifier(L.LightningModule):
         self.log(
             f"{stage}/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(batch["label"])
         )
-        self.predictions[stage].update(batch["index"], batch["label"], prob_covid(logits))
+        self.predictions[stage].update(batch["index"], batch["label"], logits)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self.evaluation_step("val", batch)

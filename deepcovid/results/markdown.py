@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from deepcovid.results.collapse import GroupAuroc, collapse_sentences
 from deepcovid.results.names import INTERVAL_NAMES, rule_name
 from deepcovid.utils.files import printable
 
 if TYPE_CHECKING:  # light at run time: benchmarks use the table helpers on bare machines
     from deepcovid.metrics.intervals import Estimate
     from deepcovid.metrics.operating_points import Interval, OperatingPoint
-    from deepcovid.metrics.summary import Evaluation
+    from deepcovid.metrics.summary import Calibration, Evaluation
 
 PLOTS = {
     "roc": "ROC curve",
@@ -216,6 +217,24 @@ def decision_section(evaluation: Evaluation) -> list[str]:
     ]
 
 
+def fitted_on_text(calibration: Calibration) -> str:
+    """What the logistic fits took as logit(p), and how many scores were saturated."""
+    from deepcovid.metrics.calibration import PROB_EPSILON
+
+    if calibration.fitted_on == "log-odds":
+        return "The fits use the model's log-odds, stored with the predictions."
+    saturated = calibration.saturated
+    counted = "" if saturated is None else (
+        f" {saturated} of {calibration.bins.count.sum()} scores are saturated (P(COVID) "
+        f"within {PROB_EPSILON:g} of 0 or 1) and were clipped there; the slope and "
+        "intercept depend on that clip. Evaluate again to store the log-odds."
+    )  # fmt: skip
+    return (
+        "These predictions hold probabilities only (no logit_covid column): the fits use "
+        f"logit(P(COVID)) clipped to [{PROB_EPSILON:g}, 1 − {PROB_EPSILON:g}].{counted}"
+    )
+
+
 def calibration_section(evaluation: Evaluation) -> list[str]:
     """ECE, Brier, calibration intercept and slope, raw and recalibrated on val."""
     c = evaluation.calibration
@@ -233,7 +252,7 @@ def calibration_section(evaluation: Evaluation) -> list[str]:
         "(bootstrap interval); calibration intercept (in-the-large: 0 is ideal, > 0 means the "
         "scores are too low) and slope (1 is ideal, < 1: too extreme) from a logistic "
         "recalibration, with Wald intervals. Platt and temperature scaling are fitted on the "
-        "val split and applied to these scores.",
+        "val split and applied to these scores. " + fitted_on_text(c),
         "",
         table(["Scores", "ECE", "Brier", "Intercept", "Slope"], rows),
         "",
@@ -297,11 +316,24 @@ def skipped_section(evaluation: Evaluation) -> list[str]:
     ]
 
 
+def collapse_notes(evaluation: Evaluation) -> list[str]:
+    """Per tabulated grouping: a group holding both classes whose AUROC interval lies below the
+    overall AUROC, and most images in single-class sources (:mod:`deepcovid.results.collapse`)."""
+    notes = []
+    for column, groups in evaluation.subgroups.items():
+        aurocs = [GroupAuroc(g.value, g.counts.n, g.counts.n_positive, g.auroc, g.auroc_ci)
+                  for g in groups]  # fmt: skip
+        found = collapse_sentences(column, aurocs, evaluation.auroc, evaluation.confidence)
+        notes += [f"{sentence}." for sentence in found]
+    return notes
+
+
 def notes_section(evaluation: Evaluation) -> list[str]:
     """Warnings a reader must see next to the numbers."""
-    if not evaluation.notes:
+    notes = [*collapse_notes(evaluation), *evaluation.notes]
+    if not notes:
         return []
-    return ["## Read these numbers with care", "", *[f"- {n}" for n in evaluation.notes], ""]
+    return ["## Read these numbers with care", "", *[f"- {n}" for n in notes], ""]
 
 
 def results_section(evaluation: Evaluation, plots_dir: str = "plots") -> str:

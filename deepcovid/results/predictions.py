@@ -1,6 +1,8 @@
-"""Predictions: one record per image (path, label, prob_covid, patient_id, source, …).
+"""Predictions: one record per image (path, label, prob_covid, logit_covid, patient_id, …).
 
-:class:`PredictionStore` gathers (index, label, prob_covid) from every DDP rank through
+``logit_covid`` is the log-odds log(P(COVID) / P(non-COVID)) from the logits: unlike P(COVID)
+it does not saturate at 0 or 1, so calibration fits use it. :class:`PredictionStore` gathers
+(index, label, prob_covid, logit_covid) from every DDP rank through
 torchmetrics' state sync and drops the duplicates a DistributedSampler pads with, so consumers
 see each image exactly once, as in a single-process run.
 """
@@ -16,7 +18,11 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-PREDICTION_COLUMNS = ["path", "label", "prob_covid", "patient_id", "source", "finding"]
+from deepcovid.models.scores import log_odds_covid, prob_covid
+
+PREDICTION_COLUMNS = [
+    "path", "label", "prob_covid", "logit_covid", "patient_id", "source", "finding"
+]  # fmt: skip
 
 
 @dataclass
@@ -26,6 +32,7 @@ class Predictions:
     index: np.ndarray
     label: np.ndarray
     prob_covid: np.ndarray
+    logit_covid: np.ndarray | None = None  # None: gathered from probabilities only
 
     def __len__(self) -> int:
         return len(self.index)
@@ -41,26 +48,31 @@ class PredictionStore(Metric):
         self.add_state("index", default=[], dist_reduce_fx="cat")
         self.add_state("label", default=[], dist_reduce_fx="cat")
         self.add_state("prob_covid", default=[], dist_reduce_fx="cat")
+        self.add_state("logit_covid", default=[], dist_reduce_fx="cat")
 
-    def update(self, index: torch.Tensor, label: torch.Tensor, prob_covid: torch.Tensor) -> None:
+    def update(self, index: torch.Tensor, label: torch.Tensor, logits: torch.Tensor) -> None:
+        """Keep P(COVID) and the log-odds of a batch's logits (N, 2)."""
+        logits = logits.detach()
         self.index.append(index.detach().long())
         self.label.append(label.detach().long())
-        self.prob_covid.append(prob_covid.detach().float())
+        self.prob_covid.append(prob_covid(logits))
+        self.logit_covid.append(log_odds_covid(logits))
 
     def compute(self) -> Predictions:
         if len(self.index) == 0:  # a list before the DDP sync, a tensor after it
             empty = np.zeros(0)
-            return Predictions(empty.astype(int), empty.astype(int), empty)
+            return Predictions(empty.astype(int), empty.astype(int), empty, empty)
         index = dim_zero_cat(self.index).cpu().numpy()
         label = dim_zero_cat(self.label).cpu().numpy()
         prob = dim_zero_cat(self.prob_covid).cpu().numpy()
+        log_odds = dim_zero_cat(self.logit_covid).cpu().numpy()
         index, first = np.unique(index, return_index=True)  # sorted, padding duplicates gone
-        return Predictions(index, label[first], prob[first])
+        return Predictions(index, label[first], prob[first], log_odds[first])
 
 
 def predictions_frame(predictions: Predictions, samples: pd.DataFrame) -> pd.DataFrame:
-    """Join predictions with their sample rows: ``path,label,prob_covid`` + metadata columns
-    that are known for at least one image."""
+    """Join predictions with their sample rows: ``path,label,prob_covid,logit_covid`` +
+    metadata columns that are known for at least one image."""
     rows = samples.loc[predictions.index]
     if not np.array_equal(rows["label"].to_numpy(), predictions.label):
         raise RuntimeError("prediction labels disagree with the sample table: indices are stale")
@@ -71,7 +83,9 @@ def predictions_frame(predictions: Predictions, samples: pd.DataFrame) -> pd.Dat
             "prob_covid": predictions.prob_covid.astype(np.float64),  # exact; CSVs round-trip
         }
     )
-    for column in PREDICTION_COLUMNS[3:]:
+    if predictions.logit_covid is not None:
+        frame["logit_covid"] = predictions.logit_covid.astype(np.float64)
+    for column in PREDICTION_COLUMNS[4:]:
         if column in rows and rows[column].notna().any():
             frame[column] = rows[column].to_numpy()
     return frame
