@@ -34,8 +34,9 @@ SEX_NAMES = {
     "o": "O", "other": "O",
 }  # fmt: skip
 MAX_AGE = 130.0
-# Age bands of the evaluation's subgroup tables: (lower bound in years, label).
-AGE_BANDS = ((0.0, "<40"), (40.0, "40–59"), (60.0, "60–79"), (80.0, "≥80"))
+# Age bands of the evaluation's subgroup tables: (lower bound in years, label); the labels sort
+# in age order, as subgroup tables list their values.
+AGE_BANDS = ((0.0, "0–39"), (40.0, "40–59"), (60.0, "60–79"), (80.0, "80+"))
 # DICOM Age String (AS): nnnD/W/M/Y; a bare number (as some exports write) is years.
 AGE_STRING = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([DWMY]?)\s*$", re.IGNORECASE)
 DAYS_PER_UNIT = {"D": 1.0, "W": 7.0, "M": 365.25 / 12, "Y": 365.25, "": 365.25}

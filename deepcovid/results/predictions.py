@@ -18,11 +18,14 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
+from deepcovid.data.metadata import COLUMNS as METADATA_COLUMNS
 from deepcovid.models.scores import log_odds_covid, prob_covid
 
 PREDICTION_COLUMNS = [
-    "path", "label", "prob_covid", "logit_covid", "patient_id", "source", "finding"
+    "path", "label", "prob_covid", "logit_covid", "patient_id", "source", "finding",
+    *METADATA_COLUMNS,
 ]  # fmt: skip
+NUMERIC_COLUMNS = ("label", "prob_covid", "logit_covid", "supine", "age")  # the rest is text
 
 
 @dataclass
@@ -93,6 +96,6 @@ def predictions_frame(predictions: Predictions, samples: pd.DataFrame) -> pd.Dat
 
 def read_predictions(path: str | Path) -> pd.DataFrame:
     """A predictions CSV as written (ids and names as text, not numbers)."""
-    text = {c: "string" for c in ("path", "patient_id", "source", "finding")}
+    text = {c: "string" for c in PREDICTION_COLUMNS if c not in NUMERIC_COLUMNS}
     frame = pd.read_csv(path, dtype=text)
     return frame.astype({c: object for c in text if c in frame}).where(frame.notna(), None)

@@ -34,7 +34,7 @@ def test_sex_and_age_normalised() -> None:
     assert age_of("006M") == 0.5 and age_of("014D") == pytest.approx(0.04, abs=0.005)
     assert [age_of(v) for v in ("sixty", "-3", "200", "45 years")] == [None] * 4
     assert [age_band(a) for a in (0, 39.9, 40, 59.99, 60, 79, 80, 101, None)] == [
-        "<40", "<40", "40–59", "40–59", "60–79", "60–79", "≥80", "≥80", None
+        "0–39", "0–39", "40–59", "40–59", "60–79", "60–79", "80+", "80+", None
     ]  # fmt: skip
 
 
@@ -60,7 +60,7 @@ def test_manifest_metadata_columns(tmp_path: Path) -> None:
     assert table["supine"].tolist() == [False, True, None, False]
     assert table["sex"].tolist() == ["M", "F", None, "O"]
     assert table["age"].tolist()[:2] == [45.0, 80.0] and pd.isna(table["age"].iloc[2])
-    assert table["age_band"].tolist() == ["40–59", "≥80", None, "<40"]
+    assert table["age_band"].tolist() == ["40–59", "80+", None, "0–39"]
     assert table["institution"].tolist() == ["A", "B", None, "A"]
     assert table["manufacturer"].isna().all()
 
@@ -117,7 +117,7 @@ def test_dicom_header_fills_metadata(tmp_path: Path, caplog) -> None:
     assert (a["view"], a["sex"], a["age"], a["age_band"]) == ("AP", "F", 45.0, "40–59")
     assert (a["manufacturer"], a["institution"]) == ("Acme", "General")
     assert all(pd.isna(b[k]) for k in ("view", "sex", "age", "age_band", "manufacturer"))
-    assert pd.isna(c["view"]) and c["age_band"] == "≥80"
+    assert pd.isna(c["view"]) and c["age_band"] == "80+"
     assert "c.dcm: ViewPosition 'XYZ'" in caplog.text
 
 
