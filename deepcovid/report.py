@@ -1,7 +1,9 @@
 """``python -m deepcovid.report [DIR ...]``: compare evaluated runs (a multirun folder or
 several run folders; default: the newest training multirun) in one report: per-run table,
-spread across seeds and folds, pooled and out-of-fold AUROC, paired tests between models, the
-leave-one-source-out table, and ROC (with bands), PR and forest figures. Each run's status says
+per model the spread of its runs' AUROC and their mean-score ensemble on the unique test
+images, each fold's out-of-fold AUROC (and whether its checkpoint was chosen on those images),
+paired tests between models, the leave-one-source-out table (those runs in no model's numbers),
+and ROC (with bands), PR and forest figures. Each run's status says
 whether its results are complete, stale (a checkpoint of the run is newer than them) or of an
 interrupted checkpoint (deepcovid/results/status.py)."""
 

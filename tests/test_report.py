@@ -3,8 +3,10 @@ per source), every aggregate number recomputable from pooled_predictions.csv."""
 
 import json
 import os
+import re
 import subprocess
 import sys
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,8 @@ from sklearn.metrics import roc_auc_score
 from deepcovid.metrics.paired import delong_test
 from deepcovid.metrics.summary import MetricSettings, ModelInfo
 from deepcovid.report import main, newest_multirun
-from deepcovid.results.comparison import find_run_dirs, load_runs
+from deepcovid.results.aggregate import aggregate
+from deepcovid.results.comparison import find_run_dirs, forest_rows, load_runs
 from deepcovid.results.evaluation import ThresholdSource, evaluate_predictions, write_evaluation
 
 BACKBONES = ["resnet18", "resnet50", "squeezenet", "densenet121"]
@@ -117,9 +120,11 @@ def test_paired_tests_are_delong_on_the_same_images_with_holm(sweep: Path, tmp_p
     assert {t["point"] for t in first["operating_points"]} >= {"youden", "fixed"}
 
 
-def test_folds_pool_out_of_fold_predictions_each_image_once(tmp_path: Path) -> None:
-    """Three folds × two backbones: spread across folds, pooled test and OOF AUROC equal to
-    the AUROC recomputed from pooled_predictions.csv."""
+def test_folds_report_per_fold_out_of_fold_auroc_over_unique_images(tmp_path: Path) -> None:
+    """Three folds × two backbones: the test AUROC's spread across folds and the folds'
+    mean-score ensemble on the 60 unique test images (the old table: n = 180 pooled rows),
+    each fold's AUROC on its out-of-fold images over the 90 unique ones, and a caveat that
+    the checkpoint was chosen on them, all recomputable from pooled_predictions.csv."""
     root = tmp_path / "multirun"
     labels = np.random.default_rng(1).integers(0, 2, 90)
     folds = np.array_split(np.arange(90), 3)
@@ -138,23 +143,53 @@ def test_folds_pool_out_of_fold_predictions_each_image_once(tmp_path: Path) -> N
         mine = pooled[pooled["model"] == model["model"]]
         oof = mine[mine["split"] == "oof"]
         assert sorted(oof["path"]) == sorted(f"dev/{k}.png" for k in range(90))
-        assert model["oof"]["n"] == 90
-        assert model["oof"]["auroc"] == pytest.approx(
-            roc_auc_score(oof["label"], oof["prob_covid"])
+        per_fold = [roc_auc_score(f["label"], f["prob_covid"]) for _, f in oof.groupby("run")]
+        assert model["oof"]["n"] == 90 and model["oof"]["chosen_on_these"]
+        assert model["oof"]["fold_auroc"]["mean"] == pytest.approx(np.mean(per_fold))
+        test = mine[mine["split"] == "test"].groupby("path")
+        mean_score = test["prob_covid"].mean()
+        assert model["ensemble"]["n"] == 60 and model["test_auroc"]["n_runs"] == 3
+        assert model["ensemble"]["auroc"] == pytest.approx(
+            roc_auc_score(test["label"].first(), mean_score)
         )
-        test = mine[mine["split"] == "test"]
-        assert model["pooled"]["n"] == 180 and model["test_auroc"]["n_runs"] == 3
-        assert model["pooled"]["auroc"] == pytest.approx(
-            roc_auc_score(test["label"], test["prob_covid"])
-        )
-        low, high = model["pooled"]["auroc_ci"]
-        assert low <= model["pooled"]["auroc"] <= high
+        low, high = model["ensemble"]["auroc_ci"]
+        assert low <= model["ensemble"]["auroc"] <= high
     markdown = (output / "comparison.md").read_text()
-    assert "## Across runs (seeds, folds)" in markdown and "n = 90" in markdown
-    assert "50 resamples" in markdown
+    assert "## Across runs (seeds, folds)" in markdown and "## Out of fold" in markdown
+    assert "| 90 | yes: best by val |" in markdown
+    assert "callbacks.model_checkpoint.select=last" in markdown and "50 resamples" in markdown
     (pair,) = report["paired"]
     assert pair["operating_points"] == [] and "McNemar" in report["notes"][0]
     assert newest_multirun(tmp_path) == root
+
+
+def test_seeds_by_backbones_every_ensemble_number_counts_unique_images(tmp_path: Path) -> None:
+    """2 seeds × 2 backbones on 60 test images: every number across runs is over the 60
+    unique images (the old table printed "pooled test AUROC …, n = 120": two seeds' rows)."""
+    for job, (backbone, seed) in enumerate(product(("resnet18", "squeezenet"), (1, 2))):
+        fake_run(tmp_path / f"{job}-{backbone}", ModelInfo(backbone, seed=seed), 0.3, job)
+    main([str(tmp_path), "--resamples", "20", "--no-wandb"])
+    output = tmp_path / "comparison"
+    markdown = (output / "comparison.md").read_text()
+    across = markdown.split("## Across runs")[1].split("\n## ")[0]
+    assert re.findall(r"n = (\d+)", across) == ["60", "60"] and "Pooled" not in markdown
+    assert "| resnet18 | max. Youden's J on val |" in across
+    table = pd.read_csv(output / "comparison.csv")
+    ensembles = table[table["kind"] == "ensemble"]
+    assert set(ensembles["run"]) == {
+        "resnet18 (mean score of 2 runs)",
+        "squeezenet (mean score of 2 runs)",
+    }
+    assert set(ensembles["n"]) == {60} and set(table[table["kind"] == "run"]["n"]) == {60}
+    report = json.loads((output / "comparison.json").read_text())
+    assert [m["ensemble"]["n"] for m in report["models"]] == [60, 60]
+    assert [p["n"] for p in report["paired"]] == [60]
+    summary, _ = aggregate(load_runs([tmp_path]), resamples=20)
+    labels = [label for label, _, _ in forest_rows(load_runs([tmp_path]), summary)][:2]
+    assert labels == [
+        "resnet18 (mean score of 2 runs), n = 60",
+        "squeezenet (mean score of 2 runs), n = 60",
+    ]
 
 
 def test_leave_one_source_out_table_and_no_pairs_across_sources(tmp_path: Path) -> None:

@@ -2,8 +2,11 @@
 seeds and folds, pooled numbers (the concatenated out-of-fold and test predictions), paired
 tests between the models, and the per-source table of leave-one-source-out runs.
 
-Pooled intervals resample patients (an image without a patient id is its own cluster, the same
-image in several runs one cluster), so replicates of one image never count as new evidence.
+Runs are never concatenated as if one model had scored each image several times: a model's
+runs are summarised by the spread of their AUROCs and by their mean-score ensemble (each unique
+test image once, scored by the runs' mean P(COVID)); cross-validation by each fold's AUROC on
+its own out-of-fold images. Intervals resample patients (an image without a patient id is its
+own cluster). Leave-one-source-out runs stay out of the per-model numbers: they are per source.
 """
 
 from __future__ import annotations
@@ -19,7 +22,12 @@ import pandas as pd
 
 from deepcovid.metrics.bootstrap import bootstrap_interval
 from deepcovid.metrics.discrimination import auroc, average_precision
-from deepcovid.metrics.operating_points import NO_INTERVAL, Interval
+from deepcovid.metrics.operating_points import (
+    NO_INTERVAL,
+    Interval,
+    OperatingPoint,
+    operating_point,
+)
 from deepcovid.metrics.paired import (
     PairedAurocTest,
     auroc_test,
@@ -27,7 +35,7 @@ from deepcovid.metrics.paired import (
     delong_test,
     holm_adjust,
 )
-from deepcovid.metrics.summary import Evaluation, patient_ids
+from deepcovid.metrics.summary import Evaluation, arrays, patient_ids
 from deepcovid.metrics.undefined import UndefinedMetric
 from deepcovid.results.status import RunStatus
 from deepcovid.utils.serialize import to_jsonable
@@ -67,9 +75,12 @@ class Spread:
 
 
 @dataclass(frozen=True)
-class Pooled:
-    """AUROC and AP of the concatenated predictions of a model's runs, with patient-bootstrap
-    intervals, over ``n`` rows from ``n_runs`` runs."""
+class Ensemble:
+    """The mean-score ensemble of a model's runs: each unique test image scored by the mean
+    P(COVID) of the runs that scored it (``partly_scored`` images by fewer than all). AUROC and
+    AP over its ``n`` unique images with patient-bootstrap intervals; at each operating point,
+    sensitivity and specificity at the mean of the runs' thresholds (each run chose its own on
+    its val split)."""
 
     n: int
     n_runs: int
@@ -77,19 +88,34 @@ class Pooled:
     auroc_ci: Interval
     average_precision: float | None
     average_precision_ci: Interval
+    points: list[OperatingPoint] = field(default_factory=list)
+    partly_scored: int = 0
     undefined: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
+class OutOfFold:
+    """Cross-validation: each fold run's AUROC on its own val (out-of-fold) images, across
+    folds and seeds, over ``n`` unique images (out of fold once per seed);
+    ``chosen_on_these`` when a run's tested checkpoint was picked on those images
+    (optimistic)."""
+
+    fold_auroc: Spread
+    n: int
+    n_seeds: int
+    chosen_on_these: bool
+
+
+@dataclass(frozen=True)
 class ModelSummary:
-    """One model: its runs' test AUROCs, their spread, the pooled test predictions and (with
-    folds) the pooled out-of-fold predictions."""
+    """One model, over its runs that held no source out: the spread of their test AUROCs,
+    their mean-score ensemble and (with folds) their out-of-fold AUROCs."""
 
     model: str
     runs: list[str]
     test_auroc: Spread
-    pooled: Pooled
-    oof: Pooled | None = None
+    ensemble: Ensemble
+    oof: OutOfFold | None = None
 
 
 @dataclass(frozen=True)
@@ -181,12 +207,12 @@ def clusters_of(frame: pd.DataFrame) -> np.ndarray:
     return (paths if ids is None else ids.astype(object).where(ids.notna(), paths)).to_numpy()
 
 
-def pooled(
-    frame: pd.DataFrame, n_runs: int, resamples: int, seed: int, confidence: float = 0.95
-) -> Pooled:
-    """The pooled numbers of concatenated predictions."""
-    label = frame["label"].to_numpy(dtype=int)
-    prob = frame["prob_covid"].to_numpy(dtype=np.float64)
+def discrimination(
+    frame: pd.DataFrame, resamples: int, seed: int, confidence: float = 0.95
+) -> dict[str, Any]:
+    """AUROC and AP of one score per image with patient-bootstrap intervals, and the reasons
+    (``undefined``) where one could not be had."""
+    label, prob = arrays(frame)
     clusters = clusters_of(frame)
     values: dict[str, Any] = {}
     undefined: dict[str, str] = {}
@@ -200,7 +226,79 @@ def pooled(
             values[f"{name}_ci"] = (drawn.low, drawn.high)
         except UndefinedMetric as reason:
             undefined[name if values[name] is None else f"{name}_ci"] = str(reason)
-    return Pooled(len(frame), n_runs, **values, undefined=undefined)
+    return values | {"undefined": undefined}
+
+
+def averaged_thresholds(runs: list[EvaluatedRun]) -> list[tuple[str, float | None, float]]:
+    """(name, target, the runs' mean threshold) of each val-chosen operating point every run
+    has a threshold for, then of the default cut-off (``fixed``)."""
+    found = []
+    for point in runs[0].evaluation.chosen_points:
+        thresholds = [
+            next((p.threshold for p in r.evaluation.chosen_points if p.name == point.name), None)
+            for r in runs
+        ]
+        if None not in thresholds:
+            found.append((point.name, point.target, float(np.mean(thresholds))))
+    found.append(("fixed", None, float(np.mean([r.evaluation.threshold for r in runs]))))
+    return found
+
+
+def ensemble(
+    runs: list[EvaluatedRun], resamples: int, seed: int, confidence: float = 0.95
+) -> Ensemble:
+    """The mean-score ensemble of ``runs`` on their unique test images."""
+    scores = mean_scores(runs)
+    scored_by = pd.concat([run.test for run in runs]).groupby("path").size()
+    label, prob = arrays(scores)
+    ids = patient_ids(scores)
+    points = [
+        operating_point(
+            label,
+            prob,
+            threshold,
+            name,
+            runs[0].evaluation.interval,
+            confidence,
+            target,
+            "the runs' thresholds averaged" if name != "fixed" else None,
+            None if ids is None else ids.to_numpy(),
+            seed=seed,
+        )  # fmt: skip
+        for name, target, threshold in averaged_thresholds(runs)
+    ]
+    return Ensemble(
+        len(scores), len(runs), **discrimination(scores, resamples, seed, confidence),
+        points=points, partly_scored=int((scored_by < len(runs)).sum()),
+    )  # fmt: skip
+
+
+def chosen_on_val(evaluation: Evaluation) -> bool:
+    """Whether the tested checkpoint was picked on the val split: any but a last epoch's
+    (``last.ckpt``, or ``last-epochNNN.ckpt`` of ``callbacks.model_checkpoint.select=last``)."""
+    checkpoint = evaluation.model.checkpoint
+    return checkpoint is None or not Path(checkpoint).name.startswith("last")
+
+
+def fold_auroc(frame: pd.DataFrame) -> float | None:
+    """The AUROC of one fold's out-of-fold predictions (None for a fold of one class)."""
+    try:
+        return auroc(*arrays(frame))
+    except UndefinedMetric:
+        return None
+
+
+def out_of_fold(runs: list[EvaluatedRun]) -> OutOfFold | None:
+    """Each fold run's AUROC on its own out-of-fold images (None without folds)."""
+    folds = [run for run in runs if run.oof is not None]
+    if not folds:
+        return None
+    return OutOfFold(
+        spread([fold_auroc(run.oof) for run in folds]),
+        pd.concat([run.oof for run in folds])["path"].nunique(),
+        len({run.evaluation.model.seed for run in folds}),
+        any(chosen_on_val(run.evaluation) for run in folds),
+    )
 
 
 def pooled_predictions(runs: list[EvaluatedRun]) -> pd.DataFrame:
@@ -222,24 +320,20 @@ def pooled_predictions(runs: list[EvaluatedRun]) -> pd.DataFrame:
 
 
 def model_summaries(
-    runs: list[EvaluatedRun],
-    table: pd.DataFrame,
-    resamples: int,
-    seed: int,
-    confidence: float = 0.95,
+    runs: list[EvaluatedRun], resamples: int, seed: int, confidence: float = 0.95
 ) -> list[ModelSummary]:
+    """Per model, over its runs that held no source out (those are reported per source)."""
+    kept = [run for run in runs if run.evaluation.model.holdout_source is None]
     summaries = []
-    for model in dict.fromkeys(run.model for run in runs):
-        mine = [run for run in runs if run.model == model]
-        rows = table[table["model"] == model]
-        test, oof = rows[rows["split"] == "test"], rows[rows["split"] == "oof"]
+    for model in dict.fromkeys(run.model for run in kept):
+        mine = [run for run in kept if run.model == model]
         summaries.append(
             ModelSummary(
                 model,
                 [run.name for run in mine],
                 spread([run.evaluation.auroc for run in mine]),
-                pooled(test, len(mine), resamples, seed, confidence),
-                pooled(oof, len(mine), resamples, seed, confidence) if len(oof) else None,
+                ensemble(mine, resamples, seed, confidence),
+                out_of_fold(mine),
             )
         )
     return summaries
@@ -417,6 +511,6 @@ def aggregate(
         [r for r in runs if r.evaluation.model.holdout_source is None],
         resamples, seed, notes, confidence,
     )  # fmt: skip
-    summaries = model_summaries(runs, table, resamples, seed, confidence)
+    summaries = model_summaries(runs, resamples, seed, confidence)
     result = Aggregate(summaries, paired, source_results(runs), resamples, notes, confidence)
     return result, table

@@ -4,8 +4,10 @@ several run folders, in one report.
 A run is a directory holding ``metrics/<split>.json`` and ``predictions/<split>.csv`` (written
 by ``python -m deepcovid.evaluate`` or by the final test of ``python -m deepcovid.train``); what
 it was (backbone, seed, fold, held-out source) comes from its evaluation, which read it from
-the checkpoint. Written: ``comparison.md`` / ``.csv`` / ``.json``, ``pooled_predictions.csv``,
-``roc.png`` (with the band across each model's runs), ``pr.png`` and ``forest.png``.
+the checkpoint. Written: ``comparison.md`` / ``.csv`` / ``.json`` (a model of several runs
+also as its mean-score ensemble), ``pooled_predictions.csv`` (every run's rows, from which each
+number is recomputable), ``roc.png`` (with the band across each model's runs), ``pr.png`` and
+``forest.png``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from deepcovid.metrics.operating_points import OperatingPoint
 from deepcovid.metrics.summary import arrays
 from deepcovid.metrics.undefined import UndefinedMetric
 from deepcovid.results import figures
-from deepcovid.results.aggregate import Aggregate, EvaluatedRun, aggregate
+from deepcovid.results.aggregate import Aggregate, EvaluatedRun, ModelSummary, Spread, aggregate
 from deepcovid.results.evaluation import read_evaluation
 from deepcovid.results.markdown import ci_label, number, table, threshold_text, with_ci
 from deepcovid.results.names import INTERVAL_NAMES, rule_name
@@ -135,6 +137,7 @@ def comparison_frame(runs: list[EvaluatedRun]) -> pd.DataFrame:
         e = run.evaluation
         common = {
             "run": run.name,  # the model, made unique where several runs share it
+            "kind": "run",  # or "ensemble": a model's runs' mean score per unique image
             "model": e.model.backbone,  # as in pooled_predictions.csv and the summary
             "run_dir": str(run.directory),
             "status": run.status.state,
@@ -152,9 +155,40 @@ def comparison_frame(runs: list[EvaluatedRun]) -> pd.DataFrame:
         }
         rows += [common | point_columns(p) for p in [*e.fixed_points, *e.chosen_points]]
     frame = pd.DataFrame(rows)
+    return with_int_counts(frame)
+
+
+def with_int_counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """The confusion counts as integers, empty (not NaN) where a point has no threshold."""
     counts = ["tp", "fp", "tn", "fn"]
     frame[counts] = frame[counts].astype("Int64")  # empty, not NaN, where no threshold
     return frame
+
+
+def ensemble_name(summary: ModelSummary) -> str:
+    """How a model's mean-score ensemble is named in every output."""
+    return f"{summary.model} (mean score of {summary.ensemble.n_runs} runs)"
+
+
+def ensemble_frame(summary: Aggregate, split: str) -> pd.DataFrame:
+    """The comparison CSV's rows of each model of several runs: its mean-score ensemble on its
+    unique images, one row per operating point (at the runs' thresholds averaged)."""
+    rows = []
+    for s in summary.models:
+        if len(s.runs) < 2:
+            continue
+        e = s.ensemble
+        common = {
+            "run": ensemble_name(s),
+            "kind": "ensemble",
+            "model": s.model,
+            "split": split,
+            "n": e.n,
+            **with_bounds("auroc", e.auroc, e.auroc_ci),
+            **with_bounds("average_precision", e.average_precision, e.average_precision_ci),
+        }
+        rows += [common | point_columns(p) for p in e.points]
+    return pd.DataFrame(rows)
 
 
 def rate_cells(point: OperatingPoint) -> list[str]:
@@ -172,37 +206,104 @@ def p_text(value: float | None) -> str:
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
+def spread_text(sp: Spread) -> str:
+    """``0.870 ± 0.010 (0.857–0.881)``, or n/a."""
+    if sp.mean is None:
+        return "n/a"
+    return f"{sp.mean:.3f} ± {number(sp.sd)} ({sp.minimum:.3f}–{sp.maximum:.3f})"
+
+
 def across_runs_section(summary: Aggregate) -> list[str]:
-    """Per model: its runs' test AUROC (mean ± sd, range) and the pooled numbers."""
-    summaries = summary.models
-    if all(len(s.runs) == 1 for s in summaries):
+    """Per model of several runs: their test AUROC (mean ± sd, range) and their mean-score
+    ensemble on the unique test images, with its operating points."""
+    several = [s for s in summary.models if len(s.runs) > 1]
+    if not several:
         return []
-    rows = []
-    for s in summaries:
-        sp = s.test_auroc
-        spread = (
-            "n/a"
-            if sp.mean is None
-            else (f"{sp.mean:.3f} ± {number(sp.sd)} ({sp.minimum:.3f}–{sp.maximum:.3f})")
-        )
-        oof = "–" if s.oof is None else with_ci(s.oof.auroc, s.oof.auroc_ci) + f", n = {s.oof.n}"
-        pooled = with_ci(s.pooled.auroc, s.pooled.auroc_ci) + f", n = {s.pooled.n}"
-        rows.append([s.model, len(s.runs), spread, pooled, oof])
+    ci = ci_label(summary.confidence)
+    rows = [[s.model, len(s.runs), spread_text(s.test_auroc),
+             with_ci(s.ensemble.auroc, s.ensemble.auroc_ci) + f", n = {s.ensemble.n}",
+             with_ci(s.ensemble.average_precision, s.ensemble.average_precision_ci)]
+            for s in several]  # fmt: skip
+    points = [[s.model, rule_name(p), *rate_cells(p)] for s in several for p in s.ensemble.points]
+    partly = [f"- {s.model}: {s.ensemble.partly_scored} test image(s) scored by fewer than its "
+              f"{len(s.runs)} runs: their mean is over the runs that scored them."
+              for s in several if s.ensemble.partly_scored]  # fmt: skip
     return [
         "## Across runs (seeds, folds)",
         "",
-        "Test AUROC of each model's runs (mean ± sd, range), the AUROC of their pooled test "
-        "predictions and, for cross-validation, of the pooled out-of-fold (val) predictions, "
-        "each image once; pooled intervals resample patients (replicates of an image "
-        f"together; {summary.resamples} resamples).",
+        "Per model, its runs that held no source out (leave-one-source-out runs are reported "
+        "per source): their test AUROC (mean ± sd, range), and their **mean-score ensemble**: "
+        "each unique test image once, scored by the mean P(COVID) of the runs; n = unique "
+        "images; intervals resample patients "
+        f"({summary.resamples} resamples). The runs' predictions are never pooled as one "
+        "model's.",
         "",
         table(
             [
                 "Model",
                 "Runs",
                 "Test AUROC across runs",
-                f"Pooled test AUROC ({ci_label(summary.confidence)})",
-                f"Pooled out-of-fold AUROC ({ci_label(summary.confidence)})",
+                f"Ensemble AUROC ({ci})",
+                f"Ensemble AP ({ci})",
+            ],
+            rows,
+        ),  # fmt: skip
+        "",
+        *partly,
+        *([""] if partly else []),
+        "The ensemble's sensitivity and specificity at the mean of its runs' thresholds (each "
+        "run chose its own on its val split; the fixed cut-off as configured):",
+        "",
+        table(
+            [
+                "Model",
+                "Operating point",
+                "Threshold (runs' mean)",
+                f"Sensitivity ({ci})",
+                f"Specificity ({ci})",
+            ],
+            points,
+        ),  # fmt: skip
+        "",
+    ]
+
+
+def out_of_fold_section(summary: Aggregate) -> list[str]:
+    """Cross-validation: each fold's AUROC on its out-of-fold images, and whether the tested
+    checkpoint was chosen on them."""
+    folded = [s for s in summary.models if s.oof is not None]
+    if not folded:
+        return []
+    rows = [[s.model, s.oof.fold_auroc.n_runs, s.oof.n_seeds, spread_text(s.oof.fold_auroc),
+             s.oof.n, "yes: best by val" if s.oof.chosen_on_these else "no: last epoch"]
+            for s in folded]  # fmt: skip
+    caveat = (
+        [
+            "**The tested checkpoint of each fold was chosen on these same images** (the best "
+            "by the monitored val metric), so these AUROCs are optimistic. For an unbiased "
+            "out-of-fold estimate train with `callbacks.model_checkpoint.select=last` (a fixed "
+            "epoch budget).",
+            "",
+        ]
+        if any(s.oof.chosen_on_these for s in folded)
+        else []
+    )
+    return [
+        "## Out of fold (cross-validation)",
+        "",
+        "Each fold run's AUROC on its own val images (its out-of-fold predictions): mean ± sd "
+        "(range) across folds and seeds. Images: unique out-of-fold images (each is out of "
+        "fold once per seed).",
+        "",
+        *caveat,
+        table(
+            [
+                "Model",
+                "Fold runs",
+                "Seeds",
+                "Out-of-fold AUROC per fold",
+                "Images",
+                "Checkpoint chosen on these images",
             ],
             rows,
         ),  # fmt: skip
@@ -396,6 +497,7 @@ def comparison_markdown(
         ),
         "",
         *across_runs_section(summary),
+        *out_of_fold_section(summary),
         *paired_section(summary),
         *sources_section(summary),
         "## Thresholds chosen on the validation split",
@@ -408,14 +510,17 @@ def comparison_markdown(
 
 
 def overlay_figures(runs: list[EvaluatedRun]) -> dict[str, Figure]:
-    """``roc`` (per model: its runs' mean curve and their band, or its one curve) and ``pr``."""
+    """``roc`` (per model: its runs' mean curve and their band, or its one curve; a
+    leave-one-source-out run on its own) and ``pr``."""
     by_model: dict[str, list] = {}
     pr = {}
     for run in runs:
         label, prob = arrays(run.test)
+        held_out = run.evaluation.model.holdout_source
+        key = run.model if held_out is None else f"{run.model}: held-out {held_out}"
         try:
             curves = roc_curve(label, prob), precision_recall_curve(label, prob)
-            by_model.setdefault(run.evaluation.model.backbone, []).append(curves[0])
+            by_model.setdefault(key, []).append(curves[0])
             pr[f"{run.name} (AP {number(run.evaluation.average_precision)})"] = curves[1]
         except UndefinedMetric as reason:
             log.warning("%s: no curves: %s", run.directory, reason)
@@ -427,9 +532,10 @@ def overlay_figures(runs: list[EvaluatedRun]) -> dict[str, Figure]:
 
 
 def forest_rows(runs: list[EvaluatedRun], summary: Aggregate) -> list[tuple[str, float, tuple]]:
-    """(label, AUROC, interval) per pooled model (and per held-out source, per run)."""
-    rows = [(f"{s.model} (pooled, {len(s.runs)} runs)" if len(s.runs) > 1 else s.model,
-             s.pooled.auroc, s.pooled.auroc_ci) for s in summary.models]  # fmt: skip
+    """(label, AUROC, interval) per model (a model of several runs: their mean-score
+    ensemble on its n unique images), per held-out source, and per run."""
+    rows = [(f"{ensemble_name(s)}, n = {s.ensemble.n}" if len(s.runs) > 1 else s.model,
+             s.ensemble.auroc, s.ensemble.auroc_ci) for s in summary.models]  # fmt: skip
     rows += [(f"{s.model}: {s.source}", s.auroc, s.auroc_ci) for s in summary.sources]
     if any(len(s.runs) > 1 for s in summary.models):
         rows += [(f"  {r.name}", r.evaluation.auroc, r.evaluation.auroc_ci) for r in runs]
@@ -461,7 +567,8 @@ def write_comparison(
         log.warning("%s: no %s evaluation (failed or unfinished job), not compared", job, split)
     summary, pooled = aggregate(runs, resamples)
     output = Path(output)
-    frame = comparison_frame(runs)
+    parts = [comparison_frame(runs), ensemble_frame(summary, split)]
+    frame = with_int_counts(pd.concat([p for p in parts if len(p)], ignore_index=True))
     records = frame.replace({np.nan: None}).to_dict(orient="records")
     written = {
         "csv": write_csv_atomic(frame, output / "comparison.csv"),
