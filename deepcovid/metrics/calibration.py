@@ -1,8 +1,8 @@
 """Calibration of P(COVID): ECE and reliability bins, Brier score, calibration intercept and
 slope, and recalibration maps (Platt, temperature) fitted on one split to apply on another.
 
-ECE and the bins use equal-width bins [0, 1/B), …, [(B-1)/B, 1]. torchmetrics gives a score of
-exactly 1.0 a bin of its own; scores are nudged below 1.0 first, so ECE and the bins agree.
+ECE and the bins use equal-width bins [0, 1/B), …, [(B-1)/B, 1] with exact edges k/B (a score
+of 0.3 falls in [0.3, 0.4), which a float linspace edge of 0.30000000000000004 would miss).
 
 The logistic fits (calibration intercept and slope, Platt, temperature) take the model's stored
 log-odds where they exist: P(COVID) saturates at exactly 0 or 1 in float32 once the logit gap
@@ -17,17 +17,12 @@ from typing import Any
 
 import numpy as np
 import statsmodels.api as sm
-import torch
 from scipy.special import expit
-from torchmetrics.functional.classification import binary_calibration_error
 
 from deepcovid.metrics.bootstrap import bootstrap_interval
-from deepcovid.metrics.discrimination import as_tensors
 from deepcovid.metrics.inputs import PatientIds, checked_scores, cluster_codes, has_patient_ids
 from deepcovid.metrics.intervals import Estimate, z_value
 from deepcovid.metrics.undefined import UndefinedMetric, require_both_classes
-
-BELOW_ONE = float(np.nextafter(1.0, 0.0))
 
 
 @dataclass(frozen=True)
@@ -50,13 +45,13 @@ def check_bins(n_bins: int) -> None:
 def expected_calibration_error(
     label: np.ndarray, prob_covid: np.ndarray, n_bins: int = 10
 ) -> float:
-    """Σ_bins (n_bin / n) · |fraction COVID − mean P(COVID)| (torchmetrics, L1 norm)."""
-    check_bins(n_bins)
+    """Σ_bins (n_bin / n) · |fraction COVID − mean P(COVID)| over :func:`reliability_bins`."""
     if len(label) == 0:
         raise UndefinedMetric("calibration error needs at least one image")
-    prob, target = as_tensors(label, prob_covid)
-    prob = prob.clamp(max=BELOW_ONE)
-    return float(binary_calibration_error(prob, target, n_bins=n_bins, norm="l1"))
+    bins = reliability_bins(*checked_scores(label, prob_covid), n_bins)
+    filled = bins.count > 0
+    gaps = np.abs(bins.fraction_covid[filled] - bins.mean_prob_covid[filled])
+    return float(np.sum(bins.count[filled] * gaps) / bins.count.sum())
 
 
 def reliability_bins(
@@ -64,9 +59,9 @@ def reliability_bins(
 ) -> ReliabilityBins:
     """The reliability diagram's data: mean score against observed COVID fraction per bin."""
     check_bins(n_bins)
-    prob = np.minimum(np.asarray(prob_covid, dtype=np.float64), BELOW_ONE)
+    prob = np.asarray(prob_covid, dtype=np.float64)
     label = np.asarray(label, dtype=np.float64)
-    edges = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64).numpy()  # as torchmetrics
+    edges = np.arange(n_bins + 1) / n_bins  # k / B correctly rounded: 3 / 10 == 0.3
     which = np.clip(np.searchsorted(edges, prob, side="right") - 1, 0, n_bins - 1)
     count = np.bincount(which, minlength=n_bins)
     with np.errstate(invalid="ignore", divide="ignore"):

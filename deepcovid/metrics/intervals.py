@@ -26,6 +26,11 @@ PATIENT_INTERVAL_METHODS = ("deff_wilson", "patient_bootstrap")
 # assumption and stays available by name.
 DEFAULT_PATIENT_METHOD = "deff_wilson"
 ALL_INTERVAL_METHODS = ("auto", *INTERVAL_METHODS, *PATIENT_INTERVAL_METHODS)
+# Below this many patients, or with one patient holding more than this share of a class's
+# images, the design effect is poorly estimated: deff_wilson covered 83–88 % for a nominal
+# 95 % with 15 patients, one holding 30 of 58 images. ``auto`` then uses the patient bootstrap.
+MIN_PATIENTS = 20
+MAX_PATIENT_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,27 @@ def resolved_method(method: str, patient_id: PatientIds) -> str:
     if method != "auto":
         return method
     return DEFAULT_PATIENT_METHOD if has_patient_ids(patient_id) else "wilson"
+
+
+def few_patients(label: np.ndarray, patient_id: PatientIds) -> str | None:
+    """Why a design-effect interval is unreliable here (fewer than :data:`MIN_PATIENTS`
+    patients, or one holding more than :data:`MAX_PATIENT_SHARE` of a class's images), or None
+    (also without patient ids)."""
+    label = np.asarray(label)
+    patient_id = checked_ids(patient_id, label.size)
+    if not has_patient_ids(patient_id):
+        return None
+    n_patients = len(Clusters(patient_id, label.size))
+    if n_patients < MIN_PATIENTS:
+        return f"{n_patients} patients (fewer than {MIN_PATIENTS})"
+    for value, name in ((1, "COVID"), (0, "non-COVID")):
+        sizes = Clusters(patient_id[label == value], int(np.sum(label == value))).sizes
+        if sizes.size and sizes.max() > MAX_PATIENT_SHARE * sizes.sum():
+            return (
+                f"one patient holds {sizes.max()} of the {sizes.sum()} {name} images (more "
+                f"than {100 * MAX_PATIENT_SHARE:g} %)"
+            )
+    return None
 
 
 def proportion_with_interval(

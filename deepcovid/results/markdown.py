@@ -137,6 +137,11 @@ def data_sentence(evaluation: Evaluation) -> str:
     """Who was evaluated, and how the intervals were made."""
     model, counts, boot = evaluation.model, evaluation.counts, evaluation.bootstrap
     patients = f", {counts.n_patients} patients" if counts.n_patients else ""
+    if counts.n_patients and counts.n_without_id:
+        patients = (
+            f", {counts.n_patients} identified patients, {counts.n_without_id} images without "
+            "a patient id (each counted as its own patient)"
+        )
     confidence = f"{100 * evaluation.confidence:g} %"
     checkpoint = f" (checkpoint `{model.checkpoint}`)" if model.checkpoint else ""
     start = (
@@ -188,6 +193,19 @@ def chosen_section(evaluation: Evaluation) -> list[str]:
     return lines
 
 
+def curve_prevalence_text(evaluation: Evaluation, prevalence: float) -> str:
+    """Which prevalence the decision curve is drawn at (the split's own counts)."""
+    counts = evaluation.counts
+    own = counts.n_positive / counts.n if counts.n else None
+    text = "The decision curve (figure below) weighs true against false positives at every "
+    if own is None or abs(own - prevalence) < 1e-12:
+        return text + "threshold, at this split's prevalence."
+    return text + (
+        f"threshold at this split's own prevalence of {percent(own)} (its counts), not at the "
+        f"{percent(prevalence)} of metrics.prevalence used above."
+    )
+
+
 def decision_section(evaluation: Evaluation) -> list[str]:
     """PPV, NPV and likelihood ratios at the val-chosen operating points and the model's own
     threshold."""
@@ -209,8 +227,7 @@ def decision_section(evaluation: Evaluation) -> list[str]:
         "called COVID (PPV), of non-COVID among those called non-COVID (NPV), and the "
         f"likelihood ratios, with {ci} (PPV/NPV: logit intervals of Mercaldo et al. 2007; "
         "LR: log method of Simel et al. 1991; on the patient-adjusted counts where patient ids "
-        "exist). The decision "
-        "curve (figure below) weighs true against false positives at every threshold.",
+        f"exist). {curve_prevalence_text(evaluation, prevalence)}",
         "",
         table(["Rule", "Threshold", "PPV", "NPV", "LR+", "LR−"], rows),
         "",

@@ -121,7 +121,8 @@ def test_oversampling_prior_shift_and_a_small_val_split_are_said(tmp_path: Path)
     assert "shifted upwards" in report
     positives = int(val["label"].sum())
     assert f"holds {positives} COVID and {16 - positives} non-COVID images" in report
-    assert len(evaluation.notes) == 2
+    # and the third: 8 COVID images of 4 patients, 2 each (> 20 % of the class per patient)
+    assert len(evaluation.notes) == 3 and "cluster in few patients" in evaluation.notes[2]
     quiet = run(predictions(80, 0), predictions(60, 1), tmp_path / "q", data=data_record(0.5))
     assert not any("prevalence" in n for n in quiet.notes)  # 0.5 vs about 0.5: no shift
     # over-sampling the majority class shifts the other way, and is said too
