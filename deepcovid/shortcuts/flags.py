@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from deepcovid.results.collapse import SOURCE, GroupAuroc, collapse_sentences
 from deepcovid.results.markdown import ci_label
 from deepcovid.shortcuts.ablation import Retained, retained_share
 
@@ -132,6 +133,9 @@ def source_findings(result: AuditResult, settings: AuditSettings) -> list[str]:
                 f"{pct(within.accuracy)}, against {pct(within.majority_rate)} for always naming "
                 "their most common source"
             )
+    groups = [GroupAuroc(s.source, s.n, s.n_positive, s.auroc, s.auroc_ci)
+              for s in result.within_source_auroc]  # fmt: skip
+    found += collapse_sentences(SOURCE, groups, result.auroc, result.confidence)
     confounded = result.confounding
     if confounded is not None and confounded.single_class_sources:
         listed = ", ".join(f"{s} ({c} only)" for s, c in confounded.single_class_sources.items())

@@ -18,7 +18,9 @@ from torch import nn
 
 from deepcovid import CLASS_TITLES
 from deepcovid.data.splits import patient_groups
+from deepcovid.metrics.bootstrap import bootstrap_interval
 from deepcovid.metrics.discrimination import auroc
+from deepcovid.metrics.operating_points import NO_INTERVAL, Interval
 from deepcovid.metrics.undefined import UndefinedMetric
 
 MAX_FOLDS = 5
@@ -79,13 +81,15 @@ class SourceProbe:
 
 @dataclass(frozen=True)
 class SourceAuroc:
-    """The AUROC within one source, or why there is none (one class only)."""
+    """The AUROC within one source (with its patient bootstrap interval), or why there is none
+    (one class only)."""
 
     source: str
     n: int
     n_positive: int
     auroc: float | None
     reason: str | None = None
+    auroc_ci: Interval = NO_INTERVAL
 
 
 @dataclass(frozen=True)
@@ -179,18 +183,30 @@ def source_probe(features: np.ndarray, rows: pd.DataFrame, seed: int = 0) -> Sou
     )
 
 
-def within_source(rows: pd.DataFrame) -> list[SourceAuroc]:
-    """The AUROC within each source; a source with one class is reported as such."""
+def within_source(
+    rows: pd.DataFrame, resamples: int, confidence: float, seed: int
+) -> list[SourceAuroc]:
+    """The AUROC within each source with its (patient) bootstrap interval; a source with one
+    class is reported as such."""
     found = []
     for source, group in rows.groupby("source", sort=True):
         label = group["label"].to_numpy(dtype=int)
+        prob = group["prob_covid"].to_numpy(dtype=np.float64)
         positives = int(label.sum())
         try:
-            value, reason = auroc(label, group["prob_covid"].to_numpy(dtype=np.float64)), None
+            value = auroc(label, prob)
         except UndefinedMetric:
             only = CLASS_TITLES[int(positives > 0)]
-            value, reason = None, f"only {only} images: sensitivity or specificity only"
-        found.append(SourceAuroc(str(source), len(group), positives, value, reason))
+            reason = f"only {only} images: sensitivity or specificity only"
+            found.append(SourceAuroc(str(source), len(group), positives, None, reason))
+            continue
+        ids = group["patient_id"].to_numpy() if group["patient_id"].notna().any() else None
+        try:
+            drawn = bootstrap_interval(label, prob, auroc, ids, resamples, confidence, seed)
+            ci, reason = (drawn.low, drawn.high), None
+        except UndefinedMetric as why:
+            ci, reason = NO_INTERVAL, f"no interval: {why}"
+        found.append(SourceAuroc(str(source), len(group), positives, value, reason, ci))
     return found
 
 

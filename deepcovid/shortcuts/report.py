@@ -5,6 +5,7 @@ from __future__ import annotations
 from deepcovid.results.markdown import ci_label, number, table, with_ci
 from deepcovid.shortcuts.attribution import LungAttribution
 from deepcovid.shortcuts.flags import NAMES, pct, retained_decision, retained_text
+from deepcovid.shortcuts.probe import SourceAuroc
 from deepcovid.shortcuts.result import AuditResult
 
 FIGURES = {"lung_share": "Lung share of positive attribution by class",
@@ -79,6 +80,13 @@ def retained_lines(result: AuditResult) -> list[str]:
     ]
 
 
+def source_auroc_text(s: SourceAuroc, confidence: float) -> str:
+    if s.auroc is None:
+        return str(s.reason)
+    why = "" if s.reason is None else f" ({s.reason})"
+    return with_ci(s.auroc, s.auroc_ci) + why
+
+
 def source_section(result: AuditResult) -> list[str]:
     lines = []
     probe = result.source_probe
@@ -105,9 +113,12 @@ def source_section(result: AuditResult) -> list[str]:
             for name, why in probe.within_class_undefined.items()
         ]
     if result.within_source_auroc:
-        rows = [[s.source, s.n, s.n_positive, number(s.auroc) if s.reason is None else s.reason]
+        rows = [[s.source, s.n, s.n_positive, source_auroc_text(s, result.confidence)]
                 for s in result.within_source_auroc]  # fmt: skip
-        lines += ["", table(["Source", "Images", "COVID", "AUROC within the source"], rows)]
+        auroc = f"AUROC within the source ({ci_label(result.confidence)})"
+        lines += ["", f"AUROC of all {sum(s.n for s in result.within_source_auroc)} images with "
+                  f"a source: {number(result.auroc)}.", "",
+                  table(["Source", "Images", "COVID", auroc], rows)]  # fmt: skip
     confounded = result.confounding
     if confounded is not None and confounded.single_class_sources:
         lines += ["", f"**Label and source are confounded**: {pct(confounded.share_of_images)} "

@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 
 from deepcovid import CLASS_NAMES
-from deepcovid.metrics.undefined import UndefinedMetric
+from deepcovid.metrics.discrimination import auroc
+from deepcovid.metrics.summary import arrays
+from deepcovid.metrics.undefined import UndefinedMetric, or_reason
 from deepcovid.shortcuts.ablation import (
     AblationResult,
     Retained,
@@ -88,6 +90,7 @@ class AuditResult:
     confidence: float = 0.95  # of every interval in it
     retained: Retained | None = None  # intact − lungs removed (paired), when intact > 0.5
     settings: AuditSettings = field(default_factory=AuditSettings)  # the flags' thresholds
+    auroc: float | None = None  # of every image with a source: the within-source reference
 
     def to_json(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -176,19 +179,23 @@ def summarize_audit(
             retained = retained_discrimination(
                 with_mask, settings.bootstrap_resamples, settings.confidence, settings.seed
             )
-    probe, sources, confounded = None, [], None
+    probe, sources, confounded, overall = None, [], None, None
     if images["source"].notna().any():
         known = images["source"].notna().to_numpy()
         try:
             probe = source_probe(features[known], images[known], settings.seed)
         except UndefinedMetric as reason:
             skipped["source_probe"] = str(reason)
-        sources = within_source(images[known])
+        sources = within_source(
+            images[known], settings.bootstrap_resamples, settings.confidence, settings.seed
+        )
+        overall = or_reason(skipped, "auroc", lambda: auroc(*arrays(images[known])))
         confounded = confounding(images[known])
     else:
         skipped["source_probe"] = skipped["within_source_auroc"] = "the data has no source column"
     result = AuditResult(
         split, backbone, checkpoint, methods, mask_summary(images), attribution, ablation,
         probe, sources, confounded, [], skipped, settings.confidence, retained, settings,
+        overall,
     )  # fmt: skip
     return AuditResult(**{**vars(result), "flags": findings(result, settings)})

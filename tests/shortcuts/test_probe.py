@@ -58,7 +58,7 @@ def test_the_probe_needs_two_sources_with_patients_to_spare() -> None:
 def test_within_source_and_confounding() -> None:
     rows = table(60)
     rows.loc[rows["source"] == "site B", "label"] = 1  # site B: COVID only
-    per_source = {s.source: s for s in within_source(rows)}
+    per_source = {s.source: s for s in within_source(rows, 100, 0.95, 0)}
     assert per_source["site B"].auroc is None and "only COVID" in per_source["site B"].reason
     assert per_source["site A"].auroc is not None
     found = confounding(rows)
@@ -105,7 +105,9 @@ def test_features_holding_only_the_label_are_not_said_to_tell_sources_apart() ->
     assert set(probe.within_class) == {"COVID", "non-COVID"}
     for within in probe.within_class.values():
         assert within.accuracy < within.majority_rate + 0.1 and within.n_sources == 2
-    result = SimpleNamespace(source_probe=probe, confounding=None, within_source_auroc=[])
+    result = SimpleNamespace(
+        source_probe=probe, confounding=None, within_source_auroc=[], auroc=None, confidence=0.95
+    )
     assert not any("sources apart" in f for f in source_findings(result, AuditSettings()))
     print(f"probe {probe.accuracy:.3f}, label only {probe.label_only_accuracy:.3f}, "
           f"majority {probe.majority_rate:.3f}")  # fmt: skip
@@ -119,7 +121,9 @@ def test_features_that_tell_the_sources_apart_within_a_class_are_flagged() -> No
     features[:, 1] += 4.0 * (rows["source"] == "site A").to_numpy()  # the hospital's look
     probe = source_probe(features, rows)
     assert probe.accuracy > 0.85 and probe.within_class["COVID"].accuracy > 0.85
-    result = SimpleNamespace(source_probe=probe, confounding=None, within_source_auroc=[])
+    result = SimpleNamespace(
+        source_probe=probe, confounding=None, within_source_auroc=[], auroc=None, confidence=0.95
+    )
     flags = source_findings(result, AuditSettings())
     assert any("beyond what the label says" in f for f in flags)
     assert any("within the 60 COVID images alone" in f for f in flags)
