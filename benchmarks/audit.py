@@ -1,6 +1,7 @@
 """The shortcut audit's cost against one occlusion pass over the same images, in one run.
 
     python -m benchmarks.audit [--images 500] [--image-size 224] [--threads 1] [--root DIR]
+    python -m benchmarks.audit --images 500 --device cuda
 
 Baseline: occlusion heatmaps (window 16, stride 8, exact, incremental inference) of every
 image, in batches. Audit: :func:`deepcovid.shortcuts.measure.measure`, everything the audit
@@ -48,13 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT)
+    parser.add_argument("--device", default="cpu", help="cpu | cuda (the model and segmenter)")
     args = parser.parse_args(argv)
     if not args.root.is_dir():
         print(f"skipped: {args.root} is absent")
         return 0
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = CovidClassifier("resnet18", pretrained=False).eval()
+    model = CovidClassifier("resnet18", pretrained=False).eval().to(args.device)
     preset = EvalPreset(Preprocessing(image_size=args.image_size))
     table = images_table(args.root, args.images)
     dataset = XrayDataset(table, preset, load_image)
@@ -63,17 +65,22 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     for start in range(0, len(dataset), args.batch_size):
         positions = range(start, min(start + args.batch_size, len(dataset)))
-        occlusion(model, torch.stack([dataset[i]["image"] for i in positions]))
+        occlusion(model, torch.stack([dataset[i]["image"] for i in positions]).to(args.device))
+    if args.device.startswith("cuda"):
+        torch.cuda.synchronize()
     one_pass = time.perf_counter() - started
 
-    masks = AuditMasks(preset)
+    masks = AuditMasks(preset, device=args.device)
     explainers = {"occlusion": occlusion, "gradcam": GradCamExplainer()}
     started = time.perf_counter()
     measured = measure(model, dataset, table, masks, explainers, batch_size=args.batch_size)
+    if args.device.startswith("cuda"):
+        torch.cuda.synchronize()
     audit = time.perf_counter() - started
     assert len(measured.images) == len(table)
 
-    print(f"{platform.processor() or platform.machine()}, {args.threads} torch thread(s), "
+    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.machine()
+    print(f"{where}, {args.threads} torch thread(s), "
           f"{len(table)} images at {args.image_size} px, occlusion {args.window}/{args.stride}, "
           f"batch {args.batch_size}")  # fmt: skip
     print(f"one occlusion pass: {one_pass:.1f} s ({one_pass / len(table):.2f} s/image)")
