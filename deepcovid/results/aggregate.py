@@ -27,6 +27,7 @@ from deepcovid.metrics.operating_points import (
     Interval,
     OperatingPoint,
     operating_point,
+    unavailable_point,
 )
 from deepcovid.metrics.paired import (
     PairedAurocTest,
@@ -229,17 +230,25 @@ def discrimination(
     return values | {"undefined": undefined}
 
 
-def averaged_thresholds(runs: list[EvaluatedRun]) -> list[tuple[str, float | None, float]]:
-    """(name, target, the runs' mean threshold) of each val-chosen operating point every run
-    has a threshold for, then of the default cut-off (``fixed``)."""
-    found = []
+def averaged_thresholds(runs: list[EvaluatedRun]) -> list[tuple[str, float | None, float | str]]:
+    """(name, target, the runs' mean threshold) of each val-chosen operating point, then of
+    the default cut-off (``fixed``); a point some run has no threshold for gets, instead of
+    the mean, the reason (which runs, why)."""
+    found: list[tuple[str, float | None, float | str]] = []
     for point in runs[0].evaluation.chosen_points:
-        thresholds = [
-            next((p.threshold for p in r.evaluation.chosen_points if p.name == point.name), None)
+        mine = [
+            (r.name, next((p for p in r.evaluation.chosen_points if p.name == point.name), None))
             for r in runs
         ]
-        if None not in thresholds:
-            found.append((point.name, point.target, float(np.mean(thresholds))))
+        missing = [
+            f"{name}: {'no such point' if p is None else p.undefined.get('threshold')}"
+            for name, p in mine
+            if p is None or p.threshold is None
+        ]
+        mean = "no threshold from " + "; ".join(missing) if missing else None
+        found.append(
+            (point.name, point.target, mean or float(np.mean([p.threshold for _, p in mine])))
+        )
     found.append(("fixed", None, float(np.mean([r.evaluation.threshold for r in runs]))))
     return found
 
@@ -252,21 +261,18 @@ def ensemble(
     scored_by = pd.concat([run.test for run in runs]).groupby("path").size()
     label, prob = arrays(scores)
     ids = patient_ids(scores)
-    points = [
-        operating_point(
-            label,
-            prob,
-            threshold,
-            name,
-            runs[0].evaluation.interval,
-            confidence,
-            target,
-            "the runs' thresholds averaged" if name != "fixed" else None,
-            None if ids is None else ids.to_numpy(),
+    chosen_on = "the runs' thresholds averaged"
+    points = []
+    for name, target, threshold in averaged_thresholds(runs):
+        if isinstance(threshold, str):
+            points.append(unavailable_point(name, threshold, target, chosen_on))
+            continue
+        point = operating_point(
+            label, prob, threshold, name, runs[0].evaluation.interval, confidence, target,
+            chosen_on if name != "fixed" else None, None if ids is None else ids.to_numpy(),
             seed=seed,
         )  # fmt: skip
-        for name, target, threshold in averaged_thresholds(runs)
-    ]
+        points.append(point)
     return Ensemble(
         len(scores), len(runs), **discrimination(scores, resamples, seed, confidence),
         points=points, partly_scored=int((scored_by < len(runs)).sum()),

@@ -228,6 +228,8 @@ def across_runs_section(summary: Aggregate) -> list[str]:
     partly = [f"- {s.model}: {s.ensemble.partly_scored} test image(s) scored by fewer than its "
               f"{len(s.runs)} runs: their mean is over the runs that scored them."
               for s in several if s.ensemble.partly_scored]  # fmt: skip
+    unchosen = [f"- {s.model}, {rule_name(p)}: {p.undefined['threshold']}."
+                for s in several for p in s.ensemble.points if p.threshold is None]  # fmt: skip
     return [
         "## Across runs (seeds, folds)",
         "",
@@ -265,6 +267,8 @@ def across_runs_section(summary: Aggregate) -> list[str]:
             points,
         ),  # fmt: skip
         "",
+        *unchosen,
+        *([""] if unchosen else []),
     ]
 
 

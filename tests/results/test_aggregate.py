@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from deepcovid.metrics.operating_points import unavailable_point
 from deepcovid.metrics.summary import MetricSettings, ModelInfo
 from deepcovid.results.aggregate import EvaluatedRun, aggregate
 from deepcovid.results.evaluation import ThresholdSource, evaluate_predictions
@@ -88,6 +89,19 @@ def test_images_scored_by_some_runs_only_are_counted() -> None:
     runs[1].test = runs[1].test.iloc[:30]
     (model,) = aggregate(runs, resamples=20)[0].models
     assert (model.ensemble.n, model.ensemble.partly_scored) == (40, 10)
+
+
+def test_a_point_some_run_has_no_threshold_for_says_which_and_why() -> None:
+    runs = seeds("resnet18", 2, np.random.default_rng(6).integers(0, 2, 40))
+    points = runs[1].evaluation.chosen_points
+    youden = next(k for k, p in enumerate(points) if p.name == "youden")
+    points[youden] = unavailable_point("youden", "on val: the scores do not separate")
+    (model,) = aggregate(runs, resamples=20)[0].models
+    point = next(p for p in model.ensemble.points if p.name == "youden")
+    assert point.threshold is None and point.sensitivity is None
+    assert point.undefined["threshold"] == (
+        "no threshold from 1-resnet18: on val: the scores do not separate"
+    )
 
 
 def folds(checkpoint: str) -> list[EvaluatedRun]:
