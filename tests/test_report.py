@@ -295,7 +295,7 @@ def test_intervals_and_labels_at_the_runs_confidence(tmp_path: Path) -> None:
     (pair,) = report["paired"]
     label = TEST_LABELS
     a, b = (images("test/", label, 0.2, seed)["prob_covid"].to_numpy() for seed in (0, 1))
-    assert tuple(pair["auroc_difference_ci"]) == pytest.approx(
+    assert tuple(pair["delong_difference_ci"]) == pytest.approx(
         (delong_test(label, a, b, 0.8).low, delong_test(label, a, b, 0.8).high)
     )
     markdown = (tmp_path / "comparison" / "comparison.md").read_text()
