@@ -147,6 +147,7 @@ def load_checker(weights: str | Path = SHIPPED_WEIGHTS) -> ScopeChecker:
     return ScopeChecker(network, card.working_size, card.threshold)
 
 
-def out_of_scope_names(verdicts: dict[Path, ScopeVerdict] | dict[str, ScopeVerdict]) -> dict:
-    """``{path: reason}`` of the out-of-scope images, for logs and reports."""
-    return {str(p): v.reason for p, v in verdicts.items() if not v.in_scope}
+def scope_flag(flag: str, reason: str) -> str:
+    """A quality flag with why the image is out of scope first, when ``reason`` says it is:
+    "not a frontal chest radiograph: <reason>; <flag>"."""
+    return "; ".join(part for part in (f"{NOT_FRONTAL}: {reason}" if reason else "", flag) if part)
