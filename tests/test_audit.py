@@ -58,6 +58,22 @@ def test_every_file_is_written(audited: Path) -> None:
     assert set(expected) <= set(images) and len(images) == 14
 
 
+def test_the_heatmap_sanity_checks_are_in_every_output(audited: Path) -> None:
+    result = AuditResult.from_json(json.loads((audited / "audit.json").read_text()))
+    assert set(result.sanity) == {"occlusion", "gradcam"}
+    for check in result.sanity.values():
+        steps = check.randomisation.steps
+        assert [s.step for s in steps][:2] == ["head", "head + top 25% of layers"]
+        assert check.randomisation.n_images == 14  # every test image (16 asked for)
+        assert all(-1 <= s.spearman <= 1 and -1 <= s.ssim <= 1 for s in steps)
+        assert check.deletion.fractions[0] == 0 and len(check.deletion.random) == 7
+        assert check.deletion.attributed[0] == pytest.approx(check.deletion.random[0])
+    report = (audited / "report.md").read_text()
+    assert "## Heatmap sanity checks" in report and "figures/sanity.png" in report
+    assert "### Grad-CAM: randomisation" in report
+    assert (audited / "figures" / "sanity.png").is_file()
+
+
 def test_audit_json_agrees_with_a_recomputation_from_images_csv(audited: Path, tiny_run) -> None:
     result = AuditResult.from_json(json.loads((audited / "audit.json").read_text()))
     images = pd.read_csv(audited / "images.csv")

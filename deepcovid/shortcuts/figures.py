@@ -3,6 +3,8 @@ contour drawn (data in, matplotlib Figure out)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -10,6 +12,7 @@ from matplotlib.figure import Figure
 
 from deepcovid import CLASS_TITLES
 from deepcovid.explain.overlay import colour_limits
+from deepcovid.explain.sanity import SanityCheck
 from deepcovid.shortcuts.flags import NAMES
 from deepcovid.shortcuts.measure import Panel
 
@@ -73,3 +76,29 @@ def panel_titles(panel: Panel, images: pd.DataFrame) -> list[str]:
         name = CLASS_TITLES[int(image["label"])]
         titles.append(f"{name}, P(COVID)={image['prob_covid']:.2f}")
     return titles
+
+
+def sanity_figure(checks: Mapping[str, SanityCheck]) -> Figure:
+    """Per method: the rank correlation and SSIM with the original maps along the randomisation
+    cascade, and the deletion curves (top-attributed against random pixels removed)."""
+    figure = Figure(figsize=(8.4, 3.6 * len(checks)), layout="constrained")
+    FigureCanvasAgg(figure)
+    for row, (method, check) in enumerate(checks.items()):
+        steps = check.randomisation.steps
+        axes = figure.add_subplot(len(checks), 2, 2 * row + 1)
+        axes.plot([s.spearman for s in steps], marker="o", label="Spearman")
+        axes.plot([s.ssim for s in steps], marker="s", label="SSIM")
+        axes.set_xticks(range(len(steps)), [s.step.replace(" + ", "\n+ ") for s in steps])
+        axes.set_ylim(-1, 1.05)
+        axes.set_ylabel("similarity to the original maps")
+        axes.set_title(f"{NAMES.get(method, method)}: weights randomised")
+        axes.legend(fontsize=8)
+        deletion = check.deletion
+        axes = figure.add_subplot(len(checks), 2, 2 * row + 2)
+        axes.plot(deletion.fractions, deletion.attributed, marker="o", label="top-attributed")
+        axes.plot(deletion.fractions, deletion.random, marker="s", label="random")
+        axes.set_xlabel("share of pixels removed")
+        axes.set_ylabel("mean P(COVID)")
+        axes.set_title(f"deletion (area between {deletion.area_between:+.3f})")
+        axes.legend(fontsize=8)
+    return figure

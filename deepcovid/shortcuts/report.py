@@ -31,6 +31,50 @@ def attribution_row(group: str, a: LungAttribution) -> list[str]:
     ]
 
 
+def sanity_section(result: AuditResult, figures_dir: str) -> list[str]:
+    """The heatmap sanity checks: the randomisation cascade and the deletion curves."""
+    if not result.sanity:
+        return []
+    settings = result.settings.sanity
+    lines = [
+        "## Heatmap sanity checks",
+        "",
+        "Model-parameter randomisation (Adebayo et al. 2018): the head re-initialised, then the "
+        "top shares of the weighted layers, cascading; each method's maps of the same images "
+        "recomputed and compared with the original maps (mean Spearman rank correlation and "
+        "SSIM over images). A method is flagged when its maps stay close (rank correlation "
+        f"≥ {settings.max_spearman:g}) after the last step. Deletion: mean P(COVID) as the "
+        "top-attributed pixels are set to the baseline, against random pixels; a positive "
+        "area between the curves means the map finds pixels the model uses.",
+        "",
+    ]
+    for method, check in result.sanity.items():
+        rows = [
+            [s.step, f"{s.layers} (down to {s.down_to})", f"{s.spearman:.3f}", f"{s.ssim:.3f}",
+             str(s.n_flat)]
+            for s in check.randomisation.steps
+        ]  # fmt: skip
+        deletion = check.deletion
+        curve = ", ".join(
+            f"{f:.0%}: {a:.3f} / {r:.3f}"
+            for f, a, r in zip(deletion.fractions, deletion.attributed, deletion.random,
+                               strict=True)
+        )  # fmt: skip
+        verdict = "flagged" if check.randomisation.flagged else "passes"
+        lines += [
+            f"### {NAMES.get(method, method)}: randomisation {verdict}",
+            "",
+            f"{check.randomisation.n_images} images.",
+            "",
+            table(["Re-initialised", "Layers", "Spearman", "SSIM", "Flat maps"], rows),
+            "",
+            f"Deletion, P(COVID) top-attributed / random by share removed: {curve}; area "
+            f"between the curves {deletion.area_between:+.3f}.",
+            "",
+        ]
+    return [*lines, f"![Heatmap sanity checks]({figures_dir}/sanity.png)", ""]
+
+
 def attribution_section(result: AuditResult) -> list[str]:
     if not result.lung_attribution:
         return [f"Heatmaps were not scored: {result.skipped.get('lung_attribution')}.", ""]
@@ -162,6 +206,7 @@ def audit_report(result: AuditResult, figures_dir: str = "figures") -> str:
         "## Source",
         "",
         *source_section(result),
+        *sanity_section(result, figures_dir),
         "## Figures",
         "",
         *[f"![{title}]({figures_dir}/{name}.png)" for name, title in FIGURES.items()],

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from deepcovid import CLASS_NAMES
+from deepcovid.explain.sanity import SanityCheck, SanitySettings
 from deepcovid.metrics.discrimination import auroc
 from deepcovid.metrics.summary import arrays
 from deepcovid.metrics.undefined import UndefinedMetric, or_reason
@@ -47,6 +48,7 @@ class AuditSettings:
     # of AUROC − 0.5 kept reaches this at its lower end
     share_over_area: float = 1.0  # flag: lung share / lung area at or below this (1 = uniform)
     probe_margin: float = 0.1  # flag: probe accuracy this far above the majority rate
+    sanity: SanitySettings | None = field(default_factory=SanitySettings)  # None: not checked
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class AuditResult:
     retained: Retained | None = None  # intact − lungs removed (paired), when intact > 0.5
     settings: AuditSettings = field(default_factory=AuditSettings)  # the flags' thresholds
     auroc: float | None = None  # of every image with a source: the within-source reference
+    sanity: dict[str, SanityCheck] = field(default_factory=dict)  # heatmap sanity checks
 
     def to_json(self) -> dict[str, Any]:
         return to_jsonable(self)

@@ -15,12 +15,14 @@ from deepcovid.models.record import ModelRecord
 from deepcovid.shortcuts.figures import (
     contour_grid_figure,
     panel_titles,
+    sanity_figure,
     share_distribution_figure,
 )
 from deepcovid.shortcuts.masks import AuditMasks
 from deepcovid.shortcuts.measure import Audited, measure
 from deepcovid.shortcuts.report import audit_report
 from deepcovid.shortcuts.result import AuditResult, AuditSettings, summarize_audit
+from deepcovid.shortcuts.sanity import with_sanity_checks
 from deepcovid.utils.files import (
     save_figure,
     write_csv_atomic,
@@ -94,6 +96,8 @@ def run_audit(
         measured.images, measured.features, methods, model_thresholds(record), record.threshold,
         settings, split, record.backbone, checkpoint,
     )  # fmt: skip
+    if settings.sanity is not None and explainers:
+        result = with_sanity_checks(result, model, dataset, table, explainers, settings)
     write_json_atomic(result.to_json(), output_dir / "audit.json")
     write_csv_atomic(measured.images, output_dir / "images.csv")
     figures = {
@@ -108,6 +112,10 @@ def run_audit(
             output_dir / "figures" / "overlays.png",
         ),
     }
+    if result.sanity:
+        figures["sanity"] = save_figure(
+            sanity_figure(result.sanity), output_dir / "figures" / "sanity.png"
+        )
     write_text_atomic(audit_report(result), output_dir / "report.md")
     log_audit(list(loggers), result, figures)
     log.info("audit of %d %s images written to %s", len(table), split, output_dir)
