@@ -20,6 +20,7 @@ from deepcovid.models.backbones import FINETUNE_MODES, create_backbone, freeze_a
 from deepcovid.models.record import CHECKPOINT_KEY, ModelRecord
 from deepcovid.models.scores import prob_covid
 from deepcovid.results.predictions import Predictions, PredictionStore, predictions_frame
+from deepcovid.utils.system import strict_float32
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
@@ -141,9 +142,10 @@ class CovidClassifier(L.LightningModule):
         return loss
 
     def evaluation_precision(self) -> contextlib.AbstractContextManager:
-        """float32 for val and test when ``full_precision_eval`` (autocast off), else as is."""
+        """float32 for val and test when ``full_precision_eval`` (autocast and TF32 off), else as
+        is."""
         if self.hparams.full_precision_eval:
-            return torch.autocast(self.device.type, enabled=False)
+            return strict_float32(self.device.type)
         return contextlib.nullcontext()
 
     def evaluation_step(self, stage: str, batch: dict[str, torch.Tensor]) -> None:

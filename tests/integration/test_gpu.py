@@ -45,11 +45,16 @@ DICOMS = SHARED_DATA / "dicom"
 TEST_IMAGES = COUNTS["test/covid"] + COUNTS["test/non"]
 
 
-def command(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+LOGS = os.environ.get("DEEPCOVID_GPU_SMOKE_LOGS")  # a folder: every command's output kept
+
+
+def command(*args: str) -> subprocess.CompletedProcess:
     """``python -m ARGS``; fails the test with the command's last output on a non-zero exit."""
-    result = subprocess.run(
-        [sys.executable, "-m", *args], capture_output=True, text=True, timeout=600, cwd=cwd
-    )
+    result = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True)
+    if LOGS:
+        with (Path(LOGS) / "commands.log").open("a") as log:
+            log.write(f"$ {' '.join(args)}\nexit {result.returncode}\n")
+            log.write(result.stdout[-3000:] + result.stderr[-6000:] + "\n")
     assert result.returncode == 0, f"{args[0]} exited {result.returncode}:\n" + (
         result.stdout[-2000:] + result.stderr[-6000:]
     )
@@ -116,8 +121,9 @@ def test_evaluate(trained: Path, radiographs: Path, tmp_path: Path) -> None:
     trained_test = pd.read_csv(trained / "predictions" / "test.csv")
     merged = evaluated.merge(trained_test, on="path", suffixes=("", "_train"))
     assert len(merged) == len(trained_test)
-    # float32 evaluation on both sides: the same weights give the same scores
-    assert (merged["prob_covid"] - merged["prob_covid_train"]).abs().max() < 1e-4
+    # float32 evaluation on both sides (no TF32): the same weights give the same scores
+    difference = (merged["prob_covid"] - merged["prob_covid_train"]).abs().max()
+    assert difference < 1e-5, f"evaluate and train's test differ by up to {difference:.2e}"
 
 
 @pytest.mark.parametrize("explainer", ["occlusion", "gradcam"])
