@@ -10,9 +10,11 @@ generator) in the COVID-Xray-5k layout; ``experiment=deepcovid_paper`` (224 px, 
 batch 20, COVID over-sampled 5×, cut-off 0.2) with random initial weights (no internet: the
 speed of a step does not depend on the weights' values), bf16-mixed, channels_last, the pixel
 cache and on-device normalisation, no near-duplicate check (the synthetic images are alike by
-design: their perceptual hashes are close), ``--jobs`` backbones at a time on the one GPU (Hydra's
-joblib launcher). Per backbone: wall time from its log's first to last line, and the share of
-training-loop time spent waiting for the next batch (Lightning's SimpleProfiler). Over the
+design: their perceptual hashes are close), ``--jobs`` training processes at a time on the one
+GPU. Per backbone: its process's wall time (start-up, data check, 100 epochs, final test and
+evaluation), the epochs it finished (a job still running after ``--time-limit`` s is stopped
+with SIGTERM, as a cluster's time limit would), and the share of training-loop time spent
+waiting for the next batch (Lightning's SimpleProfiler). Over the
 sweep: wall time and GPU utilisation sampled by ``nvidia-smi`` every 0.5 s.
 """
 
@@ -21,22 +23,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
+
+import pandas as pd
 
 from benchmarks.gpu import radiograph
 from deepcovid.results.markdown import table
 
 BACKBONES = ["resnet18", "resnet50", "squeezenet", "densenet121"]
 COUNTS = {"train/covid": 84, "train/non": 2000, "test/covid": 100, "test/non": 3000}
-STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
 
 
 def write_dataset(root: Path, scale: float, size: int) -> dict[str, int]:
@@ -99,15 +101,6 @@ class GpuSampler:
         }
 
 
-def log_seconds(log: Path) -> float | None:
-    """Seconds from a job log's first to its last time stamp."""
-    stamps = [m.group(1) for line in log.read_text().splitlines() if (m := STAMP.match(line))]
-    if len(stamps) < 2:
-        return None
-    first, last = (datetime.strptime(s, "%Y-%m-%d %H:%M:%S,%f") for s in (stamps[0], stamps[-1]))
-    return (last - first).total_seconds()
-
-
 def data_wait_share(job: Path) -> float | None:
     """Share of the training epochs' time spent fetching the next batch (SimpleProfiler)."""
     reports = list(job.glob("**/fit-profile.txt"))
@@ -126,8 +119,22 @@ def data_wait_share(job: Path) -> float | None:
     return fetch / epochs
 
 
+def epochs_done(job: Path) -> int | None:
+    """Training epochs the job's CSV log recorded a validation for."""
+    metrics = job / "csv" / "metrics.csv"
+    if not metrics.is_file():
+        return None
+    frame = pd.read_csv(metrics)
+    if "val/auroc" not in frame or "epoch" not in frame:
+        return None
+    return int(frame.dropna(subset=["val/auroc"])["epoch"].nunique())
+
+
 def run_mode(args: argparse.Namespace, data: Path, mode: str, epochs: int) -> dict:
-    """One multirun of the four backbones in ``mode`` (head | full), then report."""
+    """The backbones in ``mode`` (head | full), ``--jobs`` training processes at a time (as
+    in several shells: on the H200 machine, Hydra's joblib launcher could not start DataLoader
+    workers inside its loky processes), each stopped by SIGTERM after ``--time-limit`` s; then
+    report."""
     sweep = args.out / f"sweep-{mode}"
     shutil.rmtree(sweep, ignore_errors=True)
     device = (
@@ -135,41 +142,55 @@ def run_mode(args: argparse.Namespace, data: Path, mode: str, epochs: int) -> di
         if args.device == "cuda"
         else ["trainer=cpu", "trainer.precision=32-true"]
     )
-    launcher = (
-        ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.jobs}"] if args.jobs > 1 else []
-    )
     overrides = [
-        "experiment=deepcovid_paper", f"model={','.join(args.backbones)}",
-        "model.pretrained=false", f"model.finetune={mode}", f"trainer.max_epochs={epochs}",
-        f"data.root={data}", "data.near_duplicates=false", "data.cache=true",
-        "data.normalize_on_device=true",
-        f"data.num_workers={args.workers}", "trainer.enable_progress_bar=false",
-        "logger=csv", "print_config=false", f"hydra.sweep.dir={sweep}",
+        "experiment=deepcovid_paper", "model.pretrained=false", f"model.finetune={mode}",
+        f"trainer.max_epochs={epochs}", f"data.root={data}", "data.near_duplicates=false",
+        "data.cache=true", "data.normalize_on_device=true", f"data.num_workers={args.workers}",
+        "trainer.enable_progress_bar=false", "logger=csv", "print_config=false",
         "+trainer.profiler._target_=lightning.pytorch.profilers.SimpleProfiler",
         "+trainer.profiler.filename=profile", "+trainer.profiler.dirpath=${paths.output_dir}",
-        *device, *launcher,
+        *device,
     ]  # fmt: skip
+    jobs = [sweep / f"{i}-{backbone}" for i, backbone in enumerate(args.backbones)]
+    seconds: dict[Path, float] = {}
+    exits: dict[Path, int] = {}
     started = time.perf_counter()
     with GpuSampler() as sampler:
-        result = subprocess.run(
-            [sys.executable, "-m", "deepcovid.train", "-m", *overrides],
-            capture_output=True, text=True,
-        )  # fmt: skip
+        waiting = list(zip(args.backbones, jobs, strict=True))
+        running: dict[Path, tuple[subprocess.Popen, float]] = {}
+        while waiting or running:
+            while waiting and len(running) < args.jobs:
+                backbone, job = waiting.pop(0)
+                job.mkdir(parents=True)
+                command = [sys.executable, "-m", "deepcovid.train", f"model={backbone}",
+                           f"hydra.run.dir={job}", *overrides]  # fmt: skip
+                with (job / "stdout.log").open("w") as log:
+                    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+                running[job] = (process, time.perf_counter())
+            for job, (process, t0) in list(running.items()):
+                overdue = time.perf_counter() - started > args.time_limit
+                if overdue and process.poll() is None:
+                    process.send_signal(signal.SIGTERM)  # deepcovid saves and exits 143
+                    process.wait()
+                if process.poll() is not None:
+                    seconds[job], exits[job] = time.perf_counter() - t0, process.returncode
+                    del running[job]
+            time.sleep(0.5)
     train_seconds = time.perf_counter() - started
-    (args.out / f"train-{mode}.log").write_text(result.stdout + result.stderr)
     report_started = time.perf_counter()
     reported = subprocess.run(
         [sys.executable, "-m", "deepcovid.report", str(sweep), "--no-wandb"],
-        capture_output=True,
-        text=True,
-    )
+        capture_output=True, text=True,
+    )  # fmt: skip
     (args.out / f"report-{mode}.log").write_text(reported.stdout + reported.stderr)
     rows = []
-    for job in sorted(p for p in sweep.iterdir() if p.is_dir() and p.name[:1].isdigit()):
+    for backbone, job in zip(args.backbones, jobs, strict=True):
         metrics = job / "metrics" / "test.json"
         rows.append({
-            "backbone": job.name.split("-", 1)[1],
-            "seconds": log_seconds(job / "train.log") if (job / "train.log").is_file() else None,
+            "backbone": backbone,
+            "exit": exits.get(job),
+            "seconds": round(seconds[job], 1) if job in seconds else None,
+            "epochs_done": epochs_done(job),
             "data_wait_share": data_wait_share(job),
             "test_auroc": json.loads(metrics.read_text())["auroc"] if metrics.is_file() else None,
         })  # fmt: skip
@@ -177,8 +198,7 @@ def run_mode(args: argparse.Namespace, data: Path, mode: str, epochs: int) -> di
         "mode": mode,
         "epochs": epochs,
         "jobs_at_once": args.jobs,
-        "train_exit": result.returncode,
-        "train_error": result.stderr[-1500:] if result.returncode else None,
+        "time_limit": args.time_limit,
         "sweep_seconds": round(train_seconds, 1),
         "report_exit": reported.returncode,
         "report_error": reported.stderr[-1500:] if reported.returncode else None,
@@ -194,7 +214,7 @@ def markdown(runs: list[dict], counts: dict[str, int], device: str) -> str:
     for run in runs:
         lines += [
             f"**finetune={run['mode']}, {run['epochs']} epochs, {run['jobs_at_once']} at once**: "
-            f"sweep {run['sweep_seconds']} s (exit {run['train_exit']}), report "
+            f"all jobs {run['sweep_seconds']} s (limit {run['time_limit']} s), report "
             f"{run['report_seconds']} s (exit {run['report_exit']}), GPU utilisation mean "
             f"{run['gpu_util_mean']} %, memory max {run['gpu_memory_max_mib']} MiB",
             "",
@@ -202,13 +222,16 @@ def markdown(runs: list[dict], counts: dict[str, int], device: str) -> str:
         rows = [
             [
                 r["backbone"],
+                str(r["exit"]),
+                f"{r['epochs_done']} of {run['epochs']}",
                 "—" if r["seconds"] is None else f"{r['seconds']:.1f}",
                 "—" if r["data_wait_share"] is None else f"{100 * r['data_wait_share']:.1f} %",
                 "—" if r["test_auroc"] is None else f"{r['test_auroc']:.3f}",
             ]
             for r in run["backbones"]
         ]
-        lines += [table(["backbone", "job s", "data wait", "test AUROC"], rows), ""]
+        header = ["backbone", "exit", "epochs", "job s", "data wait", "test AUROC"]
+        lines += [table(header, rows), ""]
     return "\n".join(lines)
 
 
@@ -218,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", default=["head:100"], help="finetune:epochs")
     parser.add_argument("--backbones", nargs="+", default=BACKBONES)
     parser.add_argument("--jobs", type=int, default=4, help="backbones trained at once")
+    parser.add_argument("--time-limit", type=float, default=3600.0, help="then SIGTERM (s)")
     parser.add_argument("--workers", type=int, default=3, help="DataLoader workers per job")
     parser.add_argument("--scale", type=float, default=1.0, help="× COVID-Xray-5k's counts")
     parser.add_argument("--source-size", type=int, default=1024, help="image side, about (px)")
@@ -236,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         text = markdown(runs, counts, args.device)
         (args.out / "paper_protocol.md").write_text(text)
         print(text, flush=True)
-    return 0 if all(r["train_exit"] == 0 and r["report_exit"] == 0 for r in runs) else 1
+    finished = all(row["exit"] == 0 for run in runs for row in run["backbones"])
+    return 0 if finished and all(run["report_exit"] == 0 for run in runs) else 1
 
 
 if __name__ == "__main__":
