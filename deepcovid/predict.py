@@ -40,6 +40,7 @@ from deepcovid.models.classifier import CovidClassifier
 from deepcovid.models.exported import ExportedClassifier, load_exported
 from deepcovid.models.record import ModelRecord
 from deepcovid.results.names import RULE_TEXT
+from deepcovid.scope.check import IN_SCOPE_VERDICT, ScopeChecker, load_checker
 from deepcovid.utils.config import CONFIG_PATH
 from deepcovid.utils.files import (
     common_folder,
@@ -49,10 +50,11 @@ from deepcovid.utils.files import (
     write_csv_atomic,
     write_json_atomic,
 )
-from deepcovid.utils.system import resolve_device
+from deepcovid.utils.system import resolve_device, strict_float32
 
 log = logging.getLogger(__name__)
-PREDICT_COLUMNS = ["path", "prob_covid", "predicted_label"]
+PREDICT_COLUMNS = ["path", "prob_covid", "predicted_label", "in_scope", "scope_reason"]
+OUT_OF_SCOPE = ("skip", "score")  # predict.out_of_scope: no call, or scored anyway
 Model = CovidClassifier | ExportedClassifier
 
 
@@ -77,9 +79,16 @@ class DicomOutput:
     unreadable: list[Path] = field(default_factory=list)  # DICOM inputs that did not decode
 
     def add(
-        self, path: Path, name: str, prob_covid: float, threshold: float, overlay: Figure | None
+        self,
+        path: Path,
+        name: str,
+        prob_covid: float | None,
+        threshold: float,
+        overlay: Figure | None,
+        scope_reason: str = "",
     ) -> None:
-        """Results for ``path``, written as ``<name>.sr.dcm`` (+ ``<name>.overlay.dcm``)."""
+        """Results for ``path``, written as ``<name>.sr.dcm`` (+ ``<name>.overlay.dcm``); with
+        a ``scope_reason``, an SR saying "not assessed" and why."""
         if path.suffix.lower() not in DICOM_SUFFIXES:
             self.not_dicom.append(path)
             return
@@ -87,7 +96,7 @@ class DicomOutput:
         try:
             self.written.append(write_dicom_results(
                 path, prob_covid, threshold, self.operating_point, rgb, self.algorithm,
-                self.directory, name,
+                self.directory, name, scope_reason,
             ))  # fmt: skip
         except InvalidSourceError as error:
             log.warning("no DICOM results: %s", error)
@@ -146,10 +155,18 @@ def predict_files(
     cmap: str = "jet",
     alpha: float = 0.5,
     dicom: DicomOutput | None = None,
+    scope: ScopeChecker | None = None,
+    out_of_scope: str = "skip",
 ) -> tuple[pd.DataFrame, list[Path]]:
     """Predictions for the readable ``paths`` (and overlays in ``heatmap_dir`` when an
     ``explainer`` is given, DICOM results with ``dicom``); returns the frame and the skipped
-    paths. An error when no input is readable."""
+    paths. An error when no input is readable.
+
+    With ``scope``, each image gets ``in_scope`` and ``scope_reason``; an out-of-scope image
+    gets no P(COVID), no call, no heatmap and a "not assessed" SR unless ``out_of_scope`` is
+    ``score``. Without, every image counts as in scope."""
+    if out_of_scope not in OUT_OF_SCOPE:
+        raise ValueError(f"out_of_scope={out_of_scope!r}; choose one of {list(OUT_OF_SCOPE)}")
     device = next(model.parameters()).device
     preprocessing = model.record.preprocessing
     transform = EvalPreset(preprocessing)
@@ -170,11 +187,19 @@ def predict_files(
                 dicom.skip(path)
         if not kept:
             continue
+        verdicts = [IN_SCOPE_VERDICT] * len(kept)
+        if scope is not None:
+            found, _ = scope.check_paths(kept)
+            verdicts = [found.get(p, IN_SCOPE_VERDICT) for p in kept]
+        scored = [v.in_scope or out_of_scope == "score" for v in verdicts]
         batch = torch.stack(images).to(device)
-        with torch.inference_mode():
+        with torch.inference_mode(), strict_float32(device.type):
             probs = model.prob_covid(batch).cpu().tolist()
         records += [
-            (str(p), prob, int(prob >= threshold)) for p, prob in zip(kept, probs, strict=True)
+            (str(p), prob, int(prob >= threshold), v.in_scope, v.reason)
+            if score
+            else (str(p), None, None, False, v.reason)
+            for p, prob, v, score in zip(kept, probs, verdicts, scored, strict=True)
         ]
         figures: list[Figure | None] = [None] * len(kept)
         if explainer is not None:
@@ -182,19 +207,27 @@ def predict_files(
             for k, (path, image, heatmap, prob) in enumerate(
                 zip(kept, batch, heatmaps, probs, strict=True)
             ):
+                if not scored[k]:
+                    continue
                 title = heatmap_title(prob, threshold, name=path.name)
                 figures[k] = overlay_figure(
                     to_display(image), heatmap, title, cmap, alpha, explainer.colorbar_label
                 )
                 save_figure(figures[k], heatmap_dir / f"{flat_name(path, root)}.png")
         if dicom is not None:
-            for path, prob, figure in zip(kept, probs, figures, strict=True):
-                dicom.add(path, flat_name(path, root), prob, threshold, figure)
+            for path, prob, figure, v, score in zip(
+                kept, probs, figures, verdicts, scored, strict=True
+            ):
+                reason = "" if score else v.reason
+                dicom.add(path, flat_name(path, root), prob, threshold, figure, reason)
     if not records:
         raise ValueError(
             f"none of the {len(paths)} inputs could be read as an X-ray (see the warnings above)"
         )
-    return pd.DataFrame(records, columns=PREDICT_COLUMNS), skipped
+    frame = pd.DataFrame(records, columns=PREDICT_COLUMNS)
+    frame["prob_covid"] = frame["prob_covid"].astype(float)
+    frame["predicted_label"] = frame["predicted_label"].astype("Int64")
+    return frame, skipped
 
 
 def predict(cfg: DictConfig) -> Path:
@@ -230,9 +263,19 @@ def predict(cfg: DictConfig) -> Path:
         cfg.heatmaps.cmap,
         cfg.heatmaps.alpha,
         dicom,
+        load_checker() if cfg.scope_check else None,
+        cfg.out_of_scope,
     )
     written = write_csv_atomic(frame, output_dir / "predictions.csv")
     log.info("wrote %d predictions to %s", len(frame), written)
+    outside = frame[frame["scope_reason"] != ""]
+    if len(outside):
+        action = "scored anyway" if cfg.out_of_scope == "score" else "not assessed (no call)"
+        log.warning(
+            "%d input(s) are not frontal chest radiographs, %s (out_of_scope=%s):\n%s",
+            len(outside), action, cfg.out_of_scope,
+            "\n".join(f"  {row.path}: {row.scope_reason}" for row in outside.itertuples()),
+        )  # fmt: skip
     if skipped:
         log.warning("%d unreadable input(s) skipped: %s", len(skipped), [str(p) for p in skipped])
     if dicom is not None:

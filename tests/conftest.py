@@ -18,6 +18,10 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# Generated images are not radiographs: the scope check lists them, but keeps and scores them
+# (conf/data/covidx5k.yaml data.out_of_scope, conf/predict.yaml out_of_scope)
+os.environ.setdefault("DEEPCOVID_OUT_OF_SCOPE", "keep")
+os.environ.setdefault("DEEPCOVID_PREDICT_OUT_OF_SCOPE", "score")
 # File facts and cached pixels of the test session (and of its subprocesses) stay out of ~/.cache
 os.environ.setdefault("DEEPCOVID_CACHE_DIR", tempfile.mkdtemp(prefix="deepcovid-test-cache-"))
 

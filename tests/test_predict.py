@@ -73,7 +73,13 @@ def test_folder_with_an_unreadable_file(checkpoint, covidx5k_shared, tmp_path, c
     (inputs / "broken.png").write_bytes(b"not an image")
     with caplog.at_level(logging.WARNING):
         frame = run_predict(checkpoint, inputs, tmp_path / "out", "explainer=gradcam")
-    assert list(frame.columns) == ["path", "prob_covid", "predicted_label"]
+    assert list(frame.columns) == [
+        "path",
+        "prob_covid",
+        "predicted_label",
+        "in_scope",
+        "scope_reason",
+    ]
     assert len(frame) == 6 and not frame["path"].str.contains("broken").any()
     assert "broken.png" in caplog.text  # reported by name, the rest still processed
     assert np.allclose(frame["prob_covid"], direct_prob_covid(checkpoint, list(frame["path"])))

@@ -1,5 +1,6 @@
 """``python -m deepcovid.data.check ROOT_OR_MANIFEST``: counts, image modes and sizes,
-unreadable and implausible files, and leaks across splits (identical or near-identical images,
+unreadable and implausible files, images that are not frontal chest radiographs
+(:mod:`deepcovid.scope`), and leaks across splits (identical or near-identical images,
 shared patients), as console tables and a JSON file; files a folder scan does not read (broken
 links, other types) are listed by name. Exits 1 when the splits leak, else 2 when files are
 unreadable or broken links, else 0.
@@ -19,7 +20,8 @@ from deepcovid.data.cache import HASH_SIZE, FileCache, default_cache_dir
 from deepcovid.data.io import DEFAULT_MAX_IMAGE_PIXELS, set_max_image_pixels
 from deepcovid.data.leaks import MAX_DISTANCE, DataReport, build_report
 from deepcovid.data.samples import UNSUPPORTED, read_manifest, scan_folders
-from deepcovid.utils.files import write_json_atomic
+from deepcovid.scope.check import load_checker
+from deepcovid.utils.files import printable, write_json_atomic
 
 EXIT_LEAK = 1
 EXIT_BAD_FILES = 2
@@ -53,8 +55,15 @@ def table_of(title: str, columns: list[str], rows: list[list[object]]) -> Table:
     return table
 
 
-def render(report: DataReport, skipped: dict[str, str], console: Console, limit: int = 20) -> None:
-    """Print the report and the files not read as tables, then the verdict."""
+def render(
+    report: DataReport,
+    skipped: dict[str, str],
+    console: Console,
+    limit: int = 20,
+    not_frontal: dict[str, str] | None = None,
+) -> None:
+    """Print the report, the images out of scope and the files not read as tables, then the
+    verdict."""
     counts = [[r["split"], r["class"], r["source"], r["images"]] for r in report.counts]
     console.print(table_of("images", ["split", "class", "source", "images"], counts))
     console.print(table_of("modes", ["mode", "images"], [list(m) for m in report.modes.items()]))
@@ -69,6 +78,13 @@ def render(report: DataReport, skipped: dict[str, str], console: Console, limit:
         console.print(
             table_of(f"unreadable files ({len(report.unreadable)})", ["file", "why"], rows)
         )
+    if not_frontal:
+        rows = [[p, why] for p, why in list(not_frontal.items())[:limit]]
+        title = (
+            f"not frontal chest radiographs ({len(not_frontal)}; training leaves them out, "
+            "data.out_of_scope)"
+        )
+        console.print(table_of(title, ["file", "why"], rows))
     if skipped:
         rows = [[p, why] for p, why in list(skipped.items())[:limit]]
         console.print(table_of(f"files not read ({len(skipped)})", ["file", "why"], rows))
@@ -111,6 +127,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"near-duplicate threshold in bits of the {HASH_SIZE * HASH_SIZE}-bit dHash",
     )
     parser.add_argument("--max-image-pixels", type=int, default=DEFAULT_MAX_IMAGE_PIXELS)
+    parser.add_argument(
+        "--no-scope-check",
+        action="store_true",
+        help="skip the check that each image is a frontal chest radiograph",
+    )
     return parser.parse_args(argv)
 
 
@@ -125,8 +146,15 @@ def main(argv: list[str] | None = None) -> int:
         table["path"].tolist(), want_dhash=not args.fast
     )
     report = build_report(table, facts, near=not args.fast, max_distance=args.max_distance)
-    render(report, skipped, Console())
-    write_json_atomic({**report.to_dict(), "not_read": skipped}, args.json)
+    not_frontal = {}
+    if not args.no_scope_check:
+        readable = [p for p in table["path"] if facts[p].readable]
+        verdicts, _ = load_checker().check_paths(map(Path, readable))
+        not_frontal = {printable(p): v.reason for p, v in verdicts.items() if not v.in_scope}
+    render(report, skipped, Console(), not_frontal=not_frontal)
+    write_json_atomic(
+        {**report.to_dict(), "out_of_scope": not_frontal, "not_read": skipped}, args.json
+    )
     print(f"report written to {args.json}")
     if report.leaks:
         return EXIT_LEAK

@@ -37,16 +37,22 @@ from deepcovid.data.splits import (
     assign_splits,
 )
 from deepcovid.data.transforms import EvalPreset, Preprocessing, TrainPreset
+from deepcovid.scope.check import load_checker
 from deepcovid.utils.files import printable
 
 log = logging.getLogger(__name__)
 ON_BAD_FILE = ("error", "skip")
+OUT_OF_SCOPE = ("exclude", "keep", "error")
 EXTERNAL = ("test", "test_and_val")
 MIN_VAL_PER_CLASS = 20  # below this, checkpoint and threshold choice rest on very few images
 
 
 class BadFilesError(ValueError):
     """Image files that cannot be used; the message names every one of them and the fix."""
+
+
+class OutOfScopeError(ValueError):
+    """Images that are not frontal chest radiographs, with ``data.out_of_scope=error``."""
 
 
 def describe(bad: dict[str, str]) -> str:
@@ -118,6 +124,7 @@ class XrayDataModule(L.LightningDataModule):
         download_max_bytes: int = MAX_EXTRACTED_BYTES,
         download_max_ratio: float = MAX_RATIO,
         on_bad_file: str = "error",
+        out_of_scope: str = "keep",
         on_leak: str = "error",
         near_duplicates: bool = False,
         max_distance: int = MAX_DISTANCE,
@@ -132,6 +139,10 @@ class XrayDataModule(L.LightningDataModule):
             raise ValueError(f"data.balance={balance!r}; choose one of {list(BALANCE_MODES)}")
         if on_bad_file not in ON_BAD_FILE:
             raise ValueError(f"data.on_bad_file={on_bad_file!r}; choose one of {list(ON_BAD_FILE)}")
+        if out_of_scope not in OUT_OF_SCOPE:
+            raise ValueError(
+                f"data.out_of_scope={out_of_scope!r}; choose one of {list(OUT_OF_SCOPE)}"
+            )
         if external not in (None, *EXTERNAL):
             raise ValueError(f"data.external={external!r}; choose null or one of {list(EXTERNAL)}")
         self.root = Path(root)
@@ -171,6 +182,7 @@ class XrayDataModule(L.LightningDataModule):
         self.download_sources = dict(download_sources) if download_sources else None
         self.download_limits = {"max_bytes": download_max_bytes, "max_ratio": download_max_ratio}
         self.on_bad_file = on_bad_file
+        self.out_of_scope = out_of_scope
         self.on_leak = on_leak
         self.near_duplicates = near_duplicates
         self.max_distance = max_distance
@@ -183,6 +195,7 @@ class XrayDataModule(L.LightningDataModule):
         self.boxes: dict[str, Box] = {}  # lung boxes, with lung_crop
         self.lung_mask_files: dict[str, Path] = {}  # kept lung masks, with outside_lungs=blank
         self.skipped: dict[str, str] = {}  # path -> why, for the files on_bad_file=skip left out
+        self.not_frontal: dict[str, str] = {}  # path -> scope_reason, excluded or kept
         self._record: DataRecord | None = None
 
     # ---- data on disk -------------------------------------------------------------------
@@ -232,6 +245,37 @@ class XrayDataModule(L.LightningDataModule):
         self.skipped = bad
         return table[~table["path"].isin(list(bad))].reset_index(drop=True)
 
+    def check_scope(self, table: pd.DataFrame) -> pd.DataFrame:
+        """List the images that are not frontal chest radiographs (:mod:`deepcovid.scope`) by
+        name and apply ``out_of_scope``: ``exclude`` drops them (counted in :attr:`skipped`),
+        ``keep`` (the default here; conf/data sets ``exclude``) keeps them, ``error`` stops."""
+        paths = table["path"].tolist()
+        verdicts, unreadable = load_checker().check_paths(map(Path, paths))
+        unread = {
+            Path(p): f"the scope check could not read it: {why}" for p, why in unreadable.items()
+        }
+        self.not_frontal = {
+            p: unread.get(Path(p)) or verdicts[Path(p)].reason
+            for p in paths
+            if Path(p) in unread or not verdicts[Path(p)].in_scope
+        }
+        if not self.not_frontal:
+            return table
+        listing = describe(self.not_frontal)
+        count = f"{len(self.not_frontal)} of {len(table)} images are not frontal chest radiographs"
+        if self.out_of_scope == "error":
+            raise OutOfScopeError(
+                f"{count}:\n{listing}\nFix: remove them from the data, or set "
+                "data.out_of_scope=exclude to leave them out (listed and counted) or keep to "
+                "train on them anyway."
+            )
+        if self.out_of_scope == "keep":
+            log.warning("data.out_of_scope=keep: %s; kept:\n%s", count, listing)
+            return table
+        log.warning("data.out_of_scope=exclude: %s; left out:\n%s", count, listing)
+        self.skipped |= {p: f"out of scope: {why}" for p, why in self.not_frontal.items()}
+        return table[~table["path"].isin(list(self.not_frontal))].reset_index(drop=True)
+
     def complete_splits(self, table: pd.DataFrame) -> pd.DataFrame:
         """The table with every row in a split, and :attr:`split_origin` saying how."""
         if self.external is not None:
@@ -257,7 +301,7 @@ class XrayDataModule(L.LightningDataModule):
         )
         if self.cache and not self.cached_pixels:
             log.info("data.cache: lung-restricted input is read from the files, not the cache")
-        table = self.complete_splits(self.drop_unreadable(table))
+        table = self.complete_splits(self.check_scope(self.drop_unreadable(table)))
         self.report = build_report(table, self.facts, self.near_duplicates, self.max_distance)
         enforce(self.report, self.on_leak)
         if self.cached_pixels:

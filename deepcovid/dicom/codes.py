@@ -20,6 +20,8 @@ checked against a published terminology source; none is invented.
   the number is.
 * Thresholded call: a qualitative evaluation whose concept is the finding and whose value is
   SNOMED CT 52101004 "Present" or 272519000 "Absent" (CID 240 "Present-Absent").
+* Not assessed (an input that is not a frontal chest radiograph): no probability and no call,
+  only DCM 121106 "Comment" with :data:`NOT_ASSESSED` and the reason as text.
 * Procedure reported: SNOMED CT 399208008 "Plain chest X-ray (procedure)".
 """
 
@@ -28,9 +30,14 @@ from __future__ import annotations
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
+from deepcovid.scope.check import NOT_ASSESSED
+
+__all__ = ["ABSENT", "CERTAINTY_OF_FINDING", "COMMENT", "COVID_19", "NOT_ASSESSED", "PRESENT"]
+
 COVID_19 = Code("840539006", "SCT", "COVID-19")
 CERTAINTY_OF_FINDING = codes.DCM.CertaintyOfFinding
 UNITLESS = codes.UCUM.NoUnits
 PRESENT = codes.SCT.Present
 ABSENT = codes.SCT.Absent
+COMMENT = codes.DCM.Comment
 PLAIN_CHEST_XRAY = Code("399208008", "SCT", "Plain chest X-ray")

@@ -20,7 +20,12 @@ from pydicom.errors import InvalidDicomError
 
 from deepcovid.dicom.repair import InvalidSourceError, Repair, repair_header
 from deepcovid.dicom.secondary_capture import build_overlay, check_overlay
-from deepcovid.dicom.structured_report import AlgorithmInfo, Classification, build_report
+from deepcovid.dicom.structured_report import (
+    AlgorithmInfo,
+    Classification,
+    NotAssessed,
+    build_report,
+)
 from deepcovid.utils.files import atomic_path, printable
 
 log = logging.getLogger(__name__)
@@ -79,31 +84,38 @@ def save(dataset: Dataset, path: Path) -> Path:
 
 def write_dicom_results(
     source: str | Path,
-    prob_covid: float,
+    prob_covid: float | None,
     threshold: float,
     operating_point: str,
     overlay_rgb: np.ndarray | None,
     algorithm: AlgorithmInfo,
     output_dir: str | Path,
     name: str | None = None,
+    scope_reason: str = "",
 ) -> DicomResults:
     """Write the SR (and the overlay SC, unless ``overlay_rgb`` is None) for ``source`` as
     ``<name>.sr.dcm`` (and ``<name>.overlay.dcm``; ``name`` defaults to the source's stem).
 
     ``operating_point`` names where ``threshold`` comes from (e.g. "max Youden's J on val");
     the call is COVID when ``prob_covid >= threshold``. ``overlay_rgb`` is a (rows, columns, 3)
-    uint8 array. Each repair of the source's header is logged as a warning and returned.
-    Raises ValueError (InvalidSourceError for the source) before writing anything.
+    uint8 array. With a ``scope_reason`` (the source is not a frontal chest radiograph,
+    :mod:`deepcovid.scope`) the SR says "not assessed" and why, with no P(COVID) and no call;
+    ``prob_covid`` is then ignored. Each repair of the source's header is logged as a warning
+    and returned. Raises ValueError (InvalidSourceError for the source) before writing anything.
     """
     source, output_dir = Path(source), Path(output_dir)
-    classification = Classification(float(prob_covid), float(threshold), operating_point)
+    result = (
+        NotAssessed(scope_reason, operating_point, float(threshold))
+        if scope_reason
+        else Classification(float(prob_covid), float(threshold), operating_point)
+    )
     if overlay_rgb is not None:
         check_overlay(overlay_rgb)
     header, repairs = repair_header(read_source_header(source), printable(source))
     for repair in repairs:
         log.warning("%s: %s", printable(source), repair)
     try:
-        report = build_report(header, classification, algorithm, SR_SERIES_NUMBER)
+        report = build_report(header, result, algorithm, SR_SERIES_NUMBER)
         overlay = (
             None
             if overlay_rgb is None

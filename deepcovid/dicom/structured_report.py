@@ -29,7 +29,9 @@ from deepcovid import __version__
 from deepcovid.dicom.codes import (
     ABSENT,
     CERTAINTY_OF_FINDING,
+    COMMENT,
     COVID_19,
+    NOT_ASSESSED,
     PLAIN_CHEST_XRAY,
     PRESENT,
     UNITLESS,
@@ -104,7 +106,7 @@ class Classification:
 
 
 def algorithm_identification(
-    algorithm: AlgorithmInfo, classification: Classification
+    algorithm: AlgorithmInfo, operating_point: str, threshold: float
 ) -> hd.sr.AlgorithmIdentification:
     """TID 4019: name, version, and as parameters the weights' hash and the operating point."""
     return hd.sr.AlgorithmIdentification(
@@ -112,8 +114,8 @@ def algorithm_identification(
         version=algorithm.version,
         parameters=[
             f"weights sha256: {algorithm.weights_sha256}",
-            f"operating point: {classification.operating_point}",
-            f"threshold: {classification.threshold!r}",
+            f"operating point: {operating_point}",
+            f"threshold: {threshold!r}",
             "decision rule: COVID-19 present when P(COVID) >= threshold",
         ],
     )
@@ -138,14 +140,41 @@ def image_library_header(source: Dataset) -> Dataset:
     return header
 
 
+@dataclass(frozen=True)
+class NotAssessed:
+    """No call for an image outside the model's scope: the SR states why instead."""
+
+    reason: str  # e.g. "DICOM Modality CT"
+    operating_point: str
+    threshold: float
+
+    @property
+    def text(self) -> str:
+        return f"{NOT_ASSESSED} ({self.reason})"
+
+
+def finding_items(
+    result: Classification | NotAssessed,
+) -> tuple[list[hd.sr.Measurement], list[hd.sr.QualitativeEvaluation]]:
+    """P(COVID) and the call; neither when the image was not assessed."""
+    if isinstance(result, NotAssessed):
+        return [], []
+    measurement = hd.sr.Measurement(
+        name=CERTAINTY_OF_FINDING, value=float(result.prob_covid), unit=UNITLESS
+    )
+    call = hd.sr.QualitativeEvaluation(name=COVID_19, value=PRESENT if result.is_covid else ABSENT)
+    return [measurement], [call]
+
+
 def build_report(
     source: Dataset,
-    classification: Classification,
+    result: Classification | NotAssessed,
     algorithm: AlgorithmInfo,
     series_number: int,
 ) -> hd.sr.ComprehensiveSR:
     """The SR for ``source`` (a header whose values are valid, see ``repair.repair_header``),
-    in the source's study, in a new series."""
+    in the source's study, in a new series. A :class:`NotAssessed` result has no P(COVID) and
+    no call, only a comment saying why."""
     observer = hd.sr.ObserverContext(
         observer_type=hd.sr.CodedConcept("121007", "DCM", "Device"),
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
@@ -155,24 +184,23 @@ def build_report(
             model_name=f"{algorithm.name} {algorithm.version}",
         ),
     )
+    measurements, evaluations = finding_items(result)
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=TRACKING_IDENTIFIER),
         finding_type=COVID_19,
-        algorithm_id=algorithm_identification(algorithm, classification),
+        algorithm_id=algorithm_identification(algorithm, result.operating_point, result.threshold),
         source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(source)],
-        measurements=[
-            hd.sr.Measurement(
-                name=CERTAINTY_OF_FINDING,
-                value=float(classification.prob_covid),
-                unit=UNITLESS,
-            )
-        ],
-        qualitative_evaluations=[
-            hd.sr.QualitativeEvaluation(
-                name=COVID_19, value=PRESENT if classification.is_covid else ABSENT
-            )
-        ],
+        measurements=measurements,
+        qualitative_evaluations=evaluations,
     )
+    if isinstance(result, NotAssessed):
+        group[0].ContentSequence.append(
+            hd.sr.TextContentItem(
+                name=COMMENT,
+                value=result.text,
+                relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+            )
+        )
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
         procedure_reported=PLAIN_CHEST_XRAY,

@@ -31,6 +31,13 @@ from deepcovid.data.samples import list_inputs
 from deepcovid.lungs.quality import QualityLimits
 from deepcovid.lungs.segmenter import LungSegmenter, load_segmenter
 from deepcovid.lungs.weights import SHIPPED_WEIGHTS
+from deepcovid.scope.check import (
+    IN_SCOPE_VERDICT,
+    NOT_FRONTAL,
+    ScopeChecker,
+    load_checker,
+    scope_flag,
+)
 from deepcovid.utils.config import CONFIG_PATH
 from deepcovid.utils.files import (
     atomic_path,
@@ -81,10 +88,15 @@ def write_mask(mask: np.ndarray, path: Path) -> None:
 
 
 def segment_files(
-    segmenter: LungSegmenter, paths: Sequence[Path], out: Path, batch_size: int = 8
+    segmenter: LungSegmenter,
+    paths: Sequence[Path],
+    out: Path,
+    batch_size: int = 8,
+    scope: ScopeChecker | None = None,
 ) -> SegmentRun:
     """Masks of the readable ``paths`` written under ``out/masks``; the table and the skips.
-    An error when no input is readable."""
+    With ``scope``, an image that is not a frontal chest radiograph has "not a frontal chest
+    radiograph: <why>" in its quality flag. An error when no input is readable."""
     names = mask_names(paths)
     rows, skipped = [], []
     for start in range(0, len(paths), batch_size):
@@ -98,6 +110,7 @@ def segment_files(
                 skipped.append(path)
         if not kept:
             continue
+        verdicts = scope.check_paths(kept)[0] if scope is not None else {}
         for path, result in zip(kept, segmenter.segment_batch(images), strict=True):
             relative = Path(MASKS_DIR) / names[path]
             write_mask(result.mask, out / relative)
@@ -107,7 +120,7 @@ def segment_files(
                     printable(path.resolve()),
                     str(relative),
                     quality.lung_area_share,
-                    quality.quality_flag,
+                    scope_flag(quality.quality_flag, verdicts.get(path, IN_SCOPE_VERDICT).reason),
                 )
             )
     if not rows:
@@ -122,9 +135,17 @@ def segment(cfg: DictConfig) -> SegmentRun:
     segmenter = load_segmenter(weights, cfg.device, QualityLimits(**cfg.quality))
     paths = list_inputs(cfg.inputs)
     out = Path(cfg.output_dir)
-    run = segment_files(segmenter, paths, out, cfg.batch_size)
+    scope = load_checker() if cfg.scope_check else None
+    run = segment_files(segmenter, paths, out, cfg.batch_size, scope)
     table_path = write_csv_atomic(run.table, out / TABLE_NAME)
     flagged = int((run.table["quality_flag"] != "").sum())
+    outside = run.table[run.table["quality_flag"].str.startswith(NOT_FRONTAL)]
+    if len(outside):
+        log.warning(
+            "%d input(s) are not frontal chest radiographs (flagged):\n%s",
+            len(outside),
+            "\n".join(f"  {row.path}: {row.quality_flag}" for row in outside.itertuples()),
+        )
     log.info(
         "%d masks written to %s (%d flagged); %d of %d inputs skipped as unreadable",
         len(run.table),

@@ -16,6 +16,12 @@ from tests.dicom.conftest import write_cr
 
 NONFRONTAL = SHARED_DATA / "nonfrontal"
 CXR_FULLRES = SHARED_DATA / "cxr-fullres"
+CT_PLANE = {  # the Image Plane module: type 1 in a CT image, read by highdicom's SR
+    "PixelSpacing": [0.7, 0.7],
+    "ImageOrientationPatient": [1, 0, 0, 0, 1, 0],
+    "ImagePositionPatient": [0, 0, 0],
+    "SliceThickness": 1.0,
+}
 
 
 def heldout_patients() -> set[str]:
@@ -44,12 +50,12 @@ def heldout_images() -> pd.DataFrame:
 
 @pytest.fixture
 def header_dicoms(tmp_path: Path) -> dict[str, Path]:
-    """A CT DICOM (Modality CT), a lateral CR (ViewPosition LL), an abdomen CR and a chest PA CR
+    """A CT DICOM (Modality CT, with the plane attributes every CT image has), a lateral CR (ViewPosition LL), an abdomen CR and a chest PA CR
     whose pixels are the same generated image."""
     folder = tmp_path / "dicom"
     folder.mkdir()
     return {
-        "ct": write_cr(folder / "ct.dcm", Modality="CT"),
+        "ct": write_cr(folder / "ct.dcm", Modality="CT", **CT_PLANE),
         "lateral": write_cr(folder / "lateral.dcm", ViewPosition="LL"),
         "abdomen": write_cr(folder / "abdomen.dcm", BodyPartExamined="ABDOMEN"),
         "chest_pa": write_cr(folder / "chest_pa.dcm"),
