@@ -50,8 +50,8 @@ def heldout_images() -> pd.DataFrame:
 
 @pytest.fixture
 def header_dicoms(tmp_path: Path) -> dict[str, Path]:
-    """A CT DICOM (Modality CT, with the plane attributes every CT image has), a lateral CR (ViewPosition LL), an abdomen CR and a chest PA CR
-    whose pixels are the same generated image."""
+    """A CT DICOM (Modality CT, with the plane attributes every CT image has), a lateral CR
+    (ViewPosition LL), an abdomen CR and a chest PA CR, all with the same generated pixels."""
     folder = tmp_path / "dicom"
     folder.mkdir()
     return {
