@@ -18,13 +18,15 @@ from deepcovid.audit import audit
 from deepcovid.data.io import load_image
 from deepcovid.data.transforms import EvalPreset
 from deepcovid.evaluate import evaluate
-from deepcovid.explain.explainers import OcclusionExplainer
+from deepcovid.explain.explainers import GradCamExplainer, OcclusionExplainer
+from deepcovid.explain.sanity import SanitySettings, sanity_checks
 from deepcovid.models.checkpoints import load_classifier
 from deepcovid.shortcuts.attribution import score_map
 from deepcovid.shortcuts.plant import marker_mask, plant
 from deepcovid.train import train
 from deepcovid.utils.config import compose_config
 from tests.conftest import CXR_DEV, best_checkpoint, requires_real_data
+from tests.explain.test_sanity import EdgeExplainer
 
 pytestmark = [requires_real_data, pytest.mark.realdata, pytest.mark.slow]
 QUIET = ["trainer=cpu", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
@@ -110,3 +112,27 @@ def test_moving_the_test_marker_to_the_other_class_collapses_the_auroc(planted, 
     evaluation = evaluate(compose_config("eval", overrides, str(tmp_path)))
     assert evaluation.auroc <= 0.2, evaluation.auroc
     print(f"planted: AUROC with the marker moved to non-COVID {evaluation.auroc:.3f}")
+
+
+def test_the_randomisation_check_fires_for_an_edge_map_not_for_occlusion(planted) -> None:
+    """Maps of 16 test images (8 per class) after re-initialising the head, then the top
+    quarter, half and all of the layers: occlusion's move away from the original, an edge map
+    (which ignores the model) does not."""
+    model = load_classifier(best_checkpoint(planted["run"])).eval()
+    preset = EvalPreset(model.record.preprocessing)
+    paths = [sorted((planted["data"] / "test" / c).iterdir())[:8] for c in ("covid", "non")]
+    images = torch.stack([preset(load_image(p)) for p in [*paths[0], *paths[1]]])
+    explainers = {
+        "occlusion": OcclusionExplainer(window=8, stride=8, score="logit"),
+        "gradcam": GradCamExplainer(),
+        "edges": EdgeExplainer(),
+    }
+    checks = sanity_checks(model, images, explainers, SanitySettings())
+    for method, check in checks.items():
+        steps = ", ".join(f"{s.step}: {s.spearman:.3f} / {s.ssim:.3f}"
+                          for s in check.randomisation.steps)  # fmt: skip
+        print(f"planted, {method} Spearman / SSIM to the original maps: {steps}; deletion "
+              f"area between the curves {check.deletion.area_between:+.3f}")  # fmt: skip
+    assert checks["edges"].randomisation.flagged
+    assert not checks["occlusion"].randomisation.flagged
+    assert checks["occlusion"].deletion.area_between > 0  # it finds the marker the model uses
