@@ -91,6 +91,9 @@ def run_audit(
         model, dataset, table, masks, explainers, settings.baseline,
         settings.batch_size, settings.panel_size, settings.seed,
     )  # fmt: skip
+    images = measured.images  # images out of scope (kept by data.out_of_scope=keep) named
+    images["scope_reason"] = images["path"].map(datamodule.not_frontal).fillna("")
+    images["in_scope"] = images["scope_reason"] == ""
     methods = {name: explainer.colorbar_label for name, explainer in explainers.items()}
     result = summarize_audit(
         measured.images, measured.features, methods, model_thresholds(record), record.threshold,
