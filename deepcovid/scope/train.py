@@ -36,7 +36,7 @@ from deepcovid.scope.model import CLASSES, IN_SCOPE, ScopeNet, ScopeShape
 from deepcovid.scope.synthetic import synthetic_image
 from deepcovid.scope.weights import WEIGHTS_NAME, save_network
 from deepcovid.utils.config import CONFIG_PATH
-from deepcovid.utils.files import printable, write_csv_atomic, write_json_atomic
+from deepcovid.utils.files import printable, sha256_of, write_csv_atomic, write_json_atomic
 from deepcovid.utils.system import available_cpus
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,17 @@ def read_examples(cfg: DictConfig) -> list[Example]:
         path = Path(cfg.nonfrontal).parent / row.path
         examples.append(Example(str(path), row.kind, str(row.patient_id), "nonfrontal"))
     return examples
+
+
+def drop_repeats(examples: list[Example]) -> list[Example]:
+    """The first row of each file content (sha256): a file listed twice, even under two
+    patient ids, could otherwise be trained on and held out at once. Repeats are logged."""
+    kept: dict[str, Example] = {}
+    for example in examples:
+        first = kept.setdefault(sha256_of(example.path), example)
+        if first is not example:
+            log.warning("%s repeats %s: left out", printable(example.path), printable(first.path))
+    return list(kept.values())
 
 
 def split_by_patient(
@@ -226,7 +237,8 @@ def train_scope(cfg: DictConfig) -> dict[str, Any]:
     out = Path(cfg.output_dir)
     torch.set_num_threads(max(1, min(int(cfg.threads), available_cpus())))
     torch.manual_seed(cfg.seed)
-    train_set, heldout = split_by_patient(read_examples(cfg), cfg.heldout_fraction, cfg.seed)
+    examples = drop_repeats(read_examples(cfg))
+    train_set, heldout = split_by_patient(examples, cfg.heldout_fraction, cfg.seed)
     started = time.perf_counter()
     synth_train, synth_pixels = synthetic_examples(cfg.synthetic.train, cfg.seed, cfg.load_size)
     pixels = np.concatenate([load_pixels(train_set, cfg.load_size), synth_pixels])

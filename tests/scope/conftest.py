@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 
 from deepcovid.lungs.weights import card_path
+from deepcovid.scope.train import drop_repeats, read_examples
 from deepcovid.scope.weights import SHIPPED_WEIGHTS
-from tests.conftest import CXR_DEV, SHARED_DATA
+from deepcovid.utils.config import compose_config
+from tests.conftest import SHARED_DATA
 from tests.dicom.conftest import write_cr
 
-NONFRONTAL = SHARED_DATA / "nonfrontal"
-CXR_FULLRES = SHARED_DATA / "cxr-fullres"
 CT_PLANE = {  # the Image Plane module: type 1 in a CT image, read by highdicom's SR
     "PixelSpacing": [0.7, 0.7],
     "ImageOrientationPatient": [1, 0, 0, 0, 1, 0],
@@ -31,21 +31,12 @@ def heldout_patients() -> set[str]:
 
 
 def heldout_images() -> pd.DataFrame:
-    """path, kind (frontal | lateral | ct) of every real held-out image."""
+    """path, kind (frontal | lateral | ct) of every real held-out image, read as
+    ``deepcovid.scope.train`` read them (a repeated file once)."""
+    cfg = compose_config("scope_train", [f"data_root={SHARED_DATA}"])
     held = heldout_patients()
-    frames = []
-    for folder, kind in ((CXR_DEV, "frontal"), (CXR_FULLRES, "frontal"), (NONFRONTAL, None)):
-        table = pd.read_csv(folder / "manifest.csv")
-        table = table[table["patient_id"].astype(str).isin(held)]
-        frames.append(
-            pd.DataFrame(
-                {
-                    "path": [str(folder / p) for p in table["path"]],
-                    "kind": kind if kind else table["kind"].tolist(),
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True)
+    examples = [e for e in drop_repeats(read_examples(cfg)) if e.group in held]
+    return pd.DataFrame({"path": [e.path for e in examples], "kind": [e.kind for e in examples]})
 
 
 @pytest.fixture

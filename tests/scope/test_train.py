@@ -11,7 +11,7 @@ import pandas as pd
 from PIL import Image
 
 from deepcovid.scope.check import load_checker
-from deepcovid.scope.train import Example, split_by_patient, train_scope
+from deepcovid.scope.train import Example, drop_repeats, split_by_patient, train_scope
 from deepcovid.scope.weights import WEIGHTS_NAME
 from deepcovid.utils.config import compose_config
 from tests.conftest import chest_like
@@ -71,3 +71,15 @@ def test_split_keeps_each_patient_on_one_side() -> None:
     assert len(train) + len(heldout) == 40
     assert not {e.group for e in train} & {e.group for e in heldout}
     assert heldout
+
+
+def test_a_file_listed_twice_is_kept_once(tmp_path: Path) -> None:
+    """The shared nonfrontal manifest lists one lateral film under two patient ids: without
+    this, one copy could be trained on and the other held out."""
+    image = tmp_path / "a.png"
+    Image.fromarray(chest_like(32, seed=0, positive=True)).save(image)
+    copy = tmp_path / "b.png"
+    copy.write_bytes(image.read_bytes())
+    rows = [Example(str(image), "lateral", "p1", "s"), Example(str(image), "lateral", "p2", "s")]
+    rows.append(Example(str(copy), "lateral", "p3", "s"))
+    assert drop_repeats(rows) == rows[:1]
