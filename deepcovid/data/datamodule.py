@@ -444,20 +444,27 @@ class XrayDataModule(L.LightningDataModule):
         return self.cache and not self.preprocessing.uses_lung_masks
 
     # ---- loaders ------------------------------------------------------------------------
-    def dataset(self, name: str, train: bool = False, complete: bool = False) -> XrayDataset:
+    def dataset(
+        self, name: str, train: bool = False, complete: bool = False, files: bool = False
+    ) -> XrayDataset:
         """The split's dataset (see :meth:`dataset_of`)."""
-        return self.dataset_of(self.split(name), train, complete)
+        return self.dataset_of(self.split(name), train, complete, files)
 
     def dataset_of(
-        self, rows: pd.DataFrame, train: bool = False, complete: bool = False
+        self,
+        rows: pd.DataFrame,
+        train: bool = False,
+        complete: bool = False,
+        files: bool = False,
     ) -> XrayDataset:
-        """``rows`` read from the cache or the files, lung-cropped or blanked as the model's
-        preprocessing says, with the worker-side transform: only the geometry when normalising
-        on the device, unless ``complete`` (for callers that feed the network directly)."""
+        """``rows`` read from the cache (unless ``files``) or the files, lung-cropped or blanked
+        as the model's preprocessing says, with the worker-side transform: only the geometry
+        when normalising on the device, unless ``complete`` (for callers that feed the network
+        directly)."""
         transform = self.train_transform if train else self.eval_transform
         if self.normalize_on_device and not complete:
             transform = transform.geometry
-        loader = self.images.load if self.cached_pixels else load_image
+        loader = self.images.load if self.cached_pixels and not files else load_image
         if self.preprocessing.uses_lung_masks:
             loader = LungLoader(loader, self.boxes or None, self.lung_mask_files or None)
         return XrayDataset(rows, transform, loader)
@@ -500,7 +507,10 @@ class XrayDataModule(L.LightningDataModule):
         return self.loader(self.dataset("val"), self.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
-        return self.loader(self.dataset(self.tested_split), self.eval_batch_size)
+        """The tested split, always read from the files as ``predict`` reads them: the cache's
+        shrunk pixels (JPEGs decoded at a reduced scale) differ slightly, and the tested numbers
+        must be those of the model as it is used."""
+        return self.loader(self.dataset(self.tested_split, files=True), self.eval_batch_size)
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict:
         """With ``normalize_on_device``: uint8 → normalised float, on the device."""

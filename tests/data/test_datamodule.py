@@ -85,3 +85,36 @@ def test_real_cxr_dev_splits_by_patient() -> None:
     assert patients_in_several_splits(table) == {}
     batch = next(iter(dm.test_dataloader()))
     assert batch["image"].shape == (8, 3, 64, 64)
+
+
+def test_the_tested_split_is_read_from_the_files_whatever_the_cache(tmp_path: Path) -> None:
+    """The cache's pixels of a large JPEG come from a reduced-scale decode; the test loader reads
+    the files, as predict does, so train's final test scores what the model scores in use."""
+    from benchmarks.gpu import radiograph
+
+    seed = 0
+    for folder in ("train/covid", "train/non", "test/covid", "test/non"):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+        for i in range(4):
+            radiograph(seed, 1200).save(tmp_path / "data" / folder / f"{i}.jpg", quality=90)
+            seed += 1
+    modules = {
+        cache: XrayDataModule(
+            str(tmp_path / "data"),
+            image_size=64,
+            val_fraction=0.25,
+            num_workers=0,
+            cache=cache,
+            cache_dir=str(tmp_path / "cache"),
+            cache_short_side=128,
+        )  # fmt: skip
+        for cache in (False, True)
+    }
+    for module in modules.values():
+        module.setup("fit")
+    uncached, cached = modules[False], modules[True]
+    tested = next(iter(cached.test_dataloader()))["image"]
+    assert torch.equal(tested, next(iter(uncached.test_dataloader()))["image"])
+    validated = torch.stack([cached.dataset("val")[i]["image"] for i in range(2)])
+    from_files = torch.stack([uncached.dataset("val")[i]["image"] for i in range(2)])
+    assert not torch.equal(validated, from_files)  # val reads the cache: not the files' pixels
