@@ -22,7 +22,6 @@ from deepcovid.models.provenance import WeightsFile
 
 CHECKPOINT_KEY = "deepcovid"
 RECORD_VERSION = 1
-VAL_COLUMNS = ("path", "label", "prob_covid", "patient_id", "source")
 
 
 class MissingRecordError(ValueError):
@@ -30,12 +29,15 @@ class MissingRecordError(ValueError):
 
 
 def frame_to_columns(frame: pd.DataFrame) -> dict[str, Any]:
-    """A predictions frame as checkpoint content: P(COVID) as a float64 tensor (exact), labels
-    as a long tensor, text columns as lists (missing → None)."""
+    """A predictions frame as checkpoint content: P(COVID) and its log-odds (when the frame
+    has them: calibration fits use them) as float64 tensors (exact), labels as a long tensor,
+    text columns as lists (missing → None)."""
     columns: dict[str, Any] = {
         "label": torch.tensor(frame["label"].to_numpy(), dtype=torch.long),
         "prob_covid": torch.tensor(frame["prob_covid"].to_numpy(dtype=np.float64)),
     }
+    if "logit_covid" in frame:
+        columns["logit_covid"] = torch.tensor(frame["logit_covid"].to_numpy(dtype=np.float64))
     for name in ("path", "patient_id", "source"):
         if name in frame:
             columns[name] = [None if pd.isna(v) else str(v) for v in frame[name]]
@@ -46,6 +48,8 @@ def frame_from_columns(columns: dict[str, Any]) -> pd.DataFrame:
     """The inverse of :func:`frame_to_columns`."""
     frame = pd.DataFrame({"path": columns["path"], "label": columns["label"].numpy()})
     frame["prob_covid"] = columns["prob_covid"].numpy()
+    if "logit_covid" in columns:  # records written before the log-odds were kept have none
+        frame["logit_covid"] = columns["logit_covid"].numpy()
     for name in ("patient_id", "source"):
         if name in columns and any(v is not None for v in columns[name]):
             frame[name] = columns[name]
