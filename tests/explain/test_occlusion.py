@@ -225,3 +225,12 @@ def test_gpu_matches_cpu():
     cpu = occlusion(model, x, 6, 3)
     gpu = occlusion(model.cuda(), x.cuda(), 6, 3)
     assert gpu.is_cuda and torch.allclose(gpu.cpu(), cpu, atol=TOLERANCE, rtol=0)
+
+
+def test_auto_is_incremental_on_the_cpu_and_plain_on_a_gpu():
+    grid = OcclusionGrid.create((24, 24), 8, 8)
+    assert not isinstance(make_scorer(toy_model(), grid, "auto"), PlainScorer)
+    assert isinstance(make_scorer(toy_model(), grid, "auto", device_type="cuda"), PlainScorer)
+    assert not isinstance(
+        make_scorer(toy_model(), grid, "incremental", device_type="cuda"), PlainScorer
+    )
