@@ -158,8 +158,10 @@ def randomisation_tests(
     ``target_layer`` as the audit's model has them); the model itself is left untouched."""
     found: dict[str, list[RandomisationStep]] = {name: [] for name in explainers}
     for step, names in cascade(classifier.net, classifier.head_name, settings.layer_shares):
-        net = copy.deepcopy(classifier.net).eval()
-        with torch.random.fork_rng(devices=[]):
+        # Normal tensors, also when called under inference mode (the audit after Lightning's
+        # test): Grad-CAM backpropagates through the copy.
+        with torch.inference_mode(False), torch.random.fork_rng(devices=[]):
+            net = copy.deepcopy(classifier.net).eval()
             torch.manual_seed(settings.seed)
             reinitialise(net, names)
         for method, explainer in explainers.items():

@@ -132,3 +132,12 @@ def test_settings_refuse_bad_fractions() -> None:
         SanitySettings(deletion_fractions=(0.1, 0.5))
     with pytest.raises(ValueError, match="layer_shares"):
         SanitySettings(layer_shares=(0.0,))
+
+
+def test_runs_under_inference_mode_as_after_lightnings_test() -> None:
+    settings = SanitySettings(images=1, layer_shares=(1.0,), deletion_fractions=(0.0, 0.5))
+    model = resnet()
+    with torch.inference_mode():
+        batch = images(1)  # as the audit's images are, after Lightning's test
+        checks = sanity_checks(model, batch, {"gradcam": GradCamExplainer()}, settings)
+    assert len(checks["gradcam"].randomisation.steps) == 2
