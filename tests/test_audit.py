@@ -112,7 +112,7 @@ def test_without_masks_the_audit_runs_what_needs_none(tiny_run, covidx5k_shared,
     assert result.masks.n_with_mask == 0 and len(result.masks.missing) == 14
     assert result.lung_attribution == {} and result.ablation is None
     assert "no image has a lung mask" in result.skipped["ablation"]
-    assert result.skipped["source_probe"] == "the data has no source column"
+    assert result.skipped["confounder source"] == "no image has a source"
     report = (tmp_path / "audit" / "report.md").read_text()
     assert "## Not measured" in report and "no image has a lung mask" in report
 

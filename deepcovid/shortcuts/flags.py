@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from deepcovid.results.collapse import SOURCE, GroupAuroc, collapse_sentences
+from deepcovid.results.collapse import GroupAuroc, collapse_sentences
 from deepcovid.results.markdown import ci_label
 from deepcovid.shortcuts.ablation import Retained, retained_share
 
 if TYPE_CHECKING:
+    from deepcovid.shortcuts.confounders import Confounder
     from deepcovid.shortcuts.result import AuditResult, AuditSettings
 
 NAMES = {"occlusion": "occlusion", "gradcam": "Grad-CAM"}
@@ -115,34 +116,72 @@ def ablation_findings(result: AuditResult, settings: AuditSettings) -> list[str]
     return found
 
 
-def source_findings(result: AuditResult, settings: AuditSettings) -> list[str]:
-    found = []
-    probe = result.source_probe
-    if probe is not None and at_least(probe.accuracy - probe.baseline, settings.probe_margin):
+def probe_findings(confounder: Confounder, settings: AuditSettings) -> list[str]:
+    """The features encode the grouping beyond the label, or within a class."""
+    probe, column, found = confounder.probe, confounder.column, []
+    if probe is None:
+        return []
+    if at_least(probe.accuracy - probe.baseline, settings.probe_margin):
         found.append(
-            f"its penultimate features tell the {probe.n_sources} sources apart beyond what the "
-            f"label says: a linear probe is right for {pct(probe.accuracy)} of the images, "
-            f"against {pct(probe.label_only_accuracy)} for the label alone and "
-            f"{pct(probe.majority_rate)} for always naming the most common source"
+            f"its penultimate features tell the {probe.n_values} {column} values apart beyond "
+            f"what the label says: a linear probe is right for {pct(probe.accuracy)} of the "
+            f"images, against {pct(probe.label_only_accuracy)} for the label alone and "
+            f"{pct(probe.majority_rate)} for always naming the most common {column}"
         )
-    for name, within in ({} if probe is None else probe.within_class).items():
+    for name, within in probe.within_class.items():
         if at_least(within.accuracy - within.majority_rate, settings.probe_margin):
             found.append(
                 f"within the {within.n} {name} images alone its features tell the "
-                f"{within.n_sources} sources apart: a linear probe is right for "
+                f"{within.n_values} {column} values apart: a linear probe is right for "
                 f"{pct(within.accuracy)}, against {pct(within.majority_rate)} for always naming "
-                "their most common source"
+                f"their most common {column}"
             )
-    groups = [GroupAuroc(s.source, s.n, s.n_positive, s.auroc, s.auroc_ci)
-              for s in result.within_source_auroc]  # fmt: skip
-    found += collapse_sentences(SOURCE, groups, result.auroc, result.confidence)
-    confounded = result.confounding
-    if confounded is not None and confounded.single_class_sources:
-        listed = ", ".join(f"{s} ({c} only)" for s, c in confounded.single_class_sources.items())
-        found.append(
-            f"label and source are confounded: {len(confounded.single_class_sources)} source(s) "
-            f"hold one class only ({listed}), {pct(confounded.share_of_images)} of the images"
-        )
+    return found
+
+
+def within_text(confounder: Confounder) -> str:
+    """``within PA images alone the AUROC is 0.550 and within AP 0.580``."""
+    parts = [(s.value, s.auroc) for s in confounder.strata if s.auroc is not None]
+    (first, value), rest = parts[0], parts[1:]
+    text = f"within {first} images alone the AUROC is {value:.3f}"
+    if rest:
+        listed = [f"within {v} {a:.3f}" for v, a in rest]
+        text += ", ".join(["", *listed[:-1]]) + f" and {listed[-1]}"
+    return text
+
+
+def balanced_findings(confounder: Confounder, confidence: float) -> list[str]:
+    """The stratum-balanced AUROC's interval lies below the AUROC of all images: the
+    discrimination comes from the mix of the grouping's values."""
+    c, (low, high) = confounder, confounder.balanced_auroc_ci
+    if c.balanced_auroc is None or c.auroc is None or high is None or high >= c.auroc:
+        return []
+    association = (
+        "" if c.cramers_v is None else f" (Cramér's V of {c.column} and label {c.cramers_v:.2f})"
+    )
+    return [
+        f"{within_text(c)}, against {c.auroc:.3f} over all images with a {c.column}; balanced "
+        f"over {c.column} (COVID–non-COVID pairs within one value only) it is "
+        f"{c.balanced_auroc:.3f} ({ci_label(confidence)} {low:.3f}–{high:.3f}): its "
+        f"discrimination comes largely from the {c.column} mix{association}"
+    ]
+
+
+def confounder_findings(result: AuditResult, settings: AuditSettings) -> list[str]:
+    """Per confounder: the features read it, the AUROC falls within its values, and values
+    holding one class only."""
+    found = []
+    for column, c in result.confounders.items():
+        found += probe_findings(c, settings)
+        found += balanced_findings(c, result.confidence)
+        groups = [GroupAuroc(s.value, s.n, s.n_positive, s.auroc, s.auroc_ci) for s in c.strata]
+        found += collapse_sentences(column, groups, c.auroc, result.confidence)
+        if c.single_class:
+            listed = ", ".join(f"{v} ({k} only)" for v, k in c.single_class.items())
+            found.append(
+                f"label and {column} are confounded: {len(c.single_class)} {column} value(s) "
+                f"hold one class only ({listed}), {pct(c.single_class_share)} of the images"
+            )
     return found
 
 
@@ -151,5 +190,5 @@ def findings(result: AuditResult, settings: AuditSettings) -> list[str]:
     return [
         *ablation_findings(result, settings),
         *attribution_findings(result, settings),
-        *source_findings(result, settings),
+        *confounder_findings(result, settings),
     ]

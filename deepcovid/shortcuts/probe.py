@@ -1,6 +1,6 @@
-"""Source tests: can the model's penultimate features tell the image's source apart (a linear
-probe, patient-grouped cross-validation), how well does it separate the classes within each
-source, and are label and source confounded (a source holding one class only)?"""
+"""Can the model's penultimate features tell a grouping of the images (source, view, sex, …)
+apart? A linear probe, patient-grouped cross-validation, judged against the label alone and run
+within each class. Each image's out-of-fold call goes into ``images.csv``."""
 
 from __future__ import annotations
 
@@ -18,9 +18,6 @@ from torch import nn
 
 from deepcovid import CLASS_TITLES
 from deepcovid.data.splits import patient_groups
-from deepcovid.metrics.bootstrap import bootstrap_interval
-from deepcovid.metrics.discrimination import auroc
-from deepcovid.metrics.operating_points import NO_INTERVAL, Interval
 from deepcovid.metrics.undefined import UndefinedMetric
 
 MAX_FOLDS = 5
@@ -44,29 +41,39 @@ class PenultimateFeatures:
         self.handle.remove()
 
 
+def call_columns(column: str) -> dict[str, str]:
+    """The ``images.csv`` columns of one grouping's probe: each image's out-of-fold call by the
+    features, by the label alone, and by the features within its class (empty: not probed)."""
+    return {
+        "features": f"{column}_probe",
+        "label_only": f"{column}_probe_label_only",
+        "within_class": f"{column}_probe_within_class",
+    }
+
+
 @dataclass(frozen=True)
 class ClassProbe:
-    """The probe within the images of one class: accuracy against its most common source."""
+    """The probe within the images of one class: accuracy against its most common value."""
 
     accuracy: float
     majority_rate: float
-    n_sources: int
+    n_values: int
     n: int
 
 
 @dataclass(frozen=True)
-class SourceProbe:
-    """Cross-validated accuracy (and one-vs-rest AUROC) of predicting the source from the
-    features, against always guessing the most common source and against the label alone
-    (each class's most common source, the same folds): where sources hold one class, the label
-    names the source, and only what the features add beyond it says they read the source.
-    ``within_class``: the probe within each class's images (``within_class_undefined``: why
-    not, per class)."""
+class GroupProbe:
+    """Cross-validated accuracy (and one-vs-rest AUROC) of predicting ``column`` from the
+    features, against always guessing its most common value and against the label alone (each
+    class's most common value, the same folds): where values hold one class, the label names
+    the value, and only what the features add beyond it says they read it. ``within_class``:
+    the probe within each class's images (``within_class_undefined``: why not, per class)."""
 
+    column: str
     accuracy: float
     majority_rate: float
     auroc: float | None
-    n_sources: int
+    n_values: int
     n_folds: int
     n: int
     label_only_accuracy: float
@@ -75,41 +82,20 @@ class SourceProbe:
 
     @property
     def baseline(self) -> float:
-        """The better of always naming the most common source and the label alone."""
+        """The better of always naming the most common value and the label alone."""
         return max(self.majority_rate, self.label_only_accuracy)
 
 
-@dataclass(frozen=True)
-class SourceAuroc:
-    """The AUROC within one source (with its patient bootstrap interval), or why there is none
-    (one class only)."""
-
-    source: str
-    n: int
-    n_positive: int
-    auroc: float | None
-    reason: str | None = None
-    auroc_ci: Interval = NO_INTERVAL
-
-
-@dataclass(frozen=True)
-class Confounding:
-    """Sources that hold one class only, and the share of images in them."""
-
-    single_class_sources: dict[str, str] = field(default_factory=dict)  # source → its class
-    share_of_images: float = 0.0
-
-
-def probed_sources(groups: np.ndarray, sources: np.ndarray) -> pd.Series:
-    """Patients per source, of the sources with at least two (a source of one patient cannot be
-    cross-validated); :class:`UndefinedMetric` when fewer than two such sources remain."""
-    per_source = pd.Series(groups).groupby(sources).nunique()
-    kept = per_source[per_source >= 2]
+def probed_values(groups: np.ndarray, values: np.ndarray, column: str) -> pd.Series:
+    """Patients per value, of the values with at least two (a value of one patient cannot be
+    cross-validated); :class:`UndefinedMetric` when fewer than two such values remain."""
+    per_value = pd.Series(groups).groupby(values).nunique()
+    kept = per_value[per_value >= 2]
     if len(kept) < 2:
-        few = sorted(set(per_source.index) - set(kept.index))
+        few = sorted(set(per_value.index) - set(kept.index))
         raise UndefinedMetric(
-            f"{len(kept)} source(s) with at least 2 patients ({', '.join(kept.index)}); too few "
-            f"to cross-validate: {', '.join(few) or 'none'}"
+            f"{len(kept)} {column} value(s) with at least 2 patients ({', '.join(kept.index)}); "
+            f"too few to cross-validate: {', '.join(few) or 'none'}"
         )
     return kept
 
@@ -117,7 +103,7 @@ def probed_sources(groups: np.ndarray, sources: np.ndarray) -> pd.Series:
 def cross_validated(
     features: np.ndarray, codes: np.ndarray, groups: np.ndarray, n_folds: int, seed: int
 ) -> np.ndarray:
-    """Out-of-fold probabilities of each source code from a logistic-regression probe."""
+    """Out-of-fold probabilities of each value code from a logistic-regression probe."""
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     probabilities = np.zeros((len(codes), int(codes.max()) + 1))
     for train, held in splitter.split(features, codes, groups):
@@ -129,94 +115,89 @@ def cross_validated(
     return probabilities
 
 
-def class_probe(features: np.ndarray, rows: pd.DataFrame, seed: int) -> ClassProbe:
-    """The probe within one class's images (:class:`UndefinedMetric` as for the whole set)."""
-    groups = patient_groups(rows)
-    sources = rows["source"].astype(str).to_numpy()
-    kept = probed_sources(groups, sources)
-    use = np.isin(sources, kept.index)
-    codes = np.searchsorted(np.array(sorted(kept.index)), sources[use])
-    n_folds = int(min(MAX_FOLDS, kept.min()))
-    found = cross_validated(features[use], codes, groups[use], n_folds, seed)
-    majority = float(np.bincount(codes).max() / len(codes))
-    return ClassProbe(float((found.argmax(1) == codes).mean()), majority, len(kept), len(codes))
+class Coded:
+    """The images of the values a probe can use: which rows, their value codes, the names."""
+
+    def __init__(self, rows: pd.DataFrame, column: str) -> None:
+        self.groups = patient_groups(rows)
+        values = rows[column].astype(str).to_numpy()
+        kept = probed_values(self.groups, values, column)
+        self.use = np.isin(values, kept.index)
+        self.names = np.array(sorted(kept.index))
+        self.codes = np.searchsorted(self.names, values[self.use])
+        self.n_folds = int(min(MAX_FOLDS, kept.min()))
+
+    def probabilities(self, features: np.ndarray, seed: int) -> np.ndarray:
+        return cross_validated(
+            features[self.use], self.codes, self.groups[self.use], self.n_folds, seed
+        )
+
+    def calls(self, probabilities: np.ndarray, n: int) -> np.ndarray:
+        """Each of ``n`` rows' called value (None where not probed)."""
+        out = np.full(n, None, dtype=object)
+        out[self.use] = self.names[probabilities.argmax(1)]
+        return out
+
+    @property
+    def majority_rate(self) -> float:
+        return float(np.bincount(self.codes).max() / len(self.codes))
 
 
-def source_probe(features: np.ndarray, rows: pd.DataFrame, seed: int = 0) -> SourceProbe:
-    """The probe, over the sources with at least two patients, against the label alone, and
-    within each class; :class:`UndefinedMetric` when fewer than two such sources remain."""
-    groups = patient_groups(rows)
-    sources = rows["source"].astype(str).to_numpy()
-    kept = probed_sources(groups, sources)
-    use = np.isin(sources, kept.index)
-    names = np.array(sorted(kept.index))
-    codes = np.searchsorted(names, sources[use])
-    label = rows["label"].to_numpy(dtype=int)[use]
-    n_folds = int(min(MAX_FOLDS, kept.min()))
-    probabilities = cross_validated(features[use], codes, groups[use], n_folds, seed)
-    by_label = cross_validated(label[:, None].astype(float), codes, groups[use], n_folds, seed)
+def group_probe(
+    features: np.ndarray, rows: pd.DataFrame, column: str, seed: int = 0
+) -> tuple[GroupProbe, pd.DataFrame]:
+    """The probe of ``column`` over its values with at least two patients, against the label
+    alone, and within each class, with each row's calls (:func:`call_columns`);
+    :class:`UndefinedMetric` when fewer than two such values remain."""
+    coded = Coded(rows, column)
+    label = rows["label"].to_numpy(dtype=int)
+    probabilities = coded.probabilities(features, seed)
+    by_label = coded.probabilities(label[:, None].astype(float), seed)
     try:
         score = (
-            roc_auc_score(codes, probabilities[:, 1])
-            if len(names) == 2
-            else roc_auc_score(codes, probabilities, multi_class="ovr", labels=range(len(names)))
+            roc_auc_score(coded.codes, probabilities[:, 1])
+            if len(coded.names) == 2
+            else roc_auc_score(
+                coded.codes, probabilities, multi_class="ovr", labels=range(len(coded.names))
+            )
         )
     except ValueError:
         score = None
+    names = call_columns(column)
+    calls = pd.DataFrame(
+        {
+            names["features"]: coded.calls(probabilities, len(rows)),
+            names["label_only"]: coded.calls(by_label, len(rows)),
+            names["within_class"]: np.full(len(rows), None, dtype=object),
+        },
+        index=rows.index,
+    )
     within, undefined = {}, {}
     for value in (1, 0):
-        of_class = (rows["label"].to_numpy(dtype=int) == value) & use
+        of_class = label == value
         try:
-            within[CLASS_TITLES[value]] = class_probe(features[of_class], rows[of_class], seed)
+            inner = Coded(rows[of_class], column)
+            found = inner.probabilities(features[of_class], seed)
         except (UndefinedMetric, ValueError) as reason:
             undefined[CLASS_TITLES[value]] = str(reason)
-    return SourceProbe(
-        accuracy=float((probabilities.argmax(1) == codes).mean()),
-        majority_rate=float(np.bincount(codes).max() / len(codes)),
+            continue
+        calls.loc[of_class, names["within_class"]] = inner.calls(found, int(of_class.sum()))
+        within[CLASS_TITLES[value]] = ClassProbe(
+            float((found.argmax(1) == inner.codes).mean()),
+            inner.majority_rate,
+            len(inner.names),
+            len(inner.codes),
+        )
+    probe = GroupProbe(
+        column=column,
+        accuracy=float((probabilities.argmax(1) == coded.codes).mean()),
+        majority_rate=coded.majority_rate,
         auroc=score,
-        n_sources=len(names),
-        n_folds=n_folds,
-        n=len(codes),
-        label_only_accuracy=float((by_label.argmax(1) == codes).mean()),
+        n_values=len(coded.names),
+        n_folds=coded.n_folds,
+        n=len(coded.codes),
+        label_only_accuracy=float((by_label.argmax(1) == coded.codes).mean()),
         within_class=within,
         within_class_undefined=undefined,
     )
-
-
-def within_source(
-    rows: pd.DataFrame, resamples: int, confidence: float, seed: int
-) -> list[SourceAuroc]:
-    """The AUROC within each source with its (patient) bootstrap interval; a source with one
-    class is reported as such."""
-    found = []
-    for source, group in rows.groupby("source", sort=True):
-        label = group["label"].to_numpy(dtype=int)
-        prob = group["prob_covid"].to_numpy(dtype=np.float64)
-        positives = int(label.sum())
-        try:
-            value = auroc(label, prob)
-        except UndefinedMetric:
-            only = CLASS_TITLES[int(positives > 0)]
-            reason = f"only {only} images: sensitivity or specificity only"
-            found.append(SourceAuroc(str(source), len(group), positives, None, reason))
-            continue
-        ids = group["patient_id"].to_numpy() if group["patient_id"].notna().any() else None
-        try:
-            drawn = bootstrap_interval(label, prob, auroc, ids, resamples, confidence, seed)
-            ci, reason = (drawn.low, drawn.high), None
-        except UndefinedMetric as why:
-            ci, reason = NO_INTERVAL, f"no interval: {why}"
-        found.append(SourceAuroc(str(source), len(group), positives, value, reason, ci))
-    return found
-
-
-def confounding(rows: pd.DataFrame) -> Confounding:
-    """Sources holding one class only, and the share of the images they hold."""
-    single = {}
-    affected = 0
-    for source, group in rows.groupby("source", sort=True):
-        classes = set(group["label"].astype(int))
-        if len(classes) == 1:
-            single[str(source)] = CLASS_TITLES[classes.pop()]
-            affected += len(group)
-    return Confounding(single, affected / len(rows) if len(rows) else 0.0)
+    return probe, calls

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from deepcovid.results.markdown import ci_label, number, table, with_ci
 from deepcovid.shortcuts.attribution import LungAttribution
+from deepcovid.shortcuts.confounders import BALANCED_ESTIMATOR, Confounder, StratumAuroc
 from deepcovid.shortcuts.flags import NAMES, pct, retained_decision, retained_text
-from deepcovid.shortcuts.probe import SourceAuroc
+from deepcovid.shortcuts.probe import call_columns
 from deepcovid.shortcuts.result import AuditResult
 
 FIGURES = {"lung_share": "Lung share of positive attribution by class",
@@ -124,50 +125,79 @@ def retained_lines(result: AuditResult) -> list[str]:
     ]
 
 
-def source_auroc_text(s: SourceAuroc, confidence: float) -> str:
+def stratum_auroc_text(s: StratumAuroc) -> str:
     if s.auroc is None:
         return str(s.reason)
     why = "" if s.reason is None else f" ({s.reason})"
     return with_ci(s.auroc, s.auroc_ci) + why
 
 
-def source_section(result: AuditResult) -> list[str]:
-    lines = []
-    probe = result.source_probe
+def probe_lines(c: Confounder, skipped: str | None) -> list[str]:
+    probe = c.probe
     if probe is None:
-        lines.append(f"No source probe: {result.skipped.get('source_probe')}.")
-    else:
-        lines.append(
-            f"A logistic-regression probe of the penultimate features, cross-validated over "
-            f"{probe.n_folds} patient-grouped folds, names the source of {pct(probe.accuracy)} of "
-            f"{probe.n} images ({probe.n_sources} sources; AUROC {number(probe.auroc)}). The "
-            f"label alone (each class's most common source, the same folds) names it for "
-            f"{pct(probe.label_only_accuracy)}, always naming the most common source for "
-            f"{pct(probe.majority_rate)}: only what the features add beyond the better of the "
-            "two is flagged."
-        )
-        lines += [
-            f"- Within the {within.n} {name} images ({within.n_sources} sources): the probe is "
-            f"right for {pct(within.accuracy)}, the most common source for "
+        return [f"No {c.column} probe: {skipped}."]
+    return [
+        f"A logistic-regression probe of the penultimate features, cross-validated over "
+        f"{probe.n_folds} patient-grouped folds, names the {c.column} of {pct(probe.accuracy)} "
+        f"of {probe.n} images ({probe.n_values} values; AUROC {number(probe.auroc)}). The "
+        f"label alone (each class's most common {c.column}, the same folds) names it for "
+        f"{pct(probe.label_only_accuracy)}, always naming the most common {c.column} for "
+        f"{pct(probe.majority_rate)}: only what the features add beyond the better of the two "
+        f"is flagged (each image's calls: {', '.join(call_columns(c.column).values())} in "
+        "images.csv).",
+        *[
+            f"- Within the {within.n} {name} images ({within.n_values} values): the probe is "
+            f"right for {pct(within.accuracy)}, the most common {c.column} for "
             f"{pct(within.majority_rate)}."
             for name, within in probe.within_class.items()
-        ]
-        lines += [
+        ],
+        *[
             f"- Within the {name} images: no probe ({why})."
             for name, why in probe.within_class_undefined.items()
-        ]
-    if result.within_source_auroc:
-        rows = [[s.source, s.n, s.n_positive, source_auroc_text(s, result.confidence)]
-                for s in result.within_source_auroc]  # fmt: skip
-        auroc = f"AUROC within the source ({ci_label(result.confidence)})"
-        lines += ["", f"AUROC of all {sum(s.n for s in result.within_source_auroc)} images with "
-                  f"a source: {number(result.auroc)}.", "",
-                  table(["Source", "Images", "COVID", auroc], rows)]  # fmt: skip
-    confounded = result.confounding
-    if confounded is not None and confounded.single_class_sources:
-        lines += ["", f"**Label and source are confounded**: {pct(confounded.share_of_images)} "
-                  "of the images come from sources holding one class only."]  # fmt: skip
+        ],
+    ]
+
+
+def confounder_section(c: Confounder, confidence: float) -> list[str]:
+    """One confounder: counts and AUROC per value, association, balanced AUROC, the probe."""
+    auroc = f"AUROC within the value ({ci_label(confidence)})"
+    rows = [[s.value, s.n, s.n_positive, s.n - s.n_positive, stratum_auroc_text(s)]
+            for s in c.strata]  # fmt: skip
+    v = c.undefined.get("cramers_v") if c.cramers_v is None else f"{c.cramers_v:.3f}"
+    balanced = (
+        with_ci(c.balanced_auroc, c.balanced_auroc_ci, label=ci_label(confidence) + " ")
+        if c.balanced_auroc is not None
+        else f"n/a ({c.undefined.get('balanced_auroc')})"
+    )
+    lines = [
+        f"### {c.column}",
+        "",
+        table([c.column, "Images", "COVID", "non-COVID", auroc], rows),
+        "",
+        f"{c.n} images have a {c.column}. Cramér's V of {c.column} and label: {v}. AUROC of "
+        f"all of them: {number(c.auroc)}; balanced over {c.column} ({BALANCED_ESTIMATOR}): "
+        f"{balanced}.",
+        "",
+        *probe_lines(c, c.undefined.get("probe")),
+    ]
+    if c.single_class:
+        lines += ["", f"**Label and {c.column} are confounded**: {pct(c.single_class_share)} "
+                  f"of the images have a {c.column} value holding one class only."]  # fmt: skip
     return [*lines, ""]
+
+
+def confounders_section(result: AuditResult) -> list[str]:
+    if not result.confounders:
+        return ["No grouping of the images to audit (audit.confounders).", ""]
+    lines = [
+        "For each grouping: how it goes with the label (counts, Cramér's V), the AUROC within "
+        "each value that holds both classes (patient bootstrap intervals), the AUROC balanced "
+        "over its values, and whether the penultimate features encode it beyond the label.",
+        "",
+    ]
+    for c in result.confounders.values():
+        lines += confounder_section(c, result.confidence)
+    return lines
 
 
 def audit_report(result: AuditResult, figures_dir: str = "figures") -> str:
@@ -203,9 +233,9 @@ def audit_report(result: AuditResult, figures_dir: str = "figures") -> str:
         f"{100 * result.confidence:g} %, bootstrap over patients where known.",
         "",
         *attribution_section(result),
-        "## Source",
+        "## Confounders",
         "",
-        *source_section(result),
+        *confounders_section(result),
         *sanity_section(result, figures_dir),
         "## Figures",
         "",

@@ -1,8 +1,10 @@
 """The audit's result as one typed object: lung attribution per method (overall, by class,
-correctness and source), lung ablation, source tests, the masks used, and the findings."""
+correctness and source), lung ablation, the confounder audit, the masks used, and the
+findings."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,9 +13,6 @@ import pandas as pd
 
 from deepcovid import CLASS_NAMES
 from deepcovid.explain.sanity import SanityCheck, SanitySettings
-from deepcovid.metrics.discrimination import auroc
-from deepcovid.metrics.summary import arrays
-from deepcovid.metrics.undefined import UndefinedMetric, or_reason
 from deepcovid.shortcuts.ablation import (
     AblationResult,
     Retained,
@@ -21,16 +20,10 @@ from deepcovid.shortcuts.ablation import (
     summarize_ablation,
 )
 from deepcovid.shortcuts.attribution import LungAttribution, summarize_attribution
+from deepcovid.shortcuts.confounders import Confounder, audit_confounder, confounder_columns
 from deepcovid.shortcuts.flags import findings
 from deepcovid.shortcuts.masks import REFUSED
-from deepcovid.shortcuts.probe import (
-    Confounding,
-    SourceAuroc,
-    SourceProbe,
-    confounding,
-    source_probe,
-    within_source,
-)
+from deepcovid.shortcuts.probe import GroupProbe
 from deepcovid.utils.serialize import from_jsonable, to_jsonable
 
 
@@ -47,8 +40,14 @@ class AuditSettings:
     retained_discrimination: float = 0.5  # flag: the lungs removed, the interval of the share
     # of AUROC − 0.5 kept reaches this at its lower end
     share_over_area: float = 1.0  # flag: lung share / lung area at or below this (1 = uniform)
-    probe_margin: float = 0.1  # flag: probe accuracy this far above the majority rate
+    probe_margin: float = 0.1  # flag: probe accuracy this far above the better of the
+    # majority rate and the label alone
     sanity: SanitySettings | None = field(default_factory=SanitySettings)  # None: not checked
+    confounders: Sequence[str] | None = None  # None: each of DEFAULT_CONFOUNDERS the data has
+
+    def __post_init__(self) -> None:
+        if self.confounders is not None:
+            object.__setattr__(self, "confounders", tuple(str(c) for c in self.confounders))
 
 
 @dataclass(frozen=True)
@@ -84,15 +83,12 @@ class AuditResult:
     masks: MaskSummary
     lung_attribution: dict[str, MethodAttribution]
     ablation: dict[str, AblationResult] | None
-    source_probe: SourceProbe | None
-    within_source_auroc: list[SourceAuroc]
-    confounding: Confounding | None
+    confounders: dict[str, Confounder]  # column → its confounder audit
     flags: list[str]
     skipped: dict[str, str] = field(default_factory=dict)
     confidence: float = 0.95  # of every interval in it
     retained: Retained | None = None  # intact − lungs removed (paired), when intact > 0.5
     settings: AuditSettings = field(default_factory=AuditSettings)  # the flags' thresholds
-    auroc: float | None = None  # of every image with a source: the within-source reference
     sanity: dict[str, SanityCheck] = field(default_factory=dict)  # heatmap sanity checks
 
     def to_json(self) -> dict[str, Any]:
@@ -155,7 +151,7 @@ def attribution_by_group(
 
 def summarize_audit(
     images: pd.DataFrame,
-    features: np.ndarray,
+    probes: dict[str, GroupProbe | str],
     methods: dict[str, str],
     thresholds: dict[str, float],
     model_threshold: float,
@@ -164,7 +160,9 @@ def summarize_audit(
     backbone: str,
     checkpoint: str | None,
 ) -> AuditResult:
-    """The :class:`AuditResult` of the measurements (``images.csv`` and the features)."""
+    """The :class:`AuditResult` of the measurements (``images.csv``, with the confounder probes'
+    calls) and each confounder's probe (:func:`~deepcovid.shortcuts.confounders.probe_confounders`,
+    or why there is none)."""
     skipped: dict[str, str] = {}
     with_mask = images[images["lung_area_share"].notna()]
     attribution, ablation, retained = {}, None, None
@@ -182,23 +180,23 @@ def summarize_audit(
             retained = retained_discrimination(
                 with_mask, settings.bootstrap_resamples, settings.confidence, settings.seed
             )
-    probe, sources, confounded, overall = None, [], None, None
-    if images["source"].notna().any():
-        known = images["source"].notna().to_numpy()
-        try:
-            probe = source_probe(features[known], images[known], settings.seed)
-        except UndefinedMetric as reason:
-            skipped["source_probe"] = str(reason)
-        sources = within_source(
-            images[known], settings.bootstrap_resamples, settings.confidence, settings.seed
-        )
-        overall = or_reason(skipped, "auroc", lambda: auroc(*arrays(images[known])))
-        confounded = confounding(images[known])
-    else:
-        skipped["source_probe"] = skipped["within_source_auroc"] = "the data has no source column"
+    columns, left_out = confounder_columns(images, settings.confounders)
+    skipped |= left_out
+    confounders = {
+        column: audit_confounder(
+            images,
+            column,
+            probes[column],
+            settings.bootstrap_resamples,
+            settings.confidence,
+            settings.seed,
+        )  # fmt: skip
+        for column in columns
+    }
     result = AuditResult(
-        split, backbone, checkpoint, methods, mask_summary(images), attribution, ablation,
-        probe, sources, confounded, [], skipped, settings.confidence, retained, settings,
-        overall,
+        split=split, backbone=backbone, checkpoint=checkpoint, methods=methods,
+        masks=mask_summary(images), lung_attribution=attribution, ablation=ablation,
+        confounders=confounders, flags=[], skipped=skipped, confidence=settings.confidence,
+        retained=retained, settings=settings,
     )  # fmt: skip
     return AuditResult(**{**vars(result), "flags": findings(result, settings)})

@@ -12,6 +12,7 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 from deepcovid.data.datamodule import XrayDataModule
 from deepcovid.explain.explainers import Explainer
 from deepcovid.models.record import ModelRecord
+from deepcovid.shortcuts.confounders import confounder_columns, probe_confounders
 from deepcovid.shortcuts.figures import (
     contour_grid_figure,
     panel_titles,
@@ -52,8 +53,12 @@ def audit_summary(result: AuditResult) -> dict[str, float | None]:
             f"audit/{method}/share_over_area": a.share_over_area,
             f"audit/{method}/pointing_hit_rate": a.pointing_hit_rate,
         }
-    if result.source_probe is not None:
-        values["audit/source_probe/accuracy"] = result.source_probe.accuracy
+    for column, c in result.confounders.items():
+        values |= {
+            f"audit/{column}/cramers_v": c.cramers_v,
+            f"audit/{column}/balanced_auroc": c.balanced_auroc,
+            f"audit/{column}/probe_accuracy": None if c.probe is None else c.probe.accuracy,
+        }
     values["audit/flags"] = len(result.flags)
     return values
 
@@ -86,6 +91,7 @@ def run_audit(
     under ``output_dir``."""
     output_dir = Path(output_dir)
     table = datamodule.split(split)
+    columns, _ = confounder_columns(table, settings.confounders)  # a named column it lacks: refused
     dataset = datamodule.dataset(split, complete=True)  # fed to the network directly
     measured = measure(
         model, dataset, table, masks, explainers, settings.baseline,
@@ -94,23 +100,26 @@ def run_audit(
     images = measured.images  # images out of scope (kept by data.out_of_scope=keep) named
     images["scope_reason"] = images["path"].map(datamodule.not_frontal).fillna("")
     images["in_scope"] = images["scope_reason"] == ""
+    for column in columns:  # the rows of measure's table are the split's, in order
+        images[column] = table[column].to_numpy()
+    images, probes = probe_confounders(images, measured.features, columns, settings.seed)
     methods = {name: explainer.colorbar_label for name, explainer in explainers.items()}
     result = summarize_audit(
-        measured.images, measured.features, methods, model_thresholds(record), record.threshold,
+        images, probes, methods, model_thresholds(record), record.threshold,
         settings, split, record.backbone, checkpoint,
     )  # fmt: skip
     if settings.sanity is not None and explainers:
         result = with_sanity_checks(result, model, dataset, table, explainers, settings)
     write_json_atomic(result.to_json(), output_dir / "audit.json")
-    write_csv_atomic(measured.images, output_dir / "images.csv")
+    write_csv_atomic(images, output_dir / "images.csv")
     figures = {
         "lung_share": save_figure(
-            share_distribution_figure(measured.images, list(explainers)),
+            share_distribution_figure(images, list(explainers)),
             output_dir / "figures" / "lung_share.png",
         ),
         "overlays": save_figure(
             contour_grid_figure(
-                measured.panel, list(explainers), panel_titles(measured.panel, measured.images)
+                measured.panel, list(explainers), panel_titles(measured.panel, images)
             ),
             output_dir / "figures" / "overlays.png",
         ),

@@ -85,6 +85,7 @@ def test_both_reports_say_the_auroc_collapses_within_the_mixed_source(tmp_path: 
     (finding,) = [f for f in audited.flags if f.startswith(f"Within source '{MIXED}'")]
     audit_md = (tmp_path / "audit" / "audit" / "report.md").read_text()
     assert f"- {finding}." in audit_md.split("## Findings")[1].split("\n## ")[0]
-    (mixed,) = [s for s in audited.within_source_auroc if s.source == MIXED]
-    print(f"confounded: looks {learned:.3f}, overall {audited.auroc:.3f}, within {MIXED} "
+    source = audited.confounders["source"]
+    (mixed,) = [s for s in source.strata if s.value == MIXED]
+    print(f"confounded: looks {learned:.3f}, overall {source.auroc:.3f}, within {MIXED} "
           f"{mixed.auroc:.3f} {mixed.auroc_ci}")  # fmt: skip

@@ -6,6 +6,7 @@ import pandas as pd
 
 from deepcovid.metrics.summary import MetricSettings, ModelInfo, summarize
 from deepcovid.results.markdown import results_section
+from deepcovid.shortcuts.confounders import probe_confounders
 from deepcovid.shortcuts.report import audit_report
 from deepcovid.shortcuts.result import AuditSettings, summarize_audit
 
@@ -40,7 +41,8 @@ def audited(frame: pd.DataFrame):
     )  # fmt: skip
     features = np.zeros((len(frame), 4))  # features that hold nothing
     settings = AuditSettings(bootstrap_resamples=200)
-    return summarize_audit(images, features, {}, {}, 0.5, settings, "test", "resnet18", None)
+    images, probes = probe_confounders(images, features, ["source"], 0)
+    return summarize_audit(images, probes, {}, {}, 0.5, settings, "test", "resnet18", None)
 
 
 def test_both_reports_say_that_the_auroc_collapses_within_the_mixed_hospital() -> None:
@@ -59,9 +61,11 @@ def test_both_reports_say_that_the_auroc_collapses_within_the_mixed_hospital() -
     )
     assert said in care
     audit = audited(frame)
-    assert audit.auroc == evaluation.auroc
+    assert audit.confounders["source"].auroc == evaluation.auroc
     (finding,) = [f for f in audit.flags if f.startswith("Within source 'hospital C'")]
-    assert f"the AUROC is {c.auroc:.3f}" in finding and f"below the {audit.auroc:.3f}" in finding
+    assert (
+        f"the AUROC is {c.auroc:.3f}" in finding and f"below the {evaluation.auroc:.3f}" in finding
+    )
     assert f"- {finding}." in audit_report(audit)
     print(f"overall {evaluation.auroc:.3f}, within hospital C {c.auroc:.3f} {c.auroc_ci}")
 

@@ -74,7 +74,7 @@ def audited(intact: np.ndarray, removed: np.ndarray, label: np.ndarray, resample
         }
     )
     settings = AuditSettings(bootstrap_resamples=resamples)
-    return summarize_audit(images, np.zeros((n, 2)), {}, {}, 0.5, settings, "test", "r18", None)
+    return summarize_audit(images, {}, {}, {}, 0.5, settings, "test", "r18", None)
 
 
 def test_the_retained_share_has_a_paired_interval_and_the_flag_is_decided_on_it() -> None:

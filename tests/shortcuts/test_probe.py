@@ -1,4 +1,5 @@
-"""Source tests: the probe finds what the features hold, per source AUROC, confounding."""
+"""The probe of a grouping (here the source) finds what the features hold; per source AUROC,
+confounding."""
 
 from types import SimpleNamespace
 
@@ -9,14 +10,20 @@ import torch
 from torch import nn
 
 from deepcovid.metrics.undefined import UndefinedMetric
-from deepcovid.shortcuts.flags import source_findings
-from deepcovid.shortcuts.probe import (
-    PenultimateFeatures,
-    confounding,
-    source_probe,
-    within_source,
-)
+from deepcovid.shortcuts.confounders import audit_confounder, strata_aurocs
+from deepcovid.shortcuts.flags import confounder_findings
+from deepcovid.shortcuts.probe import GroupProbe, PenultimateFeatures, group_probe
 from deepcovid.shortcuts.result import AuditSettings
+
+
+def source_probe(features: np.ndarray, rows: pd.DataFrame) -> GroupProbe:
+    return group_probe(features, rows, "source")[0]
+
+
+def source_findings(rows: pd.DataFrame, probe: GroupProbe) -> list[str]:
+    audited = audit_confounder(rows, "source", probe, 100, 0.95, 0)
+    result = SimpleNamespace(confounders={"source": audited}, confidence=0.95)
+    return confounder_findings(result, AuditSettings())
 
 
 def table(n: int = 120, seed: int = 0) -> pd.DataFrame:
@@ -40,7 +47,7 @@ def test_the_probe_reads_a_source_that_the_features_hold() -> None:
     telling[:, 0] += 4.0 * (rows["source"] == "site B").to_numpy()
     found = source_probe(telling, rows)
     blind = source_probe(noise, rows)
-    assert found.majority_rate == pytest.approx(2 / 3) and found.n_sources == 2
+    assert found.majority_rate == pytest.approx(2 / 3) and found.n_values == 2
     assert found.accuracy > 0.95 and found.auroc > 0.95
     assert blind.accuracy < 0.8 and 0.3 < blind.auroc < 0.7
 
@@ -58,12 +65,12 @@ def test_the_probe_needs_two_sources_with_patients_to_spare() -> None:
 def test_within_source_and_confounding() -> None:
     rows = table(60)
     rows.loc[rows["source"] == "site B", "label"] = 1  # site B: COVID only
-    per_source = {s.source: s for s in within_source(rows, 100, 0.95, 0)}
+    per_source = {s.value: s for s in strata_aurocs(rows, "source", 100, 0.95, 0)}
     assert per_source["site B"].auroc is None and "only COVID" in per_source["site B"].reason
     assert per_source["site A"].auroc is not None
-    found = confounding(rows)
-    assert found.single_class_sources == {"site B": "COVID"}
-    assert found.share_of_images == pytest.approx(20 / 60)
+    found = audit_confounder(rows, "source", "not probed", 100, 0.95, 0)
+    assert found.single_class == {"site B": "COVID"}
+    assert found.single_class_share == pytest.approx(20 / 60)
 
 
 def test_penultimate_features_are_the_heads_input_within_the_block() -> None:
@@ -104,11 +111,8 @@ def test_features_holding_only_the_label_are_not_said_to_tell_sources_apart() ->
     assert probe.accuracy < probe.label_only_accuracy + 0.1
     assert set(probe.within_class) == {"COVID", "non-COVID"}
     for within in probe.within_class.values():
-        assert within.accuracy < within.majority_rate + 0.1 and within.n_sources == 2
-    result = SimpleNamespace(
-        source_probe=probe, confounding=None, within_source_auroc=[], auroc=None, confidence=0.95
-    )
-    assert not any("sources apart" in f for f in source_findings(result, AuditSettings()))
+        assert within.accuracy < within.majority_rate + 0.1 and within.n_values == 2
+    assert not any("values apart" in f for f in source_findings(rows, probe))
     print(f"probe {probe.accuracy:.3f}, label only {probe.label_only_accuracy:.3f}, "
           f"majority {probe.majority_rate:.3f}")  # fmt: skip
 
@@ -121,9 +125,6 @@ def test_features_that_tell_the_sources_apart_within_a_class_are_flagged() -> No
     features[:, 1] += 4.0 * (rows["source"] == "site A").to_numpy()  # the hospital's look
     probe = source_probe(features, rows)
     assert probe.accuracy > 0.85 and probe.within_class["COVID"].accuracy > 0.85
-    result = SimpleNamespace(
-        source_probe=probe, confounding=None, within_source_auroc=[], auroc=None, confidence=0.95
-    )
-    flags = source_findings(result, AuditSettings())
+    flags = source_findings(rows, probe)
     assert any("beyond what the label says" in f for f in flags)
     assert any("within the 60 COVID images alone" in f for f in flags)
