@@ -18,7 +18,12 @@ from deepcovid.callbacks.evaluation import EvaluationWriter
 from deepcovid.callbacks.safety import exception_checkpoint
 from deepcovid.data.datamodule import XrayDataModule
 from deepcovid.metrics.summary import Evaluation, MetricSettings
-from deepcovid.models.checkpoints import AtomicCheckpointIO, read_checkpoint, resume_checkpoint
+from deepcovid.models.checkpoints import (
+    AtomicCheckpointIO,
+    read_checkpoint,
+    resume_checkpoint,
+    stopped_mid_epoch,
+)
 from deepcovid.models.classifier import LOGGED_METRICS, CovidClassifier
 from deepcovid.utils.config import CONFIG_PATH
 from deepcovid.utils.console import print_config_tree, silence_known_warnings
@@ -77,12 +82,26 @@ def finish_fit(result: TrainResult, trainer: L.Trainer, monitor: str, loggers: l
         loggers, {f"{monitor}_best": result.best_score, f"{monitor}_best_epoch": result.best_epoch}
     )
     log.info(
-        "best %s %.4f at epoch %d: %s",
+        "tested checkpoint (%s): %s %.4f at epoch %d: %s",
+        "the last epoch's" if best.select == "last" else "the best",
         monitor,
         result.best_score,
         result.best_epoch,
         result.best_checkpoint,
     )
+
+
+def refuse_unfinished(ckpt_path: str) -> None:
+    """Stop ``train=false`` from testing a checkpoint saved mid-epoch (``interrupted.ckpt``):
+    it is not a finished model, and its thresholds come from an earlier epoch."""
+    stored = read_checkpoint(ckpt_path)
+    if stopped_mid_epoch(stored):
+        raise ValueError(
+            f"{ckpt_path}: saved mid-epoch (epoch {stored['epoch']}) when a fit stopped early: "
+            "not a finished model. Test best-*.ckpt or last.ckpt, or finish the fit (ckpt_path="
+            "last train=true in the same hydra.run.dir); python -m deepcovid.evaluate "
+            "allow_incomplete=true evaluates it anyway and says so."
+        )
 
 
 def read_data(trainer: L.Trainer, datamodule: XrayDataModule) -> None:
@@ -133,6 +152,8 @@ def train(cfg: DictConfig) -> TrainResult:
             trainer.fit(model, datamodule=datamodule, ckpt_path=given, weights_only=True)
             finish_fit(result, trainer, cfg.monitor, loggers)
         if cfg.test:
+            if not cfg.train and given is not None:
+                refuse_unfinished(given)
             tested = result.best_checkpoint if cfg.train else given
             if tested is None:
                 log.warning("no checkpoint to test: testing the current weights")

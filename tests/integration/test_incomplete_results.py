@@ -62,3 +62,10 @@ def test_resumed_run_stopped_before_its_test(
     assert "an interrupted checkpoint, saved mid-epoch" in evaluation.mode
     assert "an interrupted checkpoint" in (evaluated / "report.md").read_text()
     assert statuses(evaluated, tmp_path / "of_interrupted") == {str(evaluated): "interrupted"}
+
+    # train=false test=true refuses it too, before testing anything
+    tested = tmp_path / "tested"
+    overrides = tiny_overrides(covidx5k_shared, tested, "train=false", f"ckpt_path={interrupted}")
+    with pytest.raises(ValueError, match="saved mid-epoch"):
+        train(compose_config("train", overrides, str(tested)))
+    assert not (tested / "metrics").exists()
