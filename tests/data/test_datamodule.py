@@ -118,3 +118,26 @@ def test_the_tested_split_is_read_from_the_files_whatever_the_cache(tmp_path: Pa
     validated = torch.stack([cached.dataset("val")[i]["image"] for i in range(2)])
     from_files = torch.stack([uncached.dataset("val")[i]["image"] for i in range(2)])
     assert not torch.equal(validated, from_files)  # val reads the cache: not the files' pixels
+
+
+def test_scope_verdicts_are_kept_for_unchanged_files(
+    covidx5k: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second setup on unchanged files reads none of them again for the scope check."""
+
+    def module() -> XrayDataModule:
+        return XrayDataModule(
+            str(covidx5k), image_size=32, num_workers=0, out_of_scope="keep",
+            cache_dir=str(tmp_path / "cache"),
+        )  # fmt: skip
+
+    first = module()
+    first.setup("fit")
+    assert first.not_frontal  # generated images are not radiographs
+    monkeypatch.setattr(
+        "deepcovid.data.datamodule.load_checker",
+        lambda: pytest.fail("the scope check read the files again"),
+    )
+    second = module()
+    second.setup("fit")
+    assert second.not_frontal == first.not_frontal
