@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from pydicom.errors import InvalidDicomError
 from deepcovid.data.io import DICOM_SUFFIXES, UnreadableImageError, decode_image
 from deepcovid.scope.model import CLASS_WORDS, CLASSES, IN_SCOPE, ScopeNet, model_input
 from deepcovid.scope.weights import SHIPPED_WEIGHTS, load_network
+from deepcovid.utils.system import available_cpus
 
 log = logging.getLogger(__name__)
 MODALITIES = {"CR", "DX"}  # computed and digital radiography
@@ -116,27 +118,36 @@ class ScopeChecker:
         self, paths: Iterable[Path], batch_size: int = 64
     ) -> tuple[dict[Path, ScopeVerdict], dict[Path, str]]:
         """Verdicts of the readable ``paths`` (DICOM header first, then the image) and the
-        unreadable ones with why; batched."""
+        unreadable ones with why; read in threads, checked in batches."""
         verdicts: dict[Path, ScopeVerdict] = {}
         unreadable: dict[Path, str] = {}
         pending: list[tuple[Path, Image.Image]] = []
+
+        def read(path: Path) -> ScopeVerdict | Image.Image | str:
+            reason = dicom_reason(path)
+            if reason:
+                return ScopeVerdict(False, reason)
+            try:
+                return read_small(path, 2 * self.working_size)
+            except UnreadableImageError as error:
+                return str(error)
 
         def flush() -> None:
             results = self.check_images([image for _, image in pending])
             verdicts.update((path, v) for (path, _), v in zip(pending, results, strict=True))
             pending.clear()
 
-        for path in map(Path, paths):
-            reason = dicom_reason(path)
-            if reason:
-                verdicts[path] = ScopeVerdict(False, reason)
-                continue
-            try:
-                pending.append((path, read_small(path, 2 * self.working_size)))
-            except UnreadableImageError as error:
-                unreadable[path] = str(error)
-            if len(pending) >= batch_size:
-                flush()
+        paths = list(map(Path, paths))
+        with ThreadPoolExecutor(available_cpus()) as pool:
+            for path, found in zip(paths, pool.map(read, paths), strict=True):
+                if isinstance(found, ScopeVerdict):
+                    verdicts[path] = found
+                elif isinstance(found, str):
+                    unreadable[path] = found
+                else:
+                    pending.append((path, found))
+                if len(pending) >= batch_size:
+                    flush()
         flush()
         return verdicts, unreadable
 
