@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from deepcovid.lungs.model import standardise, to_working_pixels
+from deepcovid.lungs.model import conv_block, standardise, to_working_pixels
 
 WORKING_SIZE = 64  # pixels, square; the shipped weights were trained at this size
 CLASSES = ("frontal", "lateral", "ct", "other")  # index = logit; only frontal is in scope
@@ -39,8 +39,9 @@ class ScopeShape:
 
 
 class ScopeNet(nn.Module):
-    """Conv-BN-ReLU stages, each halving the resolution, then global average pooling and a
-    linear layer: ``(N, 1, S, S)`` images to ``(N, len(CLASSES))`` logits."""
+    """Stages of :func:`deepcovid.lungs.model.conv_block`, each followed by a 2× max pool, then
+    global average pooling and a linear layer: ``(N, 1, S, S)`` images to ``(N, len(CLASSES))``
+    logits."""
 
     def __init__(self, shape: ScopeShape = ScopeShape()) -> None:
         super().__init__()
@@ -48,15 +49,7 @@ class ScopeNet(nn.Module):
         layers: list[nn.Module] = []
         channels = 1
         for width in shape.widths:
-            layers += [
-                nn.Conv2d(channels, width, 3, padding=1, bias=False),
-                nn.BatchNorm2d(width),
-                nn.ReLU(inplace=True),
-                nn.Conv2d(width, width, 3, padding=1, bias=False),
-                nn.BatchNorm2d(width),
-                nn.ReLU(inplace=True),
-                nn.MaxPool2d(2),
-            ]
+            layers += [*conv_block(channels, width), nn.MaxPool2d(2)]  # flat: the shipped keys
             channels = width
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(

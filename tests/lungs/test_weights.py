@@ -13,15 +13,9 @@ import pytest
 import torch
 
 from deepcovid.lungs.model import LungUNet
-from deepcovid.lungs.weights import (
-    PACKAGE_DIR,
-    SHIPPED_WEIGHTS,
-    WeightsIntegrityError,
-    card_path,
-    load_network,
-    read_card,
-)
+from deepcovid.lungs.weights import PACKAGE_DIR, SHIPPED_WEIGHTS, load_network, read_card
 from deepcovid.utils.files import sha256_of
+from deepcovid.utils.shipped import WeightsIntegrityError, card_path
 from tests.lungs.conftest import TINY_SHAPE, TINY_SIZE
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from deepcovid.lungs.weights import card_path
 from deepcovid.scope.train import drop_repeats, read_examples
 from deepcovid.scope.weights import SHIPPED_WEIGHTS
 from deepcovid.utils.config import compose_config
+from deepcovid.utils.shipped import card_path
 from tests.conftest import SHARED_DATA
 from tests.dicom.conftest import write_cr
 

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 from pydicom.dataset import Dataset
 
-from deepcovid.lungs.weights import WeightsIntegrityError, card_path
 from deepcovid.scope.check import ScopeVerdict, header_reason, load_checker
 from deepcovid.scope.synthetic import synthetic_image
 from deepcovid.scope.weights import PACKAGE_DIR, SHIPPED_WEIGHTS
+from deepcovid.utils.shipped import WeightsIntegrityError, card_path
 from tests.conftest import requires_real_data
 from tests.scope.conftest import heldout_images
 
