@@ -22,8 +22,8 @@ from deepcovid.shortcuts.probe import GroupProbe, call_columns, group_probe
 # audit.confounders=null audits each of these that the data carries
 DEFAULT_CONFOUNDERS = ("source", "view", "sex", "age_band", "institution", "manufacturer")
 BALANCED_ESTIMATOR = (
-    "the AUROC over COVID–non-COVID pairs within one value only (pairs across values left out; "
-    "each value weighted by its pairs)"
+    "the AUROC over COVID–non-COVID pairs within one value only: pairs across values left out, "
+    "each value weighted by its pairs"
 )
 
 
