@@ -79,6 +79,23 @@ class GroupProbe:
     label_only_accuracy: float
     within_class: dict[str, ClassProbe] = field(default_factory=dict)
     within_class_undefined: dict[str, str] = field(default_factory=dict)
+    images_without_id: int = 0  # each its own group in the folds
+
+    @property
+    def folds_text(self) -> str:
+        """How the folds were grouped, and what that means for the probe."""
+        if self.images_without_id == 0:
+            return f"{self.n_folds} patient-grouped folds"
+        if self.images_without_id == self.n:
+            return (
+                f"{self.n_folds} image-level folds (no image has a patient id, so one patient's "
+                "images can sit in the fitted and the held-out folds, and the probe can name the "
+                "patient rather than what it is asked)"
+            )
+        return (
+            f"{self.n_folds} patient-grouped folds ({self.images_without_id} images without a "
+            "patient id each counted as a patient of their own)"
+        )
 
     @property
     def baseline(self) -> float:
@@ -199,5 +216,6 @@ def group_probe(
         label_only_accuracy=float((by_label.argmax(1) == coded.codes).mean()),
         within_class=within,
         within_class_undefined=undefined,
+        images_without_id=int(rows["patient_id"].isna().to_numpy()[coded.use].sum()),
     )
     return probe, calls

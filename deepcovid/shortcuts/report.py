@@ -138,7 +138,7 @@ def probe_lines(c: Confounder, skipped: str | None) -> list[str]:
         return [f"No {c.column} probe: {skipped}."]
     return [
         f"A logistic-regression probe of the penultimate features, cross-validated over "
-        f"{probe.n_folds} patient-grouped folds, names the {c.column} of {pct(probe.accuracy)} "
+        f"{probe.folds_text}, names the {c.column} of {pct(probe.accuracy)} "
         f"of {probe.n} images ({probe.n_values} values; AUROC {number(probe.auroc)}). The "
         f"label alone (each class's most common {c.column}, the same folds) names it for "
         f"{pct(probe.label_only_accuracy)}, always naming the most common {c.column} for "

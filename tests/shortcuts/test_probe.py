@@ -128,3 +128,14 @@ def test_features_that_tell_the_sources_apart_within_a_class_are_flagged() -> No
     flags = source_findings(rows, probe)
     assert any("beyond what the label says" in f for f in flags)
     assert any("within the 60 COVID images alone" in f for f in flags)
+
+
+def test_the_folds_say_whether_they_were_grouped_by_patient() -> None:
+    rows = table()
+    features = np.random.default_rng(2).normal(size=(len(rows), 4))
+    assert source_probe(features, rows).folds_text.endswith("patient-grouped folds")
+    rows.loc[:9, "patient_id"] = None
+    partly = source_probe(features, rows).folds_text
+    assert "patient-grouped folds (10 images without a patient id" in partly
+    rows["patient_id"] = None
+    assert "image-level folds (no image has a patient id" in source_probe(features, rows).folds_text
