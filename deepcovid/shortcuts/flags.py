@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deepcovid.results.collapse import GroupAuroc, collapse_sentences
@@ -185,9 +186,23 @@ def confounder_findings(result: AuditResult, settings: AuditSettings) -> list[st
     return found
 
 
+def scope_findings(result: AuditResult) -> list[str]:
+    """The audited images that are not frontal chest radiographs, named (at most 5)."""
+    if not result.out_of_scope:
+        return []
+    named = "; ".join(f"{Path(p).name}: {why}" for p, why in list(result.out_of_scope.items())[:5])
+    more = f" and {len(result.out_of_scope) - 5} more" if len(result.out_of_scope) > 5 else ""
+    return [
+        f"{len(result.out_of_scope)} audited image(s) are not frontal chest radiographs "
+        f"({named}{more}; in_scope and scope_reason in images.csv): they were kept "
+        "(data.out_of_scope=keep), so every number here includes them"
+    ]
+
+
 def findings(result: AuditResult, settings: AuditSettings) -> list[str]:
     """Every finding whose measurement crossed its threshold."""
     return [
+        *scope_findings(result),
         *ablation_findings(result, settings),
         *attribution_findings(result, settings),
         *confounder_findings(result, settings),

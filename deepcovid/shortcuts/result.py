@@ -90,6 +90,7 @@ class AuditResult:
     retained: Retained | None = None  # intact − lungs removed (paired), when intact > 0.5
     settings: AuditSettings = field(default_factory=AuditSettings)  # the flags' thresholds
     sanity: dict[str, SanityCheck] = field(default_factory=dict)  # heatmap sanity checks
+    out_of_scope: dict[str, str] = field(default_factory=dict)  # path → why not a frontal CXR
 
     def to_json(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -197,6 +198,13 @@ def summarize_audit(
         split=split, backbone=backbone, checkpoint=checkpoint, methods=methods,
         masks=mask_summary(images), lung_attribution=attribution, ablation=ablation,
         confounders=confounders, flags=[], skipped=skipped, confidence=settings.confidence,
-        retained=retained, settings=settings,
+        retained=retained, settings=settings, out_of_scope=out_of_scope(images),
     )  # fmt: skip
     return AuditResult(**{**vars(result), "flags": findings(result, settings)})
+
+
+def out_of_scope(images: pd.DataFrame) -> dict[str, str]:
+    """The audited images that are not frontal chest radiographs (``scope_reason``), by path."""
+    if "scope_reason" not in images:
+        return {}
+    return {p: r for p, r in zip(images["path"], images["scope_reason"], strict=True) if r}

@@ -8,9 +8,9 @@ from sklearn.metrics import roc_auc_score
 
 from deepcovid.metrics.operating_points import NO_INTERVAL
 from deepcovid.shortcuts.ablation import Retained, ablate, retained_share, summarize_ablation
-from deepcovid.shortcuts.flags import retained_decision
+from deepcovid.shortcuts.flags import retained_decision, scope_findings
 from deepcovid.shortcuts.report import audit_report
-from deepcovid.shortcuts.result import AuditSettings, summarize_audit
+from deepcovid.shortcuts.result import AuditSettings, out_of_scope, summarize_audit
 
 
 def test_ablated_inputs_keep_and_remove_exactly_the_lungs() -> None:
@@ -123,3 +123,16 @@ def test_exactly_half_retained_is_flagged(intact: float, removed: float) -> None
     assert flagged and "decided on the share itself" in rule
     below = Retained(0.2, NO_INTERVAL, share - 1e-6, (share - 1e-6, 0.8), 100, 100, "patient")
     assert not retained_decision(below, settings)[0]
+
+
+def test_out_of_scope_images_kept_in_the_audit_are_named() -> None:
+    rng = np.random.default_rng(7)
+    label = np.repeat([1, 0], 10)
+    intact = 1 / (1 + np.exp(-(2.0 * label + rng.normal(0, 1, 20))))
+    clean = audited(intact, intact, label, 50)
+    assert clean.out_of_scope == {} and not any("frontal" in f for f in clean.flags)
+    images = pd.DataFrame({"path": ["x0.png", "x1.png"], "scope_reason": ["", "CT (p=0.99)"]})
+    assert out_of_scope(images) == {"x1.png": "CT (p=0.99)"}
+    result = type(clean)(**{**vars(clean), "out_of_scope": {"/d/x1.png": "CT (p=0.99)"}})
+    (found,) = scope_findings(result)
+    assert found.startswith("1 audited image(s) are not frontal chest radiographs (x1.png: CT")
