@@ -220,7 +220,11 @@ def test_real_data_metrics_agree_with_a_recomputation_from_the_csv(cxr_eval: Pat
     chosen = next(p for p in metrics["chosen_points"] if p["name"] == "target_sensitivity")
     reaching = [t for t in np.unique(val_prob) if (val_prob[val_label == 1] >= t).mean() >= 0.98]
     assert chosen["threshold"] == max(reaching)
-    assert set(metrics["subgroups"]) == {"source", "finding"}
+    # cxr-dev's manifest carries source, finding and view (PA/AP): each gets its table
+    assert set(metrics["subgroups"]) == {"source", "finding", "view"}
+    views = pd.read_csv(cxr_eval / "predictions" / "test.csv")["view"]
+    by_view = {s["value"]: s["counts"]["n"] for s in metrics["subgroups"]["view"]}
+    assert by_view == views.value_counts().to_dict()
 
 
 @requires_real_data
