@@ -9,6 +9,7 @@ the shipped file and the command that makes new weights, named in every error.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ def card_path(weights: str | Path) -> Path:
 
 
 @dataclass(frozen=True)
-class WeightsCard:
+class WeightsCard(ABC):
     """What ``x.json`` records: the weights' sha256, the network's shape (an object with
     ``to_dict``, read back by :meth:`read_shape`), its working size and threshold, and how it
     was trained (split, seed, epochs…)."""
@@ -69,9 +70,9 @@ class WeightsCard:
         }
 
     @staticmethod
+    @abstractmethod
     def read_shape(data: dict[str, Any]) -> Any:
         """The network's shape from ``to_dict``'s output; each card defines it."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
