@@ -200,6 +200,7 @@ class ModelInfo:
     fold: int | None = None
     num_folds: int | None = None
     holdout_source: str | None = None
+    ensemble: str | None = None  # what an ensemble or TTA averages, in words (models/ensemble)
 
 
 @dataclass(frozen=True)

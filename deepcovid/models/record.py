@@ -9,7 +9,7 @@ Everything is kept as plain values and tensors, which ``torch.load(weights_only=
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,9 @@ from deepcovid import CLASS_NAMES, __version__
 from deepcovid.data.splits import DataRecord
 from deepcovid.data.transforms import Preprocessing
 from deepcovid.models.provenance import WeightsFile
+
+if TYPE_CHECKING:
+    from deepcovid.models.ensemble import Combination
 
 CHECKPOINT_KEY = "deepcovid"
 RECORD_VERSION = 1
@@ -79,6 +82,8 @@ class ModelRecord:
     training_precision: str | None = None
     tracking: dict[str, str | None] = field(default_factory=dict)
     deepcovid_version: str = __version__
+    # set on an ensemble or test-time-augmented model only (models/ensemble.py); never saved
+    combination: Combination | None = None
 
     def threshold_of(self, rule: str) -> float:
         """The cut-off of ``rule``: ``fixed`` (the model's default) or a rule chosen on val."""

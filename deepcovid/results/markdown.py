@@ -144,6 +144,7 @@ def data_sentence(evaluation: Evaluation) -> str:
         )
     confidence = f"{100 * evaluation.confidence:g} %"
     checkpoint = f" (checkpoint `{model.checkpoint}`)" if model.checkpoint else ""
+    combined = f" {model.ensemble}." if model.ensemble else ""
     start = (
         f", its starting weights pretrained on {', '.join(model.pretrained_on)},"
         if model.pretrained_on
@@ -153,8 +154,8 @@ def data_sentence(evaluation: Evaluation) -> str:
         f"The {model.backbone} classifier{checkpoint}{start} was evaluated on the "
         f"{evaluation.split} split of {evaluation.mode}: {counts.n} images, "
         f"{counts.n_positive} COVID and {counts.n_negative} non-COVID{patients}, its network "
-        f"run in {evaluation.precision} precision. An image is called COVID when P(COVID) ≥ "
-        "the threshold. Intervals are "
+        f"run in {evaluation.precision} precision.{combined} An image is called COVID when "
+        "P(COVID) ≥ the threshold. Intervals are "
         f"{confidence} {INTERVAL_NAMES[evaluation.interval_used]} intervals for sensitivity "
         f"and specificity, and {confidence} percentile bootstrap intervals for AUROC and "
         f"average precision ({boot.n_resamples} resamples of {boot.unit}s, seed {boot.seed})."
