@@ -42,7 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 import torch
@@ -138,6 +138,18 @@ def shrink(
     return pixels[0].numpy()
 
 
+class Probe(Protocol):
+    """Something else to learn from the image a scan decodes, so that it costs no read of its
+    own (the scope check): :meth:`measure` runs in the decoding thread on the decoded image
+    (short side at least :attr:`side`), :meth:`take` in the scanning thread, in order."""
+
+    side: int
+
+    def measure(self, image: Image.Image) -> Any: ...
+
+    def take(self, path: str, facts: FileFacts, measured: Any) -> None: ...
+
+
 def file_stat(path: str) -> tuple[int, int]:
     """(size in bytes, mtime in ns): the fast change check."""
     stat = os.stat(path)
@@ -205,18 +217,20 @@ def inspect_file(
     want_dhash: bool = False,
     short_side: int | None = None,
     previous: FileFacts | None = None,
-) -> tuple[FileFacts, np.ndarray | None]:
-    """Read ``path`` once: its facts, and its shrunk pixels when ``short_side`` is given.
+    probe: Probe | None = None,
+) -> tuple[FileFacts, np.ndarray | None, Any]:
+    """Read ``path`` once: its facts, its shrunk pixels when ``short_side`` is given, and what
+    ``probe`` measured of the decoded image (None when the file was not decoded).
 
     The sha256 is taken while the decoder reads the file. A JPEG is decoded at the smallest
-    DCT scale that still gives ``short_side`` (or the dHash's thumbnail, for facts alone).
+    DCT scale that still gives ``short_side``, the probe's side, or the dHash's thumbnail.
     ``previous`` facts are kept (hashed, not decoded) when the bytes still have their sha256
     and carry everything asked for.
     """
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:
-        return FileFacts(problem=NON_UTF8_NAME), None
+        return FileFacts(problem=NON_UTF8_NAME), None, None
     try:
         size, mtime_ns = file_stat(path)
         if (
@@ -227,21 +241,20 @@ def inspect_file(
         ):
             digest = sha256_of(path)
             if previous.sha256 == digest:
-                return dataclasses.replace(previous, size=size, mtime_ns=mtime_ns), None
+                return dataclasses.replace(previous, size=size, mtime_ns=mtime_ns), None, None
         with open(path, "rb") as handle:
             reader = HashingReader(handle)
             try:
-                decoded = decode_image(
-                    io.BufferedReader(reader, CHUNK), path, short_side or HASH_SIZE + 1
-                )
+                side = max(short_side or HASH_SIZE + 1, probe.side if probe else 0)
+                decoded = decode_image(io.BufferedReader(reader, CHUNK), path, side)
             except UnreadableImageError as error:
                 decoded, problem = None, str(error).removeprefix(f"{path}: ")
             stat = {"size": size, "mtime_ns": mtime_ns, "sha256": reader.hexdigest()}
     except OSError as error:
         problem = "no such file." if isinstance(error, FileNotFoundError) else str(error)
-        return FileFacts(problem=problem), None
+        return FileFacts(problem=problem), None, None
     if decoded is None:
-        return FileFacts(**stat, problem=problem), None
+        return FileFacts(**stat, problem=problem), None, None
     image = decoded.image
     facts = FileFacts(
         **stat,
@@ -250,7 +263,8 @@ def inspect_file(
         height=decoded.size[1],
         dhash=dhash(image) if want_dhash else None,
     )
-    return facts, None if short_side is None else shrink(image, short_side, decoded.size)
+    shrunk = None if short_side is None else shrink(image, short_side, decoded.size)
+    return facts, shrunk, probe.measure(image) if probe else None
 
 
 def judged(facts: FileFacts, path: str) -> FileFacts:
@@ -376,9 +390,11 @@ class FileCache:
         want_dhash: bool = False,
         pixels: bool = False,
         workers: int | None = None,
+        probe: Probe | None = None,
     ) -> dict[str, FileFacts]:
         """Facts of every path (keyed as given), reading only the files that are new or changed
-        since the last scan; ``pixels`` also caches their shrunk pixels."""
+        since the last scan; ``pixels`` also caches their shrunk pixels; ``probe`` is shown each
+        image this scan decodes."""
         absolute = {path: os.path.abspath(path) for path in paths}
         wanted = list(dict.fromkeys(absolute.values()))
         index = self.read_index()
@@ -394,11 +410,18 @@ class FileCache:
                     p for p in wanted if not self.is_current(files.get(p), p, want_dhash, pixels)
                 ]
                 if todo:
-                    self.update(index, todo, want_dhash, pixels, workers or decoding_threads())
+                    threads = workers or decoding_threads()
+                    self.update(index, todo, want_dhash, pixels, threads, probe)
         return {path: judged(index["files"][absolute[path]], path) for path in paths}
 
     def update(
-        self, index: dict[str, Any], todo: list[str], want_dhash: bool, pixels: bool, workers: int
+        self,
+        index: dict[str, Any],
+        todo: list[str],
+        want_dhash: bool,
+        pixels: bool,
+        workers: int,
+        probe: Probe | None = None,
     ) -> None:
         """Read ``todo``, append new pixels to the packed file, then replace the index (with the
         lock held). Unusable files are returned but not kept."""
@@ -413,9 +436,9 @@ class FileCache:
             self.data_path.open("ab") as packed,
         ):
             inspected = pool.map(
-                lambda p: inspect_file(p, want_dhash, short_side, files.get(p)), todo
+                lambda p: inspect_file(p, want_dhash, short_side, files.get(p), probe), todo
             )
-            for path, (facts, shrunk) in zip(
+            for path, (facts, shrunk, measured) in zip(
                 todo, tqdm(inspected, total=len(todo), desc="reading images", unit="img"),
                 strict=True,
             ):  # fmt: skip
@@ -425,6 +448,8 @@ class FileCache:
                     place = Placement(data_bytes, *shrunk.shape, zlib.crc32(chunk))
                     facts = dataclasses.replace(facts, pixels=place)
                     data_bytes += len(chunk)
+                if measured is not None:
+                    probe.take(path, facts, measured)
                 files[path] = facts
             packed.flush()
             os.fsync(packed.fileno())

@@ -20,7 +20,7 @@ from deepcovid.data.cache import HASH_SIZE, FileCache, default_cache_dir
 from deepcovid.data.io import DEFAULT_MAX_IMAGE_PIXELS, set_max_image_pixels
 from deepcovid.data.leaks import MAX_DISTANCE, DataReport, build_report
 from deepcovid.data.samples import UNSUPPORTED, read_manifest, scan_folders
-from deepcovid.scope.check import load_checker
+from deepcovid.scope.check import VerdictStore, load_checker
 from deepcovid.utils.files import printable, write_json_atomic
 
 EXIT_LEAK = 1
@@ -142,14 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     set_max_image_pixels(args.max_image_pixels)
     skipped: dict[str, str] = {}
     table = load_samples(args.root_or_manifest, skipped)
-    facts = FileCache(args.cache_dir or default_cache_dir()).scan(
-        table["path"].tolist(), want_dhash=not args.fast
-    )
+    cache = FileCache(args.cache_dir or default_cache_dir())
+    scope = None if args.no_scope_check else VerdictStore(cache.directory, load_checker())
+    facts = cache.scan(table["path"].tolist(), want_dhash=not args.fast, probe=scope)
     report = build_report(table, facts, near=not args.fast, max_distance=args.max_distance)
     not_frontal = {}
-    if not args.no_scope_check:
-        readable = [p for p in table["path"] if facts[p].readable]
-        verdicts, _ = load_checker().check_paths(map(Path, readable))
+    if scope is not None:
+        readable = {p: facts[p].sha256 for p in table["path"] if facts[p].readable}
+        verdicts, _ = scope.verdicts(readable)
         not_frontal = {printable(p): v.reason for p, v in verdicts.items() if not v.in_scope}
     render(report, skipped, Console(), not_frontal=not_frontal)
     write_json_atomic(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -38,9 +37,8 @@ from deepcovid.data.splits import (
     assign_splits,
 )
 from deepcovid.data.transforms import EvalPreset, Preprocessing, TrainPreset
-from deepcovid.scope.check import ScopeVerdict, load_checker
-from deepcovid.scope.weights import SHIPPED_WEIGHTS as SCOPE_WEIGHTS
-from deepcovid.utils.files import printable, sha256_of, write_json_atomic
+from deepcovid.scope.check import VerdictStore, load_checker
+from deepcovid.utils.files import printable
 
 log = logging.getLogger(__name__)
 ON_BAD_FILE = ("error", "skip")
@@ -252,7 +250,8 @@ class XrayDataModule(L.LightningDataModule):
         name and apply ``out_of_scope``: ``exclude`` drops them (counted in :attr:`skipped`),
         ``keep`` (the default here; conf/data sets ``exclude``) keeps them, ``error`` stops."""
         paths = table["path"].tolist()
-        verdicts, unreadable = self.scope_verdicts(paths)
+        digests = {p: self.facts[p].sha256 for p in paths}
+        verdicts, unreadable = self.scope_store.verdicts(digests)
         unread = {
             Path(p): f"the scope check could not read it: {why}" for p, why in unreadable.items()
         }
@@ -278,20 +277,6 @@ class XrayDataModule(L.LightningDataModule):
         self.skipped |= {p: f"out of scope: {why}" for p, why in self.not_frontal.items()}
         return table[~table["path"].isin(list(self.not_frontal))].reset_index(drop=True)
 
-    def scope_verdicts(self, paths: list[str]) -> tuple[dict[Path, ScopeVerdict], dict[Path, str]]:
-        """The scope check's verdicts, kept in the cache folder by file content (sha256) and
-        the check's weights: a later run on unchanged files reads none of them again."""
-        store = self.file_cache.directory / f"scope-{sha256_of(SCOPE_WEIGHTS)[:16]}.json"
-        known = json.loads(store.read_text()) if store.is_file() else {}
-        key = {p: self.facts[p].sha256 if p in self.facts else None for p in paths}
-        todo = [Path(p) for p in paths if key[p] is None or key[p] not in known]
-        found, unreadable = load_checker().check_paths(todo) if todo else ({}, {})
-        fresh = {key[str(p)]: [v.in_scope, v.reason] for p, v in found.items() if key[str(p)]}
-        if fresh:
-            write_json_atomic(known | fresh, store)
-        verdicts = {Path(p): ScopeVerdict(*known[key[p]]) for p in paths if key[p] in known}
-        return verdicts | found, unreadable
-
     def complete_splits(self, table: pd.DataFrame) -> pd.DataFrame:
         """The table with every row in a split, and :attr:`split_origin` saying how."""
         if self.external is not None:
@@ -312,8 +297,12 @@ class XrayDataModule(L.LightningDataModule):
         if self.table is not None:
             return
         table = self.read_samples()
+        self.scope_store = VerdictStore(self.file_cache.directory, load_checker())
         self.facts = self.file_cache.scan(
-            table["path"].tolist(), want_dhash=self.near_duplicates, pixels=self.cached_pixels
+            table["path"].tolist(),
+            want_dhash=self.near_duplicates,
+            pixels=self.cached_pixels,
+            probe=self.scope_store,
         )
         if self.cache and not self.cached_pixels:
             log.info("data.cache: lung-restricted input is read from the files, not the cache")

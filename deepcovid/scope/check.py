@@ -12,6 +12,7 @@ the card's threshold. ``scope_reason`` is empty for an in-scope image, else says
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,9 +25,11 @@ from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from deepcovid.data.cache import FileFacts
 from deepcovid.data.io import DICOM_SUFFIXES, UnreadableImageError, decode_image
 from deepcovid.scope.model import CLASS_WORDS, CLASSES, IN_SCOPE, ScopeNet, model_input
 from deepcovid.scope.weights import SHIPPED_WEIGHTS, load_network
+from deepcovid.utils.files import write_json_atomic
 from deepcovid.utils.system import available_cpus
 
 log = logging.getLogger(__name__)
@@ -87,16 +90,22 @@ def read_small(path: Path, short_side: int) -> Image.Image:
 class ScopeChecker:
     """A trained :class:`ScopeNet` with its working size and threshold."""
 
-    def __init__(self, network: ScopeNet, working_size: int, threshold: float = 0.5) -> None:
+    def __init__(
+        self, network: ScopeNet, working_size: int, threshold: float, weights_sha256: str
+    ) -> None:
         self.network = network.eval()
         self.working_size = working_size
         self.threshold = threshold
+        self.weights_sha256 = weights_sha256
+
+    def network_input(self, image: Image.Image) -> torch.Tensor:
+        """The network's input for one 8-bit grayscale image."""
+        return model_input(image, self.working_size)
 
     @torch.inference_mode()
-    def probabilities(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """``(N, len(CLASSES))`` class probabilities of 8-bit grayscale images."""
-        batch = torch.stack([model_input(image, self.working_size) for image in images])
-        return torch.softmax(self.network(batch).float(), dim=1)
+    def probabilities(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """``(N, len(CLASSES))`` class probabilities of :meth:`network_input` tensors."""
+        return torch.softmax(self.network(torch.stack(list(inputs))).float(), dim=1)
 
     def verdict(self, probs: torch.Tensor) -> ScopeVerdict:
         """The verdict of one image's class probabilities."""
@@ -110,9 +119,13 @@ class ScopeChecker:
 
     def check_images(self, images: Sequence[Image.Image]) -> list[ScopeVerdict]:
         """The image check's verdict per image (one forward pass)."""
-        if not images:
+        return self.check_inputs([self.network_input(image) for image in images])
+
+    def check_inputs(self, inputs: Sequence[torch.Tensor]) -> list[ScopeVerdict]:
+        """The image check's verdict per :meth:`network_input` tensor (one forward pass)."""
+        if not inputs:
             return []
-        return [self.verdict(p) for p in self.probabilities(images)]
+        return [self.verdict(p) for p in self.probabilities(inputs)]
 
     def check_paths(
         self, paths: Iterable[Path], batch_size: int = 64
@@ -152,10 +165,68 @@ class ScopeChecker:
         return verdicts, unreadable
 
 
+class VerdictStore:
+    """Verdicts by file content (sha256) for one set of weights, kept in a JSON file in the
+    cache folder, so an unchanged file is judged once. As a :class:`~deepcovid.data.cache.Probe`
+    of a file scan it judges each image the scan decodes (batched), so the check costs no read
+    of its own; :meth:`verdicts` reads only the files no scan showed it."""
+
+    def __init__(self, folder: Path, checker: ScopeChecker, batch_size: int = 64) -> None:
+        self.checker = checker
+        self.batch_size = batch_size
+        self.side = 2 * checker.working_size  # Probe: the decoded short side measure() needs
+        self.path = folder / f"scope-{checker.weights_sha256[:16]}.json"
+        kept = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.known = {digest: ScopeVerdict(*verdict) for digest, verdict in kept.items()}
+        self.new: set[str] = set()
+        self.pending: dict[str, torch.Tensor] = {}
+
+    def measure(self, image: Image.Image) -> torch.Tensor:
+        return self.checker.network_input(image)
+
+    def take(self, path: str, facts: FileFacts, measured: torch.Tensor) -> None:
+        digest = facts.sha256
+        if digest is None or digest in self.known or digest in self.pending:
+            return
+        reason = dicom_reason(Path(path))
+        if reason:
+            self.add({digest: ScopeVerdict(False, reason)})
+            return
+        self.pending[digest] = measured
+        if len(self.pending) >= self.batch_size:
+            self.flush()
+
+    def add(self, verdicts: dict[str, ScopeVerdict]) -> None:
+        self.known |= verdicts
+        self.new |= set(verdicts)
+
+    def flush(self) -> None:
+        """Judge the images waiting for a batch."""
+        if not self.pending:
+            return
+        found = self.checker.check_inputs(list(self.pending.values()))
+        self.add(dict(zip(self.pending, found, strict=True)))
+        self.pending.clear()
+
+    def verdicts(self, digests: dict[str, str]) -> tuple[dict[Path, ScopeVerdict], dict[Path, str]]:
+        """Verdicts of the files ``{path: sha256}`` (reading those not yet judged) and the
+        unreadable ones with why; new verdicts are written to the store."""
+        self.flush()
+        todo = {Path(p): digest for p, digest in digests.items() if digest not in self.known}
+        found, unreadable = self.checker.check_paths(todo) if todo else ({}, {})
+        self.add({todo[p]: verdict for p, verdict in found.items()})
+        if self.new:
+            kept = {d: [v.in_scope, v.reason] for d, v in self.known.items()}
+            write_json_atomic(kept, self.path)
+            self.new.clear()
+        held = {Path(p): self.known[d] for p, d in digests.items() if d in self.known}
+        return held, unreadable
+
+
 def load_checker(weights: str | Path = SHIPPED_WEIGHTS) -> ScopeChecker:
     """A :class:`ScopeChecker` with verified ``weights`` (default: the shipped ones)."""
     network, card = load_network(weights)
-    return ScopeChecker(network, card.working_size, card.threshold)
+    return ScopeChecker(network, card.working_size, card.threshold, card.sha256)
 
 
 def scope_flag(flag: str, reason: str) -> str:

@@ -186,8 +186,9 @@ def score_heldout(
     checker: ScopeChecker, examples: list[Example], images: list[Image.Image]
 ) -> pd.DataFrame:
     """One row per held-out image: its kind, P(frontal), the verdict and whether it is right."""
+    inputs = [checker.network_input(image) for image in images]
     probs = torch.cat(
-        [checker.probabilities(images[i : i + 64]) for i in range(0, len(images), 64)]
+        [checker.probabilities(inputs[i : i + 64]) for i in range(0, len(inputs), 64)]
     )
     rows = []
     for example, p in zip(examples, probs, strict=True):
@@ -260,7 +261,7 @@ def train_scope(cfg: DictConfig) -> dict[str, Any]:
         "train_seconds": round(train_seconds, 1),
     }
     card = save_network(network, out / WEIGHTS_NAME, cfg.working_size, cfg.threshold, training)
-    checker = ScopeChecker(network.eval(), card.working_size, card.threshold)
+    checker = ScopeChecker(network.eval(), card.working_size, card.threshold, card.sha256)
     synth_heldout, synth_held_pixels = synthetic_examples(
         cfg.synthetic.heldout, cfg.seed + 1, cfg.load_size
     )

@@ -211,7 +211,7 @@ def test_loader_pickles_without_its_memory_map(tmp_path: Path) -> None:
 def test_non_utf8_name_is_reported(tmp_path: Path) -> None:
     latin1 = Path(os.fsdecode(os.fsencode(tmp_path) + b"/radiograf\xeda.png"))
     save_in_mode(chest_like(32, 0, True), latin1, "L")
-    facts, pixels = inspect_file(str(latin1))
+    facts, pixels, _ = inspect_file(str(latin1))
     assert "not valid UTF-8" in facts.problem and pixels is None
 
 
@@ -307,7 +307,7 @@ def test_the_hash_is_streamed_while_decoding(tmp_path: Path) -> None:
         handle.write(os.urandom(30 << 20))
     tracemalloc.start()
     try:
-        facts, _ = inspect_file(str(path), want_dhash=True)
+        facts, _, _ = inspect_file(str(path), want_dhash=True)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -338,13 +338,13 @@ def test_large_jpegs_are_decoded_at_a_reduced_dct_scale(
         return result
 
     monkeypatch.setattr(cache_module, "decode_image", recorded)
-    facts, pixels = inspect_file(str(path), want_dhash=True, short_side=SHORT * 4)
+    facts, pixels, _ = inspect_file(str(path), want_dhash=True, short_side=SHORT * 4)
     assert decoded == [(261, 200)]  # 1/4 scale: the smallest whose short side is >= 128
     assert (facts.width, facts.height) == (1042, 800)  # the file's size, not the draft's
     full = shrink(load_image(path), SHORT * 4)
     assert pixels.shape == full.shape == (128, 166)
     assert np.abs(pixels.astype(int) - full).mean() < 1.0  # same image, a few grey levels off
-    only_facts, _ = inspect_file(str(path), want_dhash=True)
+    only_facts, _, _ = inspect_file(str(path), want_dhash=True)
     assert decoded[-1] == (131, 100)  # facts alone: 1/8
     assert only_facts.dhash is not None and only_facts.sha256 == facts.sha256
 
@@ -353,7 +353,7 @@ def test_a_truncated_jpeg_is_caught_at_a_reduced_scale(tmp_path: Path) -> None:
     path = big_jpeg(tmp_path / "cut.jpg")
     path.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 3])
     for short_side in (None, SHORT):
-        facts, pixels = inspect_file(str(path), short_side=short_side)
+        facts, pixels, _ = inspect_file(str(path), short_side=short_side)
         assert not facts.readable and pixels is None
         assert "truncated" in facts.problem, facts.problem
 
@@ -363,7 +363,7 @@ def test_a_turned_jpeg_keeps_its_upright_size(tmp_path: Path) -> None:
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90
     Image.new("L", (400, 300), 90).save(path, exif=exif)
-    facts, pixels = inspect_file(str(path), short_side=SHORT)
+    facts, pixels, _ = inspect_file(str(path), short_side=SHORT)
     assert (facts.width, facts.height) == (300, 400) == load_image(path).size
     assert pixels.shape == (SHORT * 4 // 3, SHORT)
 

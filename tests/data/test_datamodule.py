@@ -6,6 +6,7 @@ import torch
 
 from deepcovid.data.datamodule import XrayDataModule
 from deepcovid.data.splits import patients_in_several_splits
+from deepcovid.scope.check import ScopeChecker, load_checker
 from tests.conftest import CXR_DEV, requires_real_data
 
 
@@ -120,10 +121,11 @@ def test_the_tested_split_is_read_from_the_files_whatever_the_cache(tmp_path: Pa
     assert not torch.equal(validated, from_files)  # val reads the cache: not the files' pixels
 
 
-def test_scope_verdicts_are_kept_for_unchanged_files(
+def test_scope_verdicts_come_from_the_first_pass_and_are_kept_for_unchanged_files(
     covidx5k: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A second setup on unchanged files reads none of them again for the scope check."""
+    """The scope check judges the images the first pass decodes (no read of its own), with the
+    verdicts reading the files would give; a second setup on unchanged files judges none."""
 
     def module() -> XrayDataModule:
         return XrayDataModule(
@@ -131,12 +133,27 @@ def test_scope_verdicts_are_kept_for_unchanged_files(
             cache_dir=str(tmp_path / "cache"),
         )  # fmt: skip
 
+    read_by_scope: list[Path] = []
+    check_paths = ScopeChecker.check_paths
+
+    def counting(self: ScopeChecker, paths, *args, **kwargs):  # noqa: ANN001, ANN202
+        paths = list(paths)
+        read_by_scope.extend(paths)
+        return check_paths(self, paths, *args, **kwargs)
+
+    monkeypatch.setattr(ScopeChecker, "check_paths", counting)
     first = module()
     first.setup("fit")
+    assert read_by_scope == []
     assert first.not_frontal  # generated images are not radiographs
+    paths = [Path(p) for p in first.table["path"]]
+    read, _ = check_paths(load_checker(), paths)
+    assert {str(p) for p, v in read.items() if not v.in_scope} == set(first.not_frontal)
     monkeypatch.setattr(
-        "deepcovid.data.datamodule.load_checker",
-        lambda: pytest.fail("the scope check read the files again"),
+        ScopeChecker, "check_inputs", lambda *a: pytest.fail("the scope check judged again")
+    )
+    monkeypatch.setattr(
+        ScopeChecker, "check_paths", lambda *a: pytest.fail("the scope check read the files")
     )
     second = module()
     second.setup("fit")
