@@ -1,4 +1,4 @@
-"""Occlusion speed and exactness: Captum vs deepcovid (plain, incremental, drill-down).
+"""Occlusion speed and exactness: Captum vs deepcovid (plain, incremental).
 
     python benchmarks/occlusion.py                       # ResNet18 + DenseNet-121, 224 px
     python benchmarks/occlusion.py --models resnet18 --sizes 448 --settings 32:16
@@ -8,8 +8,7 @@ Every method runs in this one process on the same random-weight model (eval mode
 Times are the best of ``--repeats`` runs; errors are |attribution - Captum's| (max and mean).
 ``captum`` uses its default of one occluded copy per forward pass; ``captum-batched`` passes
 ``perturbations_per_eval=--captum-batch``, and ``plain`` (deepcovid without incremental
-inference) batches as many copies. ``incremental`` and ``drilldown`` (the approximate mode,
-its error also relative to the largest exact attribution) batch ``--batch-size`` copies.
+inference) batches as many copies. ``incremental`` batches ``--batch-size`` copies.
 Speed-ups are against ``captum`` and against the faster of the two Captum runs. The layer
 account splits one batch of incremental inference by network block, next to the same blocks
 computed in full (channels-last, as incremental inference runs).
@@ -26,9 +25,8 @@ from collections.abc import Callable
 import torch
 from captum.attr import Occlusion
 
-from deepcovid.explain.drilldown import Drilldown
 from deepcovid.explain.grid import OcclusionGrid
-from deepcovid.explain.incremental import FULL_FRACTION, IncrementalScorer
+from deepcovid.explain.incremental import FULL_FRACTION, IncrementalRunner
 from deepcovid.explain.occlusion import occluded_scores, occlusion
 from deepcovid.explain.scoring import ProbCovid
 from deepcovid.models.backbones import create_backbone
@@ -44,13 +42,11 @@ def parse_args() -> argparse.Namespace:
         "--settings", nargs="+", default=["16:8", "32:16"], help="window:stride pairs"
     )
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=32, help="incremental, drilldown")
+    parser.add_argument("--batch-size", type=int, default=32, help="incremental")
     parser.add_argument("--captum-batch", type=int, default=8, help="captum-batched, plain")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--full-fraction", type=float, default=FULL_FRACTION)
-    parser.add_argument("--drilldown-step", type=int, default=2)
-    parser.add_argument("--refine-fraction", type=float, default=0.1)
     parser.add_argument("--skip-captum", action="store_true", help="compare with plain only")
     parser.add_argument("--quick", action="store_true", help="resnet18, 96 px, 32:16")
     args = parser.parse_args()
@@ -94,10 +90,6 @@ def methods(model: torch.nn.Module, x: torch.Tensor, window: int, stride: int, a
         model, x, window, stride, batch_size=batch, method="incremental",
         full_fraction=args.full_fraction,
     )  # fmt: skip
-    drilldown = Drilldown(args.drilldown_step, args.refine_fraction)
-    table["drilldown"] = lambda: occlusion(
-        model, x, window, stride, batch_size=batch, drilldown=drilldown
-    )
     return table
 
 
@@ -109,12 +101,12 @@ def layer_account(model, x, window, stride, args) -> list[tuple[str, float, floa
     accounts = []
     with torch.inference_mode():
         for fraction in (args.full_fraction, 0.0):
-            scorer = IncrementalScorer(model, grid, fraction, profile=False)
-            scorer.start(x[:1], torch.zeros_like(x[:1]))
-            occluded_scores(scorer, positions, args.batch_size)  # warm-up
-            scorer.profile = True
-            occluded_scores(scorer, positions, args.batch_size)
-            accounts.append(scorer.account)
+            runner = IncrementalRunner(model, grid, fraction, profile=False)
+            runner.start(x[:1], torch.zeros_like(x[:1]))
+            occluded_scores(runner, positions, args.batch_size)  # warm-up
+            runner.profile = True
+            occluded_scores(runner, positions, args.batch_size)
+            accounts.append(runner.account)
     incremental, full = accounts
     copies = len(positions[0])
     return [
@@ -143,11 +135,10 @@ def run_case(name: str, size: int, window: int, stride: int, args) -> None:
     )
     for method, seconds in times.items():
         error = (results[method] - reference).abs()
-        note = f"  ({error.max() / peak:.1%} of max)" if method == "drilldown" and peak > 0 else ""
         print(
             f"{method:16s} {seconds:9.2f} {1e3 * seconds / positions:10.2f} "
             f"{times[baselines[0]] / seconds:10.2f}× {best / seconds:7.2f}× "
-            f"{error.max():10.2e} {error.mean():10.2e}{note}"
+            f"{error.max():10.2e} {error.mean():10.2e}"
         )
     print("layer account of incremental inference (one batch):")
     print(f"{'block':16s} {'ms/copy':>9s} {'computed':>9s} {'full ms':>9s}")

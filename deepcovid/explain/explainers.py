@@ -13,10 +13,10 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from deepcovid.explain.drilldown import Drilldown
 from deepcovid.explain.gradcam import grad_cam
 from deepcovid.explain.occlusion import occlusion
 from deepcovid.explain.scoring import SCORE_LABELS, score_module
+from deepcovid.models.ensemble import MeanProbabilityNet
 
 
 class Explainable(Protocol):
@@ -28,6 +28,7 @@ class Explainer(Protocol):
     """Maps a classifier and images ``(N, C, H, W)`` to heatmaps ``(N, H, W)``."""
 
     name: str
+    title: str  # in reports and figure titles
     colorbar_label: str
 
     def __call__(self, classifier: Explainable, images: torch.Tensor) -> torch.Tensor: ...
@@ -35,10 +36,10 @@ class Explainer(Protocol):
 
 class OcclusionExplainer:
     """Occlusion sensitivity of the ``score`` (``prob``: P(COVID), ``logit``: its log-odds):
-    exact (incremental inference when the network traces), or approximate with
-    ``drilldown=True``."""
+    exact, through incremental inference when the network traces."""
 
     name = "occlusion"
+    title = "occlusion"
 
     def __init__(
         self,
@@ -47,11 +48,10 @@ class OcclusionExplainer:
         baseline: float = 0.0,
         batch_size: int = 32,
         method: str = "auto",
-        drilldown: bool = False,
         score: str = "prob",
     ) -> None:
         self.window, self.stride, self.baseline = window, stride, baseline
-        self.batch_size, self.method, self.drilldown = batch_size, method, drilldown
+        self.batch_size, self.method = batch_size, method
         self.score = score
         self.colorbar_label = f"drop in {SCORE_LABELS[score]} when occluded"
 
@@ -64,7 +64,6 @@ class OcclusionExplainer:
             self.baseline,
             batch_size=self.batch_size,
             method=self.method,
-            drilldown=Drilldown() if self.drilldown else None,
         )
         return maps[:, 0]
 
@@ -74,10 +73,17 @@ class GradCamExplainer:
     conv block."""
 
     name = "gradcam"
+    title = "Grad-CAM"
 
     def __init__(self, score: str = "logit") -> None:
         self.score = score
         self.colorbar_label = f"Grad-CAM ({SCORE_LABELS[score]})"
 
     def __call__(self, classifier: Explainable, images: torch.Tensor) -> torch.Tensor:
+        if isinstance(classifier.net, MeanProbabilityNet):
+            raise ValueError(
+                "explainer=gradcam: Grad-CAM reads one network's last conv block, but this "
+                "model's P(COVID) is a mean over checkpoints or test-time views; use "
+                "explainer=occlusion, which explains that mean probability"
+            )
         return grad_cam(classifier.net, classifier.target_layer, images, self.score)

@@ -11,15 +11,13 @@ Two exact ways to score the occluded copies: ``plain`` runs the model on batches
 in eval mode that ``torch.fx`` can trace). ``auto`` picks incremental when it applies on the
 CPU, and plain on a GPU: on an H200, batched full copies were 1.09–1.40× faster than Captum's
 batched occlusion and incremental inference 0.41–0.70× (benchmarks/README.md).
-``drilldown=`` approximates it (:mod:`deepcovid.explain.drilldown`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from functools import partial
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -27,19 +25,16 @@ from torch import nn
 from deepcovid.explain.grid import OcclusionGrid
 from deepcovid.explain.incremental import (
     FULL_FRACTION,
-    IncrementalScorer,
+    IncrementalRunner,
     IncrementalUnsupportedError,
 )
-from deepcovid.explain.plain import PlainScorer
-
-if TYPE_CHECKING:
-    from deepcovid.explain.drilldown import Drilldown
+from deepcovid.explain.plain import PlainRunner
 
 log = logging.getLogger(__name__)
 METHODS = ("auto", "incremental", "plain")
 
 
-class Scorer(Protocol):
+class OcclusionRunner(Protocol):
     """Scores of occluded copies of one image at a time."""
 
     def start(self, image: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor: ...
@@ -47,33 +42,33 @@ class Scorer(Protocol):
     def occluded(self, tops: torch.Tensor, lefts: torch.Tensor) -> torch.Tensor: ...
 
 
-def make_scorer(
+def make_runner(
     model: Callable[[torch.Tensor], torch.Tensor],
     grid: OcclusionGrid,
     method: str = "auto",
     full_fraction: float = FULL_FRACTION,
     device_type: str = "cpu",
-) -> Scorer:
-    """The scorer ``method`` asks for; ``auto`` is plain on a GPU (``device_type`` cuda) and
+) -> OcclusionRunner:
+    """The runner ``method`` asks for; ``auto`` is plain on a GPU (``device_type`` cuda) and
     falls back to plain when incremental inference does not apply (not an ``nn.Module``,
     training mode, untraceable)."""
     if method not in METHODS:
         raise ValueError(f"method={method!r}; choose one of {list(METHODS)}")
     if method == "plain" or (method == "auto" and device_type == "cuda"):
-        return PlainScorer(model, grid)
+        return PlainRunner(model, grid)
     if not isinstance(model, nn.Module):
         if method == "incremental":
             raise IncrementalUnsupportedError(
                 "incremental occlusion needs an nn.Module; use method='plain' for a callable"
             )
-        return PlainScorer(model, grid)
+        return PlainRunner(model, grid)
     try:
-        return IncrementalScorer(model, grid, full_fraction)
+        return IncrementalRunner(model, grid, full_fraction)
     except IncrementalUnsupportedError as error:
         if method == "incremental":
             raise
         log.info("incremental occlusion does not apply (%s): using plain occlusion", error)
-        return PlainScorer(model, grid)
+        return PlainRunner(model, grid)
 
 
 def broadcast_baseline(baseline: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -89,13 +84,13 @@ def broadcast_baseline(baseline: float | torch.Tensor, x: torch.Tensor) -> torch
 
 
 def occluded_scores(
-    scorer: Scorer, positions: tuple[torch.Tensor, torch.Tensor], batch_size: int
+    runner: OcclusionRunner, positions: tuple[torch.Tensor, torch.Tensor], batch_size: int
 ) -> torch.Tensor:
     """Scores of the image occluded at each of ``positions``, ``batch_size`` copies at a time
-    (after ``scorer.start``)."""
+    (after ``runner.start``)."""
     tops, lefts = positions
     scores = [
-        scorer.occluded(tops[i : i + batch_size], lefts[i : i + batch_size])
+        runner.occluded(tops[i : i + batch_size], lefts[i : i + batch_size])
         for i in range(0, len(tops), batch_size)
     ]
     return torch.cat(scores) if scores else tops.new_zeros(0, dtype=torch.float32)
@@ -108,40 +103,6 @@ def check_input(x: torch.Tensor, batch_size: int) -> None:
         raise ValueError(f"batch_size={batch_size}; expected a positive number of copies")
 
 
-DropsFn = Callable[[Scorer, torch.Tensor, OcclusionGrid], torch.Tensor]
-
-
-def exact_drops(
-    scorer: Scorer, reference: torch.Tensor, grid: OcclusionGrid, batch_size: int
-) -> torch.Tensor:
-    """``f(image) - f(occluded)`` for every window position, row-major."""
-    return reference - occluded_scores(scorer, grid.positions(reference.device), batch_size)
-
-
-def attribute(
-    model: Callable[[torch.Tensor], torch.Tensor],
-    x: torch.Tensor,
-    window: int | tuple[int, int],
-    stride: int | tuple[int, int],
-    baseline: float | torch.Tensor,
-    drops: DropsFn,
-    method: str = "auto",
-    full_fraction: float = FULL_FRACTION,
-) -> torch.Tensor:
-    """Attribution shaped like ``x`` from the score ``drops(scorer, f(image), grid)`` of each
-    image's window positions (equal across channels)."""
-    grid = OcclusionGrid.create(tuple(x.shape[-2:]), window, stride)
-    baselines = broadcast_baseline(baseline, x)
-    scorer = make_scorer(model, grid, method, full_fraction, x.device.type)
-    maps = []
-    with torch.inference_mode():
-        for i in range(len(x)):
-            reference = scorer.start(x[i : i + 1], baselines[i : i + 1])
-            maps.append(grid.attribution(drops(scorer, reference, grid)))
-    attribution = torch.stack(maps).to(x.dtype if x.is_floating_point() else torch.float32)
-    return attribution[:, None].expand(x.shape).clone()
-
-
 def occlusion(
     model: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -151,17 +112,23 @@ def occlusion(
     batch_size: int = 32,
     method: str = "auto",
     full_fraction: float = FULL_FRACTION,
-    drilldown: Drilldown | None = None,
 ) -> torch.Tensor:
     """Occlusion attribution shaped like ``x`` (equal across channels).
 
     ``model`` maps ``(N, C, H, W)`` to ``(N,)`` scores; ``window``/``stride`` are ints or
     (rows, columns) pairs; at most ``batch_size`` occluded copies are evaluated at once, which
     bounds memory. ``method``: ``auto`` | ``incremental`` | ``plain`` (see module docstring);
-    ``full_fraction`` tunes incremental inference (see :class:`IncrementalScorer`). With a
-    ``drilldown`` (:class:`~deepcovid.explain.drilldown.Drilldown`) it is approximated: about
-    ``1/step² + refine_fraction`` of the windows are scored.
+    ``full_fraction`` tunes incremental inference (see :class:`IncrementalRunner`).
     """
     check_input(x, batch_size)
-    drops = partial(exact_drops if drilldown is None else drilldown.drops, batch_size=batch_size)
-    return attribute(model, x, window, stride, baseline, drops, method, full_fraction)
+    grid = OcclusionGrid.create(tuple(x.shape[-2:]), window, stride)
+    baselines = broadcast_baseline(baseline, x)
+    runner = make_runner(model, grid, method, full_fraction, x.device.type)
+    maps = []
+    with torch.inference_mode():
+        for i in range(len(x)):
+            reference = runner.start(x[i : i + 1], baselines[i : i + 1])
+            drops = reference - occluded_scores(runner, grid.positions(x.device), batch_size)
+            maps.append(grid.attribution(drops))
+    attribution = torch.stack(maps).to(x.dtype if x.is_floating_point() else torch.float32)
+    return attribution[:, None].expand(x.shape).clone()

@@ -69,7 +69,7 @@ def test_occlusion_benchmark_quick_run_reports_every_method() -> None:
         cwd=Path(__file__).resolve().parents[2],
     )
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.strip()}
-    for method in ("captum", "captum-batched", "plain", "incremental", "drilldown"):
+    for method in ("captum", "captum-batched", "plain", "incremental"):
         assert method in rows, method
     # the exact paths agree with Captum (max error column) to within 1e-5
     for method in ("plain", "incremental"):
