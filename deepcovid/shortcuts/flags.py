@@ -3,16 +3,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deepcovid.results.collapse import GroupAuroc, collapse_sentences
 from deepcovid.results.markdown import ci_label
 from deepcovid.shortcuts.ablation import Retained, retained_share
+from deepcovid.shortcuts.result import AuditResult, AuditSettings
 
 if TYPE_CHECKING:
     from deepcovid.shortcuts.confounders import Confounder
-    from deepcovid.shortcuts.result import AuditResult, AuditSettings
 
 NAMES = {"occlusion": "occlusion", "gradcam": "Grad-CAM"}
 TOLERANCE = 1e-9  # far below the 1 / (COVID × non-COVID) step of any AUROC
@@ -207,3 +208,8 @@ def findings(result: AuditResult, settings: AuditSettings) -> list[str]:
         *attribution_findings(result, settings),
         *confounder_findings(result, settings),
     ]
+
+
+def with_findings(result: AuditResult) -> AuditResult:
+    """``result`` with its :func:`findings` (against its own settings) as ``flags``."""
+    return dataclasses.replace(result, flags=findings(result, result.settings))

@@ -21,7 +21,6 @@ from deepcovid.shortcuts.ablation import (
 )
 from deepcovid.shortcuts.attribution import LungAttribution, summarize_attribution
 from deepcovid.shortcuts.confounders import Confounder, audit_confounder, confounder_columns
-from deepcovid.shortcuts.flags import findings
 from deepcovid.shortcuts.masks import REFUSED
 from deepcovid.shortcuts.probe import GroupProbe
 from deepcovid.utils.serialize import from_jsonable, to_jsonable
@@ -163,7 +162,8 @@ def summarize_audit(
 ) -> AuditResult:
     """The :class:`AuditResult` of the measurements (``images.csv``, with the confounder probes'
     calls) and each confounder's probe (:func:`~deepcovid.shortcuts.confounders.probe_confounders`,
-    or why there is none)."""
+    or why there is none); its ``flags`` come from
+    :func:`~deepcovid.shortcuts.flags.with_findings`."""
     skipped: dict[str, str] = {}
     with_mask = images[images["lung_area_share"].notna()]
     attribution, ablation, retained = {}, None, None
@@ -194,13 +194,12 @@ def summarize_audit(
         )  # fmt: skip
         for column in columns
     }
-    result = AuditResult(
+    return AuditResult(
         split=split, backbone=backbone, checkpoint=checkpoint, methods=methods,
         masks=mask_summary(images), lung_attribution=attribution, ablation=ablation,
         confounders=confounders, flags=[], skipped=skipped, confidence=settings.confidence,
         retained=retained, settings=settings, out_of_scope=out_of_scope(images),
     )  # fmt: skip
-    return AuditResult(**{**vars(result), "flags": findings(result, settings)})
 
 
 def out_of_scope(images: pd.DataFrame) -> dict[str, str]:

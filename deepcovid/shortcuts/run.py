@@ -19,6 +19,7 @@ from deepcovid.shortcuts.figures import (
     sanity_figure,
     share_distribution_figure,
 )
+from deepcovid.shortcuts.flags import with_findings
 from deepcovid.shortcuts.masks import AuditMasks
 from deepcovid.shortcuts.measure import Audited, measure
 from deepcovid.shortcuts.report import audit_report
@@ -108,6 +109,7 @@ def run_audit(
         images, probes, methods, model_thresholds(record), record.threshold,
         settings, split, record.backbone, checkpoint,
     )  # fmt: skip
+    result = with_findings(result)
     if settings.sanity is not None and explainers:
         result = with_sanity_checks(result, model, dataset, table, explainers, settings)
     write_json_atomic(result.to_json(), output_dir / "audit.json")

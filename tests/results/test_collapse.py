@@ -7,6 +7,7 @@ import pandas as pd
 from deepcovid.metrics.summary import MetricSettings, ModelInfo, summarize
 from deepcovid.results.markdown import results_section
 from deepcovid.shortcuts.confounders import probe_confounders
+from deepcovid.shortcuts.flags import with_findings
 from deepcovid.shortcuts.report import audit_report
 from deepcovid.shortcuts.result import AuditSettings, summarize_audit
 
@@ -42,7 +43,9 @@ def audited(frame: pd.DataFrame):
     features = np.zeros((len(frame), 4))  # features that hold nothing
     settings = AuditSettings(bootstrap_resamples=200)
     images, probes = probe_confounders(images, features, ["source"], 0)
-    return summarize_audit(images, probes, {}, {}, 0.5, settings, "test", "resnet18", None)
+    return with_findings(
+        summarize_audit(images, probes, {}, {}, 0.5, settings, "test", "resnet18", None)
+    )
 
 
 def test_both_reports_say_that_the_auroc_collapses_within_the_mixed_hospital() -> None:

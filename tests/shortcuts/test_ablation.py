@@ -8,7 +8,7 @@ from sklearn.metrics import roc_auc_score
 
 from deepcovid.metrics.operating_points import NO_INTERVAL
 from deepcovid.shortcuts.ablation import Retained, ablate, retained_share, summarize_ablation
-from deepcovid.shortcuts.flags import retained_decision, scope_findings
+from deepcovid.shortcuts.flags import retained_decision, scope_findings, with_findings
 from deepcovid.shortcuts.report import audit_report
 from deepcovid.shortcuts.result import AuditSettings, out_of_scope, summarize_audit
 
@@ -74,7 +74,7 @@ def audited(intact: np.ndarray, removed: np.ndarray, label: np.ndarray, resample
         }
     )
     settings = AuditSettings(bootstrap_resamples=resamples)
-    return summarize_audit(images, {}, {}, {}, 0.5, settings, "test", "r18", None)
+    return with_findings(summarize_audit(images, {}, {}, {}, 0.5, settings, "test", "r18", None))
 
 
 def test_the_retained_share_has_a_paired_interval_and_the_flag_is_decided_on_it() -> None:

@@ -17,6 +17,7 @@ from deepcovid.shortcuts.confounders import (
     probe_confounders,
     stratified_auroc,
 )
+from deepcovid.shortcuts.flags import with_findings
 from deepcovid.shortcuts.report import audit_report
 from deepcovid.shortcuts.result import AuditResult, AuditSettings, summarize_audit
 
@@ -52,7 +53,9 @@ def audited(images: pd.DataFrame, features: np.ndarray, csv: Path) -> AuditResul
     settings = AuditSettings(bootstrap_resamples=200, confounders=COLUMNS)
     images, probes = probe_confounders(images, features, COLUMNS, settings.seed)
     images.to_csv(csv, index=False)
-    return summarize_audit(images, probes, {}, {}, 0.5, settings, "test", "resnet18", None)
+    return with_findings(
+        summarize_audit(images, probes, {}, {}, 0.5, settings, "test", "resnet18", None)
+    )
 
 
 def pairs_auroc(rows: pd.DataFrame, column: str) -> float:
