@@ -16,9 +16,13 @@ from deepcovid.models.backbones import (
 @pytest.mark.parametrize("name", sorted(TORCHVISION_BACKBONES))
 def test_paper_backbones_have_two_class_heads(name: str) -> None:
     backbone = create_backbone(name, pretrained=False)
+    maps: list[torch.Tensor] = []
+    layer = backbone.net.get_submodule(backbone.target_layer)
+    layer.register_forward_hook(lambda module, inputs, output: maps.append(output))
     out = backbone.net(torch.randn(2, 3, 64, 64))
     assert out.shape == (2, 2)
-    assert backbone.net.get_submodule(backbone.target_layer) is not None
+    # Grad-CAM's layer: the last spatial feature map, before pooling
+    assert len(maps) == 1 and maps[0].ndim == 4 and maps[0].shape[0] == 2
     freeze_all_but_head(backbone)
     trainable = {n for n, p in backbone.net.named_parameters() if p.requires_grad}
     assert trainable and all(n.startswith(backbone.head + ".") for n in trainable)
