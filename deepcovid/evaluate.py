@@ -24,12 +24,12 @@ from omegaconf import DictConfig, open_dict
 from deepcovid.callbacks.evaluation import TRAINING_VAL, EvaluationWriter, absolute_paths
 from deepcovid.data.datamodule import XrayDataModule
 from deepcovid.data.recorded import datamodule_for
+from deepcovid.metrics.predictions import predictions_frame
 from deepcovid.metrics.summary import Evaluation, MetricSettings
 from deepcovid.models.checkpoints import load_classifier, read_checkpoint, stopped_mid_epoch
 from deepcovid.models.classifier import CovidClassifier
 from deepcovid.models.record import ModelRecord
 from deepcovid.results.evaluation import ThresholdSource
-from deepcovid.results.predictions import predictions_frame
 from deepcovid.utils.config import CONFIG_PATH
 from deepcovid.utils.console import print_config_tree, silence_known_warnings
 from deepcovid.utils.files import write_json_atomic

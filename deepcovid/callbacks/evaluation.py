@@ -14,6 +14,7 @@ from pathlib import Path
 import lightning as L
 import pandas as pd
 
+from deepcovid.metrics.predictions import predictions_frame
 from deepcovid.metrics.summary import Evaluation, MetricSettings, ModelInfo
 from deepcovid.models.classifier import CovidClassifier
 from deepcovid.results.evaluation import (
@@ -21,7 +22,6 @@ from deepcovid.results.evaluation import (
     evaluate_predictions,
     write_evaluation,
 )
-from deepcovid.results.predictions import predictions_frame
 from deepcovid.utils.tracking import log_evaluation
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from deepcovid.explain.overlay import (
     to_display,
 )
 from deepcovid.explain.panel import fixed_sample, select_panel
-from deepcovid.results.predictions import Predictions
+from deepcovid.metrics.predictions import Predictions
 from deepcovid.utils.files import save_figure
 
 log = logging.getLogger(__name__)

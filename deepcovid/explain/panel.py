@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepcovid.results.predictions import Predictions
+from deepcovid.metrics.predictions import Predictions
 
 
 def balanced_sample(items: np.ndarray, labels: np.ndarray, count: int, seed: int) -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepcovid.models.scores import log_odds_covid, prob_covid
+from deepcovid.metrics.scores import log_odds_covid, prob_covid
 
 SCORES = ("prob", "logit")
 SCORE_LABELS = {"prob": "P(COVID)", "logit": "log-odds of COVID"}

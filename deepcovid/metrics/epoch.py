@@ -12,8 +12,8 @@ import numpy as np
 
 from deepcovid.metrics.discrimination import auroc, average_precision
 from deepcovid.metrics.operating_points import counts_at
+from deepcovid.metrics.predictions import Predictions
 from deepcovid.metrics.undefined import or_reason
-from deepcovid.results.predictions import Predictions
 
 ARGMAX_THRESHOLD = 0.5  # the class with the larger softmax output: P(COVID) ≥ 0.5
 

@@ -15,11 +15,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from deepcovid.metrics.epoch import epoch_metrics
+from deepcovid.metrics.predictions import Predictions, PredictionStore, predictions_frame
+from deepcovid.metrics.scores import prob_covid
 from deepcovid.metrics.summary import MetricSettings, choose_thresholds
 from deepcovid.models.backbones import FINETUNE_MODES, create_backbone, freeze_all_but_head
 from deepcovid.models.record import CHECKPOINT_KEY, ModelRecord
-from deepcovid.models.scores import prob_covid
-from deepcovid.results.predictions import Predictions, PredictionStore, predictions_frame
 from deepcovid.utils.system import strict_float32
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]

@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from deepcovid.data.transforms import EvalPreset
+from deepcovid.metrics.scores import prob_covid
 from deepcovid.models.backbones import create_backbone
 from deepcovid.models.record import ModelRecord
-from deepcovid.models.scores import prob_covid
 from deepcovid.utils.files import atomic_path, sha256_of
 
 METADATA_VERSION = 2

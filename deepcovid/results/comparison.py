@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 
 from deepcovid.metrics.discrimination import precision_recall_curve, roc_curve
 from deepcovid.metrics.operating_points import OperatingPoint
+from deepcovid.metrics.predictions import read_predictions
 from deepcovid.metrics.summary import arrays
 from deepcovid.metrics.undefined import UndefinedMetric
 from deepcovid.results import figures
@@ -32,7 +33,6 @@ from deepcovid.results.aggregate import Aggregate, EvaluatedRun, ModelSummary, S
 from deepcovid.results.evaluation import read_evaluation
 from deepcovid.results.markdown import ci_label, number, table, threshold_text, with_ci
 from deepcovid.results.names import INTERVAL_NAMES, rule_name
-from deepcovid.results.predictions import read_predictions
 from deepcovid.results.status import COMPLETE, run_status
 from deepcovid.utils.files import (
     save_figure,

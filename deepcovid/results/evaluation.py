@@ -101,7 +101,7 @@ def evaluate_predictions(
     mode: str = "the training data",
 ) -> Evaluation:
     """The evaluation of ``test`` (a predictions frame, see
-    :func:`deepcovid.results.predictions.predictions_frame`)."""
+    :func:`deepcovid.metrics.predictions.predictions_frame`)."""
     # float64 throughout: the CSVs then round-trip exactly, so a recomputation from them
     # reproduces every count, even for a score equal to a threshold chosen on val
     test = test.astype({"prob_covid": "float64"})

@@ -19,7 +19,7 @@ from deepcovid.data.masks import given_masks
 from deepcovid.explain.explainers import Explainer
 from deepcovid.explain.overlay import to_display
 from deepcovid.explain.panel import balanced_sample
-from deepcovid.models.scores import prob_covid
+from deepcovid.metrics.scores import prob_covid
 from deepcovid.shortcuts.ablation import ablate
 from deepcovid.shortcuts.attribution import score_map
 from deepcovid.shortcuts.masks import AuditMask, AuditMasks

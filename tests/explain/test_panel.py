@@ -3,7 +3,7 @@
 import numpy as np
 
 from deepcovid.explain.panel import confident_cases, fixed_sample, select_panel
-from deepcovid.results.predictions import Predictions
+from deepcovid.metrics.predictions import Predictions
 
 
 def predictions() -> Predictions:

@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from deepcovid.metrics.epoch import epoch_metrics
-from deepcovid.results.predictions import Predictions
+from deepcovid.metrics.predictions import Predictions
 
 
 def test_matches_sklearn_and_calls_covid_at_or_above_the_threshold() -> None:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from deepcovid.data.transforms import Preprocessing
+from deepcovid.metrics.scores import log_odds_covid, prob_covid
 from deepcovid.models.ensemble import (
     EnsembleMismatchError,
     MeanProbabilityNet,
@@ -18,7 +19,6 @@ from deepcovid.models.ensemble import (
     mean_val_predictions,
 )
 from deepcovid.models.record import ModelRecord
-from deepcovid.models.scores import log_odds_covid, prob_covid
 from deepcovid.models.tta import tta_views
 
 

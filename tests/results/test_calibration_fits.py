@@ -8,10 +8,10 @@ import statsmodels.api as sm
 import torch
 
 from deepcovid.metrics import calibration
+from deepcovid.metrics.predictions import PredictionStore, predictions_frame
+from deepcovid.metrics.scores import log_odds_covid, prob_covid
 from deepcovid.metrics.summary import MetricSettings, ModelInfo, summarize
-from deepcovid.models.scores import log_odds_covid, prob_covid
 from deepcovid.results.markdown import results_section
-from deepcovid.results.predictions import PredictionStore, predictions_frame
 
 
 def saturating_scores(n: int = 300, seed: int = 0):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from deepcovid.metrics.paired import auroc_test, delong_test
+from deepcovid.metrics.predictions import read_predictions
 from deepcovid.metrics.summary import ModelInfo
 from deepcovid.report import main
-from deepcovid.results.predictions import read_predictions
 from tests.test_report import BACKBONES, fake_run
 
 

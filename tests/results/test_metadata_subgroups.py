@@ -13,8 +13,8 @@ from omegaconf import OmegaConf
 from sklearn.metrics import roc_auc_score
 
 from deepcovid.data.samples import read_manifest
+from deepcovid.metrics.predictions import Predictions, predictions_frame, read_predictions
 from deepcovid.metrics.summary import ModelInfo, summarize
-from deepcovid.results.predictions import Predictions, predictions_frame, read_predictions
 from tests.conftest import CONFIG_DIR, CXR_DEV, chest_like, requires_real_data, save_in_mode
 
 

@@ -19,7 +19,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from deepcovid.data.metadata import COLUMNS as METADATA_COLUMNS
-from deepcovid.models.scores import log_odds_covid, prob_covid
+from deepcovid.metrics.scores import log_odds_covid, prob_covid
 
 PREDICTION_COLUMNS = [
     "path", "label", "prob_covid", "logit_covid", "patient_id", "source", "finding",
