@@ -18,9 +18,9 @@ import pandas as pd
 
 from deepcovid.data.splits import DataRecord
 from deepcovid.metrics.summary import Evaluation, MetricSettings, ModelInfo, summarize
-from deepcovid.models.provenance import overlap_note
 from deepcovid.results.figures import evaluation_figures
 from deepcovid.results.markdown import percent, results_section
+from deepcovid.results.pretraining import overlap_note
 from deepcovid.utils.files import (
     save_figure,
     write_csv_atomic,

@@ -1,7 +1,7 @@
-"""Pretraining provenance: names matched through aliases, overlap decided on image collections."""
+"""Pretraining corpora: names matched through aliases, overlap decided on image collections."""
 
-from deepcovid.models.provenance import canonical_corpus, overlap_note, pretraining_overlap
 from deepcovid.models.xrv import XRV_WEIGHTS
+from deepcovid.results.pretraining import canonical_corpus, overlap_note, pretraining_overlap
 
 
 def test_aliases() -> None:
