@@ -27,7 +27,6 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from deepcovid.data.io import DICOM_SUFFIXES, UnreadableImageError, load_image
-from deepcovid.data.lung_crop import LungCropReader
 from deepcovid.data.samples import list_inputs
 from deepcovid.data.transforms import EvalPreset
 from deepcovid.dicom.repair import InvalidSourceError
@@ -35,6 +34,7 @@ from deepcovid.dicom.results import DicomResults, write_dicom_results
 from deepcovid.dicom.structured_report import AlgorithmInfo
 from deepcovid.explain.explainers import Explainer
 from deepcovid.explain.overlay import figure_rgb, heatmap_title, overlay_figure, to_display
+from deepcovid.lungs.crop import LungCropReader
 from deepcovid.models.checkpoints import load_classifier
 from deepcovid.models.classifier import CovidClassifier
 from deepcovid.models.exported import ExportedClassifier, load_exported

@@ -23,8 +23,8 @@ import numpy as np
 
 from deepcovid.audit import audit
 from deepcovid.data.io import load_image
-from deepcovid.data.lung_crop import box_of, crop_mask_provider, pixel_box
 from deepcovid.data.samples import list_images
+from deepcovid.lungs.crop import box_of, crop_mask_provider, pixel_box
 from deepcovid.results.markdown import number, table
 from deepcovid.shortcuts.plant import marker_mask, plant
 from deepcovid.train import train

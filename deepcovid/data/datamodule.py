@@ -19,8 +19,6 @@ from deepcovid.data.dataset import XrayDataset
 from deepcovid.data.download import MAX_EXTRACTED_BYTES, MAX_RATIO, download_dataset
 from deepcovid.data.io import DEFAULT_MAX_IMAGE_PIXELS, load_image, set_max_image_pixels
 from deepcovid.data.leaks import MAX_DISTANCE, DataReport, build_report, enforce
-from deepcovid.data.lung_crop import Box, LungBoxes, LungLoader, crop_mask_provider, mask_origin
-from deepcovid.data.masks import given_masks
 from deepcovid.data.samples import (
     DEFAULT_NEGATIVE_NAMES,
     DEFAULT_POSITIVE_NAMES,
@@ -37,6 +35,8 @@ from deepcovid.data.splits import (
     assign_splits,
 )
 from deepcovid.data.transforms import EvalPreset, Preprocessing, TrainPreset
+from deepcovid.lungs.crop import Box, LungBoxes, LungLoader, crop_mask_provider, mask_origin
+from deepcovid.lungs.masks import given_masks
 from deepcovid.scope.check import VerdictStore, load_checker
 from deepcovid.utils.files import printable
 
@@ -65,7 +65,7 @@ class XrayDataModule(L.LightningDataModule):
 
     ``preprocessing`` is the model's (its backbone's, or its checkpoint's); ``image_size``,
     ``crop_ratio`` and ``lung_crop`` (crop each image to its lungs' box first, see
-    :mod:`deepcovid.data.lung_crop`) override it when given. ``batch_size`` is per device:
+    :mod:`deepcovid.lungs.crop`) override it when given. ``batch_size`` is per device:
     under DDP with N devices a step sees N × batch_size images.
 
     Every file is read once at setup (:mod:`deepcovid.data.cache`, facts kept in ``cache_dir``

@@ -55,9 +55,9 @@ class Preprocessing:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     channels: int = 3
-    lung_crop: bool = False  # first crop to the lungs' box (deepcovid.data.lung_crop)
+    lung_crop: bool = False  # first crop to the lungs' box (deepcovid.lungs.crop)
     lung_margin: float = 0.05  # the box widened by this share of its size on each side
-    lung_crop_masks: str = "segmenter"  # whose masks give the box (deepcovid.data.lung_crop)
+    lung_crop_masks: str = "segmenter"  # whose masks give the box (deepcovid.lungs.crop)
     outside_lungs: str = "keep"  # keep | blank: pixels outside the lung mask set to black first
 
     def __post_init__(self) -> None:
@@ -102,7 +102,7 @@ class Preprocessing:
         ]
         load, rest = STEPS.split("; ", 1)
         return (
-            f"{load}; {'; '.join(cut)} (masks: {self.lung_crop_masks}, deepcovid.data.lung_crop); "
+            f"{load}; {'; '.join(cut)} (masks: {self.lung_crop_masks}, deepcovid.lungs.crop); "
             f"{rest}"
         )
 

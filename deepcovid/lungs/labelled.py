@@ -4,7 +4,7 @@ A source is a CSV manifest with a ``path`` column (relative paths resolve agains
 folder), optionally ``patient_id`` and ``lung_mask`` (a mask image path, relative likewise).
 An image's mask is its ``lung_mask`` when given, else (with ``use_v7``) the V7 Labs mask of the
 same file name; images with neither are unlabelled. Masks are fitted to their image
-(``deepcovid.data.masks.fit_mask``), so a mask drawn on the original fits a downscaled copy.
+(``deepcovid.lungs.masks.fit_mask``), so a mask drawn on the original fits a downscaled copy.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from deepcovid.data.io import load_image
-from deepcovid.data.masks import V7_IGNORE, V7_LUNG, V7LungMasks, fit_mask, read_mask_file
 from deepcovid.data.samples import resolve
+from deepcovid.lungs.masks import V7_IGNORE, V7_LUNG, V7LungMasks, fit_mask, read_mask_file
 from deepcovid.lungs.model import standardise, to_working_pixels
 
 log = logging.getLogger(__name__)

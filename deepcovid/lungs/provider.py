@@ -1,12 +1,12 @@
 """One call for an image's lung mask, whatever is known about it (the lung crop built on it
-is :mod:`deepcovid.data.lung_crop`).
+is :mod:`deepcovid.lungs.crop`).
 
     provider = LungMaskProvider(mask_dir=None, use_v7=True)
     found = provider.mask_for("x.png")             # LungMask: mask, origin, quality
 
 Order of preference: a ``given_mask`` file → ``mask_dir/<stem>.png`` → the V7 Labs mask of the
 same file name → the shipped segmenter (loaded on first use). Every mask is fitted to the
-image (``deepcovid.data.masks.fit_mask``: nearest resize, refused when the aspect ratio
+image (``deepcovid.lungs.masks.fit_mask``: nearest resize, refused when the aspect ratio
 differs) and comes with its origin and quality flags, so a caller can count or drop them.
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from deepcovid.data.io import load_image
-from deepcovid.data.masks import (
+from deepcovid.lungs.masks import (
     V7LungMasks,
     fit_mask,
     folder_mask_path,

@@ -28,7 +28,6 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from deepcovid.data.io import UnreadableImageError, load_image
-from deepcovid.data.masks import V7LungMasks
 from deepcovid.lungs.figures import PREDICTION_COLOUR, TRUTH_COLOUR, Panel, mask_grid
 from deepcovid.lungs.labelled import (
     IGNORE,
@@ -42,6 +41,7 @@ from deepcovid.lungs.labelled import (
     read_sources,
     working_arrays,
 )
+from deepcovid.lungs.masks import V7LungMasks
 from deepcovid.lungs.model import LungUNet, UNetShape
 from deepcovid.lungs.overlap import evaluate, summarise
 from deepcovid.lungs.segmenter import LungSegmenter

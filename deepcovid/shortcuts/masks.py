@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from deepcovid.data.io import load_image
-from deepcovid.data.lung_crop import Box, pixel_box
-from deepcovid.data.masks import MaskMismatchError
 from deepcovid.data.transforms import EvalPreset
+from deepcovid.lungs.crop import Box, pixel_box
+from deepcovid.lungs.masks import MaskMismatchError
 from deepcovid.lungs.provider import LungMaskProvider
 from deepcovid.lungs.quality import assess
 

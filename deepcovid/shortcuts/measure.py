@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 from deepcovid.data.dataset import XrayDataset
-from deepcovid.data.masks import given_masks
 from deepcovid.explain.explainers import Explainer
 from deepcovid.explain.overlay import to_display
 from deepcovid.explain.panel import balanced_sample
+from deepcovid.lungs.masks import given_masks
 from deepcovid.metrics.scores import prob_covid
 from deepcovid.shortcuts.ablation import ablate
 from deepcovid.shortcuts.attribution import score_map

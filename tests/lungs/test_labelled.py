@@ -12,7 +12,6 @@ import pytest
 import torch
 from PIL import Image
 
-from deepcovid.data.masks import V7_ZIP_NAME, V7LungMasks
 from deepcovid.lungs import labelled
 from deepcovid.lungs.labelled import (
     Augmentation,
@@ -25,6 +24,7 @@ from deepcovid.lungs.labelled import (
     working_arrays,
     working_target,
 )
+from deepcovid.lungs.masks import V7_ZIP_NAME, V7LungMasks
 from tests.lungs.conftest import synthetic_chest, write_chests
 
 

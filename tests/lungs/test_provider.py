@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepcovid.data.masks import V7_ZIP_NAME, MaskMismatchError
+from deepcovid.lungs.masks import V7_ZIP_NAME, MaskMismatchError
 from deepcovid.lungs.provider import LungMaskProvider
 from tests.lungs.conftest import synthetic_chest, write_chests
 

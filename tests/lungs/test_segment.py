@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from deepcovid.data.masks import folder_mask_path, read_mask_file
+from deepcovid.lungs.masks import folder_mask_path, read_mask_file
 from deepcovid.lungs.segment import MASK_COLUMNS, list_inputs, mask_names, segment
 from deepcovid.utils.config import compose_config
 from tests.lungs.conftest import write_chests

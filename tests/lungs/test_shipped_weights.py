@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from deepcovid.data.masks import V7LungMasks
 from deepcovid.lungs.labelled import LabelledImage, heldout_split, load_all, read_sources
+from deepcovid.lungs.masks import V7LungMasks
 from deepcovid.lungs.overlap import evaluate
 from deepcovid.lungs.segmenter import load_segmenter
 from deepcovid.lungs.weights import SHIPPED_WEIGHTS, read_card

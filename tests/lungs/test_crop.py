@@ -14,8 +14,8 @@ from PIL import Image
 
 from deepcovid.data.datamodule import XrayDataModule
 from deepcovid.data.io import is_image_file, load_image
-from deepcovid.data.lung_crop import LungBoxes, LungCropReader, box_of, crop, mask_origin
 from deepcovid.data.transforms import Preprocessing
+from deepcovid.lungs.crop import LungBoxes, LungCropReader, box_of, crop, mask_origin
 from tests.conftest import CXR_DEV, make_covidx5k, requires_real_data
 
 

@@ -35,7 +35,7 @@ import torch
 from PIL import Image
 
 from deepcovid.data.io import load_image
-from deepcovid.data.masks import folder_mask_path, lung_box, v7_available
+from deepcovid.lungs.masks import folder_mask_path, lung_box, v7_available
 from deepcovid.lungs.provider import LungMaskProvider
 from deepcovid.utils.files import atomic_path, write_text_atomic
 

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from deepcovid.data import masks
-from deepcovid.data.masks import (
+from deepcovid.lungs import masks
+from deepcovid.lungs.masks import (
     MaskMismatchError,
     V7LungMasks,
     fit_mask,
