@@ -26,7 +26,7 @@ from torchvision.transforms import v2
 from deepcovid.data.io import load_image
 from deepcovid.data.samples import resolve
 from deepcovid.lungs.masks import V7_IGNORE, V7_LUNG, V7LungMasks, fit_mask, read_mask_file
-from deepcovid.lungs.model import standardise, to_working_pixels
+from deepcovid.utils.small_nets import standardise, to_working_pixels
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 from torch.nn import functional as F
+
+from deepcovid.utils.small_nets import conv_block, standardise, to_working_pixels
 
 WORKING_SIZE = 256  # pixels, square; the shipped weights were trained at this size
 
@@ -29,18 +30,6 @@ class UNetShape:
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
-
-
-def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
-    """Two 3×3 convolutions, each followed by batch norm and ReLU."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
 
 
 class LungUNet(nn.Module):
@@ -74,19 +63,6 @@ class LungUNet(nn.Module):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = block(torch.cat([x, skip], dim=1))
         return self.head(x)
-
-
-def standardise(pixels: np.ndarray) -> np.ndarray:
-    """uint8 pixels → float32 with zero mean and unit variance (a flat image stays zero)."""
-    values = pixels.astype(np.float32) / 255.0
-    return (values - values.mean()) / max(float(values.std()), 1e-3)
-
-
-def to_working_pixels(image: Image.Image, size: int = WORKING_SIZE) -> np.ndarray:
-    """An 8-bit grayscale image resized (bilinear, antialiased) to ``size × size`` uint8."""
-    if image.mode != "L":
-        raise ValueError(f"expected an 8-bit grayscale ('L') image, got mode {image.mode!r}")
-    return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR))
 
 
 def model_input(image: Image.Image, size: int = WORKING_SIZE) -> torch.Tensor:

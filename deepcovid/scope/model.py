@@ -2,7 +2,7 @@
 non-radiographs, and the image → tensor step it needs.
 
 The network sees one grayscale channel at a fixed square working size (stretched, as the lung
-segmenter's input), standardised per image (:func:`deepcovid.lungs.model.standardise`), and
+segmenter's input), standardised per image (:func:`deepcovid.utils.small_nets.standardise`), and
 returns one logit per class of :data:`CLASSES`.
 """
 
@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from deepcovid.lungs.model import conv_block, standardise, to_working_pixels
+from deepcovid.utils.small_nets import conv_block, standardise, to_working_pixels
 
 WORKING_SIZE = 64  # pixels, square; the shipped weights were trained at this size
 CLASSES = ("frontal", "lateral", "ct", "other")  # index = logit; only frontal is in scope
@@ -39,7 +39,7 @@ class ScopeShape:
 
 
 class ScopeNet(nn.Module):
-    """Stages of :func:`deepcovid.lungs.model.conv_block`, each followed by a 2× max pool, then
+    """Stages of :func:`deepcovid.utils.small_nets.conv_block`, each followed by a 2× max pool, then
     global average pooling and a linear layer: ``(N, 1, S, S)`` images to ``(N, len(CLASSES))``
     logits."""
 

@@ -29,7 +29,6 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 from deepcovid.data.io import load_image
-from deepcovid.lungs.model import to_working_pixels
 from deepcovid.metrics.intervals import proportion_interval
 from deepcovid.scope.check import ScopeChecker, read_small
 from deepcovid.scope.model import CLASSES, IN_SCOPE, ScopeNet, ScopeShape
@@ -37,6 +36,7 @@ from deepcovid.scope.synthetic import synthetic_image
 from deepcovid.scope.weights import WEIGHTS_NAME, save_network
 from deepcovid.utils.config import CONFIG_PATH
 from deepcovid.utils.files import printable, sha256_of, write_csv_atomic, write_json_atomic
+from deepcovid.utils.small_nets import to_working_pixels
 from deepcovid.utils.system import available_cpus
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def load_pixels(examples: list[Example], size: int) -> np.ndarray:
 
 class Augmentation:
     """Batched random affine (zoom, aspect, rotation, shift, flip), gamma, blur and noise, then
-    per-image standardisation (as :func:`deepcovid.lungs.model.standardise`): uint8
+    per-image standardisation (as :func:`deepcovid.utils.small_nets.standardise`): uint8
     ``(N, 1, L, L)`` to float ``(N, 1, S, S)``."""
 
     def __init__(self, cfg: DictConfig, size: int) -> None:

@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from deepcovid.lungs.model import WORKING_SIZE, LungUNet, UNetShape, model_input, standardise
+from deepcovid.lungs.model import WORKING_SIZE, LungUNet, UNetShape, model_input
+from deepcovid.utils.small_nets import standardise
 
 
 @pytest.mark.parametrize(("shape", "size"), [(UNetShape(4, 2), 32), (UNetShape(8, 4), 64)])
