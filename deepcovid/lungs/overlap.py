@@ -22,7 +22,7 @@ from torchmetrics.functional.segmentation import dice_score
 
 from deepcovid.lungs.labelled import LabelledImage
 from deepcovid.lungs.segmenter import LungSegmenter
-from deepcovid.metrics.bootstrap import Clusters
+from deepcovid.metrics.bootstrap import Clusters, mean_interval
 from deepcovid.utils.files import printable
 
 REFERENCE_SHORT_SIDE = 256  # pixels: hd95_px256 is HD95 as if the image's short side were this
@@ -70,7 +70,7 @@ def score(prediction: np.ndarray, item: LabelledImage) -> tuple[float, float]:
     return dice(kept, item.lung), hd95(kept, item.lung)
 
 
-def evaluate(
+def score_segmenter(
     segmenter: LungSegmenter, items: Iterable[LabelledImage]
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Per-image scores of ``segmenter`` on ``items``, and each prediction by path (for
@@ -112,7 +112,7 @@ class MeanWithInterval:
         return asdict(self)
 
 
-def mean_interval(
+def mean_with_interval(
     values: np.ndarray,
     patient_id: np.ndarray | pd.Series,
     n_resamples: int = 2000,
@@ -120,22 +120,18 @@ def mean_interval(
     seed: int = 0,
 ) -> MeanWithInterval:
     """The mean of ``values`` and its percentile interval over resamples of patients
-    (``deepcovid.metrics.bootstrap.Clusters``: each draw keeps all of a patient's images)."""
+    (:func:`deepcovid.metrics.bootstrap.mean_interval`: each draw keeps all of a patient's
+    images)."""
     values = np.asarray(values, dtype=np.float64)
-    clusters = Clusters(patient_id, len(values))
-    if len(clusters) < 2:
-        mean = float(values.mean()) if len(values) else None
-        return MeanWithInterval(mean, None, None, len(values), len(clusters))
-    rng = np.random.default_rng(seed)
-    means = [values[clusters.draw(rng)].mean() for _ in range(n_resamples)]
-    tail = (1.0 - confidence) / 2.0 * 100.0
-    low, high = np.percentile(means, [tail, 100.0 - tail])
-    return MeanWithInterval(
-        float(values.mean()), float(low), float(high), len(values), len(clusters)
-    )
+    n_patients = len(Clusters(patient_id, len(values)))
+    mean = float(values.mean()) if len(values) else None
+    if n_patients < 2:
+        return MeanWithInterval(mean, None, None, len(values), n_patients)
+    drawn = mean_interval(values, patient_id, n_resamples, confidence, seed)
+    return MeanWithInterval(mean, drawn.low, drawn.high, len(values), n_patients)
 
 
-def summarise(
+def summarize(
     scores: pd.DataFrame, n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0
 ) -> dict[str, dict]:
     """Per source (and ``all``): mean Dice and mean HD95 with intervals, and how many
@@ -149,7 +145,7 @@ def summarise(
         for column in ("dice", "hd95_px", "hd95_px256"):
             valid = group[np.isfinite(group[column])]
             patients = valid["patient_id"].replace("", np.nan).to_numpy()
-            entry[column] = mean_interval(
+            entry[column] = mean_with_interval(
                 valid[column].to_numpy(), patients, n_resamples, confidence, seed
             ).to_dict()
         entry["n_flagged"] = int((group["quality_flag"] != "").sum())

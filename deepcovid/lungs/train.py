@@ -43,7 +43,7 @@ from deepcovid.lungs.labelled import (
 )
 from deepcovid.lungs.masks import V7LungMasks
 from deepcovid.lungs.model import LungUNet, UNetShape
-from deepcovid.lungs.overlap import evaluate, summarise
+from deepcovid.lungs.overlap import score_segmenter, summarize
 from deepcovid.lungs.segmenter import LungSegmenter
 from deepcovid.lungs.weights import WEIGHTS_NAME, save_network
 from deepcovid.utils.config import CONFIG_PATH
@@ -193,10 +193,10 @@ def train_segmenter(cfg: DictConfig) -> dict[str, Any]:
     loaded = list(load_all(heldout_records, v7))
     skipped += [item for item in loaded if isinstance(item, str)]
     heldout_items = [item for item in loaded if isinstance(item, LabelledImage)]
-    scores, predictions = evaluate(segmenter, heldout_items)
+    scores, predictions = score_segmenter(segmenter, heldout_items)
     del loaded, heldout_items
     write_csv_atomic(scores, out / "heldout_scores.csv")
-    summary = summarise(scores, cfg.bootstrap.n_resamples, cfg.bootstrap.confidence, cfg.seed)
+    summary = summarize(scores, cfg.bootstrap.n_resamples, cfg.bootstrap.confidence, cfg.seed)
     figure = mask_grid(
         worst_panels(scores, predictions, heldout_records, v7, cfg.figures.worst),
         columns=min(cfg.figures.columns, cfg.figures.worst),

@@ -99,3 +99,20 @@ def bootstrap_interval(
     low, high = np.percentile(values, [tail, 100.0 - tail])
     unit = "patient" if has_ids else "image"
     return BootstrapInterval(float(low), float(high), n_resamples, len(values), unit)
+
+
+def mean_interval(
+    values: np.ndarray,
+    patient_id: pd.Series | np.ndarray | None = None,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> BootstrapInterval:
+    """Percentile interval of the mean of ``values`` (one per image, e.g. a hit as 0/1, a Dice
+    score) over the same seeded resamples of patients as :func:`bootstrap_interval`."""
+    values = np.asarray(values, dtype=np.float64)
+
+    def mean(_label: np.ndarray, drawn: np.ndarray) -> float:
+        return float(np.mean(drawn))
+
+    return bootstrap_interval(values, values, mean, patient_id, n_resamples, confidence, seed)

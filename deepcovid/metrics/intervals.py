@@ -8,17 +8,18 @@ per-image intervals of :func:`proportion_interval` stay available by name.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+from statsmodels.stats.proportion import proportion_confint
 
-from deepcovid.metrics.bootstrap import Clusters, bootstrap_interval
+from deepcovid.metrics.bootstrap import Clusters, mean_interval
 from deepcovid.metrics.inputs import PatientIds, checked_ids, has_patient_ids
 from deepcovid.metrics.undefined import UndefinedMetric
 
-INTERVAL_METHODS = ("wilson", "clopper_pearson", "normal")
+# per-image methods → their names in statsmodels' proportion_confint
+INTERVAL_METHODS = {"wilson": "wilson", "clopper_pearson": "beta", "normal": "normal"}
 PATIENT_INTERVAL_METHODS = ("deff_wilson", "patient_bootstrap")
 # deff_wilson, not the bootstrap: deterministic, defined and well-behaved at 0 % and 100 %
 # (where every bootstrap resample gives the same proportion, so the percentile interval
@@ -51,22 +52,15 @@ def z_value(confidence: float) -> float:
     return float(stats.norm.isf((1.0 - confidence) / 2.0))
 
 
-def wilson_bounds(p: float, n: float, z: float) -> tuple[float, float]:
-    """Wilson score interval of a proportion ``p`` observed on ``n`` (possibly effective,
-    non-integer) independent trials."""
-    denominator = 1.0 + z**2 / n
-    centre = (p + z**2 / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1.0 - p) / n + z**2 / (4 * n**2)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def proportion_interval(
-    successes: int, total: int, method: str = "wilson", confidence: float = 0.95
+    successes: float, total: float, method: str = "wilson", confidence: float = 0.95
 ) -> tuple[float, float]:
-    """Per-image interval of ``successes / total`` (every image an independent trial).
+    """Per-image interval of ``successes / total`` (every image an independent trial), from
+    statsmodels' ``proportion_confint``.
 
-    ``wilson`` (score interval, the default), ``clopper_pearson`` (exact, conservative) or
-    ``normal`` (Wald, the paper's ``p ± z·sqrt(p(1-p)/n)``, clipped to [0, 1]).
+    ``wilson`` (score interval, the default; ``total`` may be an effective, non-integer
+    sample size), ``clopper_pearson`` (exact, conservative) or ``normal`` (Wald, the paper's
+    ``p ± z·sqrt(p(1-p)/n)``); Wilson and Wald are clipped to [0, 1].
     """
     if method not in INTERVAL_METHODS:
         raise ValueError(f"interval method {method!r}; choose one of {list(INTERVAL_METHODS)}")
@@ -74,17 +68,9 @@ def proportion_interval(
         raise ValueError(f"successes={successes} must lie between 0 and total={total}")
     if total == 0:
         raise UndefinedMetric("no cases to estimate a proportion from (n = 0)")
-    z = z_value(confidence)
-    p = successes / total
-    if method == "normal":
-        half = z * math.sqrt(p * (1.0 - p) / total)
-        return max(0.0, p - half), min(1.0, p + half)
-    if method == "wilson":
-        return wilson_bounds(p, total, z)
-    alpha = 1.0 - confidence
-    low = 0.0 if successes == 0 else stats.beta.ppf(alpha / 2, successes, total - successes + 1)
-    high = (
-        1.0 if successes == total else stats.beta.isf(alpha / 2, successes + 1, total - successes)
+    z_value(confidence)  # validates it
+    low, high = proportion_confint(
+        successes, total, alpha=1.0 - confidence, method=INTERVAL_METHODS[method]
     )
     return float(low), float(high)
 
@@ -159,11 +145,6 @@ class ProportionEstimate:
     effective_n: float
 
 
-def hit_rate(hit: np.ndarray, _unused: np.ndarray) -> float:
-    """The share of hits (a bootstrap statistic)."""
-    return float(np.mean(hit))
-
-
 def resolved_method(method: str, patient_id: PatientIds) -> str:
     """``auto`` → :data:`DEFAULT_PATIENT_METHOD` with patient ids, per-image Wilson without."""
     if method not in ALL_INTERVAL_METHODS:
@@ -228,17 +209,10 @@ def proportion_with_interval(
         effect = design_effect(hit, patient_id)
         deff, effective_n = effect.design_effect, effect.effective_n
         if method == "deff_wilson":
-            low, high = wilson_bounds(successes / total, effective_n, z_value(confidence))
+            # Wilson on the effective sample size (successes scaled to it alike)
+            low, high = proportion_interval(successes / deff, effective_n, "wilson", confidence)
         else:
-            drawn = bootstrap_interval(
-                hit.astype(int),
-                hit.astype(float),
-                hit_rate,
-                patient_id,
-                n_resamples,
-                confidence,
-                seed,
-            )
+            drawn = mean_interval(hit, patient_id, n_resamples, confidence, seed)
             low, high = drawn.low, drawn.high
     return ProportionEstimate(
         successes / total,

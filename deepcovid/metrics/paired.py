@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.multitest import multipletests
 
 from deepcovid.metrics.bootstrap import MIN_VALID_SHARE, Clusters
 from deepcovid.metrics.inputs import PatientIds, checked_ids, checked_scores, has_patient_ids
@@ -245,17 +247,17 @@ class McNemarResult:
 
 
 def mcnemar_exact(hit_a: np.ndarray, hit_b: np.ndarray) -> McNemarResult:
-    """McNemar's exact test: under "no difference" the ``only_a`` of the ``only_a + only_b``
-    discordant images are Binomial(·, 1/2); the p-value is the two-sided binomial test of it
-    (1 when no image is discordant)."""
+    """McNemar's exact test (statsmodels): under "no difference" the ``only_a`` of the
+    ``only_a + only_b`` discordant images are Binomial(·, 1/2); the p-value is the two-sided
+    binomial test of it (1 when no image is discordant)."""
     hit_a, hit_b = np.asarray(hit_a, dtype=bool), np.asarray(hit_b, dtype=bool)
     if hit_a.ndim != 1 or hit_a.shape != hit_b.shape:
         raise ValueError(f"paired outcomes differ in shape: {hit_a.shape} and {hit_b.shape}")
     if hit_a.size == 0:
         raise UndefinedMetric("no images to compare (n = 0)")
     only_a, only_b = int(np.sum(hit_a & ~hit_b)), int(np.sum(~hit_a & hit_b))
-    discordant = only_a + only_b
-    p_value = 1.0 if discordant == 0 else stats.binomtest(only_a, discordant, 0.5).pvalue
+    table = [[0, only_a], [only_b, 0]]  # the concordant cells do not enter the test
+    p_value = mcnemar(table, exact=True).pvalue
     rate_a, rate_b = float(hit_a.mean()), float(hit_b.mean())
     return McNemarResult(
         rate_a, rate_b, rate_a - rate_b, only_a, only_b, int(hit_a.size), float(p_value)
@@ -343,14 +345,12 @@ def compare_operating_points(
 
 
 def holm_adjust(p_values: Sequence[float]) -> np.ndarray:
-    """Holm's (1979) step-down adjusted p-values, in the input order: the i-th smallest of m
-    becomes max over j ≤ i of min(1, (m − j + 1) · p_(j)). Reject where adjusted ≤ α to keep
-    the family-wise error rate at α."""
+    """Holm's (1979) step-down adjusted p-values (statsmodels' ``multipletests``), in the input
+    order: the i-th smallest of m becomes max over j ≤ i of min(1, (m − j + 1) · p_(j)).
+    Reject where adjusted ≤ α to keep the family-wise error rate at α."""
     p = np.asarray(p_values, dtype=np.float64)
     if p.ndim != 1 or not ((p >= 0) & (p <= 1)).all():
         raise ValueError("p-values must be a flat sequence of numbers in [0, 1] (no NaN)")
-    order = np.argsort(p, kind="stable")
-    scaled = (p.size - np.arange(p.size)) * p[order]
-    adjusted = np.empty_like(p)
-    adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
-    return adjusted
+    if p.size == 0:
+        return p
+    return multipletests(p, method="holm")[1]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from deepcovid.metrics.bootstrap import bootstrap_interval
+from deepcovid.metrics.bootstrap import mean_interval
 from deepcovid.metrics.intervals import proportion_with_interval
 from deepcovid.metrics.operating_points import NO_INTERVAL, Interval
 from deepcovid.metrics.undefined import UndefinedMetric
@@ -35,11 +35,6 @@ def score_map(heatmap: torch.Tensor, mask: torch.Tensor) -> LungScore:
     peak = heatmap == heatmap.max()
     inside = float((peak & mask).sum()) / float(peak.sum())
     return LungScore(float(positive[mask].sum()) / total, inside > 0.5)
-
-
-def mean(_unused: np.ndarray, values: np.ndarray) -> float:
-    """The mean of ``values`` (a bootstrap statistic)."""
-    return float(np.mean(values))
 
 
 @dataclass(frozen=True)
@@ -73,7 +68,7 @@ def summarize_attribution(
     values = scored[f"lung_share_{method}"].to_numpy(dtype=np.float64)
     undefined: dict[str, str] = {}
     try:
-        drawn = bootstrap_interval(values, values, mean, ids, resamples, confidence, seed)
+        drawn = mean_interval(values, ids, resamples, confidence, seed)
         share_ci: Interval = (drawn.low, drawn.high)
     except UndefinedMetric as reason:
         share_ci, undefined["share_ci"] = NO_INTERVAL, str(reason)

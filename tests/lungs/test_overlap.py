@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepcovid.lungs.overlap import dice, hd95, mean_interval, summarise
+from deepcovid.lungs.overlap import dice, hd95, mean_with_interval, summarize
 
 
 def square(top: int, left: int, side: int, size: int = 100) -> np.ndarray:
@@ -41,13 +41,13 @@ def test_hd95_ignores_the_farthest_5_percent() -> None:
 
 def test_interval_resamples_patients() -> None:
     values = np.array([0.9, 0.9, 0.9, 0.5])
-    by_image = mean_interval(values, None, n_resamples=500)
-    by_patient = mean_interval(values, np.array(["a", "a", "a", "b"]), n_resamples=500)
+    by_image = mean_with_interval(values, None, n_resamples=500)
+    by_patient = mean_with_interval(values, np.array(["a", "a", "a", "b"]), n_resamples=500)
     assert by_image.mean == by_patient.mean == pytest.approx(0.8)
     assert by_patient.n_patients == 2 and by_image.n_patients == 4
     assert by_patient.low < by_image.low  # drawing patient b twice drops the mean to 0.5
     assert by_patient.low == pytest.approx(0.5)
-    single = mean_interval(values, np.array(["a"] * 4))
+    single = mean_with_interval(values, np.array(["a"] * 4))
     assert single.low is None and single.high is None and single.n_patients == 1
 
 
@@ -62,7 +62,7 @@ def test_summary_per_source() -> None:
             "quality_flag": ["", "x", "", ""],
         }
     )
-    summary = summarise(scores, n_resamples=100)
+    summary = summarize(scores, n_resamples=100)
     assert set(summary) == {"all", "x", "y"}
     assert summary["all"]["dice"]["mean"] == pytest.approx(0.75)
     assert summary["x"]["hd95_px"]["n_images"] == 1  # the empty prediction has no HD95

@@ -6,7 +6,7 @@ import pytest
 
 from deepcovid.lungs.labelled import LabelledImage, heldout_split, load_all, read_sources
 from deepcovid.lungs.masks import V7LungMasks
-from deepcovid.lungs.overlap import evaluate
+from deepcovid.lungs.overlap import score_segmenter
 from deepcovid.lungs.segmenter import load_segmenter
 from deepcovid.lungs.weights import SHIPPED_WEIGHTS, read_card
 from deepcovid.utils.config import compose_config
@@ -30,5 +30,5 @@ def test_shipped_weights_reach_the_dice_target_on_held_out_patients() -> None:
     assert sorted(r.path.name for r in heldout) == training["heldout"]  # the same patients
     items = [item for item in load_all(heldout, v7) if isinstance(item, LabelledImage)]
     assert len(items) == len(heldout)
-    scores, _ = evaluate(load_segmenter(), items)
+    scores, _ = score_segmenter(load_segmenter(), items)
     assert scores["dice"].mean() >= MIN_MEAN_DICE, scores.nsmallest(5, "dice")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from deepcovid.metrics.bootstrap import Clusters, bootstrap_interval
+from deepcovid.metrics.bootstrap import Clusters, bootstrap_interval, mean_interval
 from deepcovid.metrics.discrimination import auroc, average_precision
 from deepcovid.metrics.undefined import UndefinedMetric
 
@@ -83,3 +83,13 @@ def test_perfect_separation_gives_a_degenerate_interval_not_a_crash() -> None:
     prob = np.concatenate([np.linspace(0, 0.4, 10), np.linspace(0.6, 1, 10)])
     interval = bootstrap_interval(label, prob, auroc, n_resamples=100)
     assert interval.low == pytest.approx(1.0) and interval.high == pytest.approx(1.0)
+
+
+def test_mean_interval_is_the_percentile_interval_of_resampled_patient_means() -> None:
+    values = np.array([0.9, 0.8, 0.85, 0.2, 0.4, 0.7, 0.1])
+    ids = np.array(["a", "a", "a", "b", None, "c", "c"], dtype=object)
+    drawn = mean_interval(values, ids, n_resamples=200, confidence=0.9, seed=3)
+    rng, clusters = np.random.default_rng(3), Clusters(ids, len(values))
+    means = [values[clusters.draw(rng)].mean() for _ in range(200)]
+    assert (drawn.low, drawn.high) == tuple(np.percentile(means, [5.0, 95.0]))
+    assert drawn.unit == "patient" and drawn.n_valid == 200

@@ -1,37 +1,54 @@
-"""Proportion intervals: per image against statsmodels' proportion_confint; per patient
-against exact special cases, scipy's ANOVA and a coverage simulation."""
+"""Proportion intervals (statsmodels' proportion_confint): per image against scipy's binomial
+test and the Wald formula by hand; per patient against exact special cases, scipy's ANOVA and
+a coverage simulation."""
 
 import numpy as np
 import pytest
 from scipy import stats
-from statsmodels.stats.proportion import proportion_confint
 
 from deepcovid.metrics.bootstrap import bootstrap_interval
 from deepcovid.metrics.intervals import (
     design_effect,
-    hit_rate,
     proportion_interval,
     proportion_with_interval,
 )
 from deepcovid.metrics.undefined import UndefinedMetric
 
 CASES = [(0, 1), (1, 1), (0, 5), (5, 5), (1, 10), (9, 10), (39, 40), (17, 60), (250, 1000)]
-STATSMODELS = {"wilson": "wilson", "clopper_pearson": "beta", "normal": "normal"}
+SCIPY = {"wilson": "wilson", "clopper_pearson": "exact"}
 
 
-@pytest.mark.parametrize("method", STATSMODELS)
+def wald(successes: int, total: int, confidence: float) -> tuple[float, float]:
+    """The paper's ``p ± z·sqrt(p(1-p)/n)``, clipped to [0, 1]."""
+    p, z = successes / total, stats.norm.ppf(0.5 + confidence / 2)
+    half = z * np.sqrt(p * (1 - p) / total)
+    return max(0.0, p - half), min(1.0, p + half)
+
+
+@pytest.mark.parametrize("method", [*SCIPY, "normal"])
 @pytest.mark.parametrize("confidence", [0.9, 0.95, 0.99])
 @pytest.mark.parametrize(("successes", "total"), CASES)
-def test_matches_statsmodels(method: str, confidence: float, successes: int, total: int) -> None:
+def test_matches_scipy_and_the_wald_formula(
+    method: str, confidence: float, successes: int, total: int
+) -> None:
     low, high = proportion_interval(successes, total, method, confidence)
-    expected = proportion_confint(
-        successes, total, alpha=1 - confidence, method=STATSMODELS[method]
-    )
-    if method == "normal":  # the Wald interval is clipped to [0, 1] here
-        expected = (max(0.0, expected[0]), min(1.0, expected[1]))
+    if method == "normal":
+        expected = wald(successes, total, confidence)
+    else:
+        ci = stats.binomtest(successes, total).proportion_ci(confidence, SCIPY[method])
+        expected = (ci.low, ci.high)
     assert low == pytest.approx(expected[0], abs=1e-10)
     assert high == pytest.approx(expected[1], abs=1e-10)
     assert 0.0 <= low <= successes / total <= high <= 1.0
+
+
+def test_wilson_by_hand() -> None:
+    """9 of 10 at 95 %: Wilson's centre and half-width worked out from z = 1.959964."""
+    z = 1.959963984540054
+    centre = (0.9 + z**2 / 20) / (1 + z**2 / 10)
+    half = z * np.sqrt(0.9 * 0.1 / 10 + z**2 / 400) / (1 + z**2 / 10)
+    assert proportion_interval(9, 10) == pytest.approx((centre - half, centre + half), abs=1e-12)
+    assert proportion_interval(9, 10) == pytest.approx((0.59585, 0.98212), abs=1e-5)
 
 
 def test_wider_at_higher_confidence_and_exact_is_widest() -> None:
@@ -134,7 +151,8 @@ def test_patient_bootstrap_resamples_patients() -> None:
     rng = np.random.default_rng(3)
     hit, ids = clustered(rng)
     estimate = proportion_with_interval(hit, ids, "patient_bootstrap", n_resamples=300, seed=4)
-    drawn = bootstrap_interval(hit.astype(int), hit.astype(float), hit_rate, ids, 300, seed=4)
+    rate = lambda _label, drawn: float(np.mean(drawn))  # noqa: E731
+    drawn = bootstrap_interval(hit.astype(int), hit.astype(float), rate, ids, 300, seed=4)
     assert (estimate.low, estimate.high) == (drawn.low, drawn.high) and drawn.unit == "patient"
     assert estimate.n_patients == 60 and estimate.design_effect > 1
 
