@@ -3,7 +3,6 @@ finding and P(COVID), and a Secondary Capture of the heatmap overlay, in the sou
 
 from deepcovid.dicom.repair import InvalidSourceError, Repair
 from deepcovid.dicom.results import DicomResults, write_dicom_results
-from deepcovid.dicom.sr_text import render_sr_text
 from deepcovid.dicom.structured_report import AlgorithmInfo
 
 __all__ = [
@@ -11,6 +10,5 @@ __all__ = [
     "DicomResults",
     "InvalidSourceError",
     "Repair",
-    "render_sr_text",
     "write_dicom_results",
 ]

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from deepcovid.dicom.dciodvfy import dciodvfy_available, parse_dciodvfy, verify
 from tests.dicom.conftest import write_cr
+from tests.dicom.dciodvfy import dciodvfy_available, parse_dciodvfy, verify
 
 # What dciodvfy printed for /work/shared/data/dicom/siim-chest-monochrome1.dcm
 SIIM_OUTPUT = """\

@@ -14,11 +14,11 @@ from pydicom.sr.codedict import codes
 
 from deepcovid.dicom import AlgorithmInfo, DicomResults, InvalidSourceError, write_dicom_results
 from deepcovid.dicom.codes import ABSENT, CERTAINTY_OF_FINDING, COVID_19, PRESENT, UNITLESS
-from deepcovid.dicom.dciodvfy import dciodvfy_available, verify
 from deepcovid.dicom.repair import repair_header
 from deepcovid.dicom.structured_report import Classification, build_report
 from tests.conftest import requires_real_data
 from tests.dicom.conftest import REAL_DICOMS, write_cr
+from tests.dicom.dciodvfy import dciodvfy_available, verify
 
 ALGORITHM = AlgorithmInfo(weights_sha256="0123456789abcdef" * 4)
 YOUDEN = "max Youden's J on val"

@@ -3,8 +3,9 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from deepcovid.dicom import AlgorithmInfo, render_sr_text, write_dicom_results
+from deepcovid.dicom import AlgorithmInfo, write_dicom_results
 from tests.dicom.conftest import write_cr
+from tests.dicom.sr_text import render_sr_text
 
 
 def test_dump_shows_finding_measurement_call_and_evidence(tmp_path: Path) -> None:

@@ -17,8 +17,6 @@ import torch
 
 from deepcovid.audit import audit
 from deepcovid.dicom.codes import CERTAINTY_OF_FINDING
-from deepcovid.dicom.dciodvfy import dciodvfy_available, verify
-from deepcovid.dicom.sr_text import render_sr_text
 from deepcovid.evaluate import evaluate
 from deepcovid.models.checkpoints import load_classifier
 from deepcovid.predict import predict
@@ -26,6 +24,8 @@ from deepcovid.train import train
 from deepcovid.utils.config import compose_config
 from deepcovid.utils.files import sha256_of
 from tests.conftest import CXR_DEV, SHARED_DATA, best_checkpoint, requires_real_data
+from tests.dicom.dciodvfy import dciodvfy_available, verify
+from tests.dicom.sr_text import render_sr_text
 
 xrv = pytest.importorskip("torchxrayvision")
 pytestmark = [requires_real_data, pytest.mark.realdata, pytest.mark.slow]

@@ -14,7 +14,6 @@ import pytest
 from deepcovid.data.check import main as check_main
 from deepcovid.data.datamodule import OutOfScopeError, XrayDataModule
 from deepcovid.dicom.codes import CERTAINTY_OF_FINDING, COMMENT, COVID_19
-from deepcovid.dicom.sr_text import render_sr_text
 from deepcovid.lungs.segment import segment_files
 from deepcovid.lungs.segmenter import load_segmenter
 from deepcovid.predict import predict
@@ -22,6 +21,7 @@ from deepcovid.scope.check import NOT_ASSESSED, NOT_FRONTAL, load_checker
 from deepcovid.utils.config import compose_config
 from deepcovid.utils.files import flat_name
 from tests.conftest import CXR_DEV, best_checkpoint, requires_real_data
+from tests.dicom.sr_text import render_sr_text
 from tests.scope.conftest import heldout_images
 
 N_PER_KIND = {"frontal": 4, "lateral": 3, "ct": 2}
