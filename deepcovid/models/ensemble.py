@@ -14,10 +14,8 @@ ensemble, TTA included, run on the val split (``evaluate``); :class:`Combination
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +30,11 @@ from deepcovid.metrics.summary import MetricSettings, choose_thresholds
 from deepcovid.models.checkpoints import load_classifier
 from deepcovid.models.classifier import CovidClassifier
 from deepcovid.models.exported import ExportedClassifier, load_exported
-from deepcovid.models.record import ModelRecord
+from deepcovid.models.record import Combination, ModelRecord
 from deepcovid.models.tta import DEFAULT_CROP_FRACTION, tta_views
 from deepcovid.utils.files import sha256_of
 
 Model = CovidClassifier | ExportedClassifier
-MEAN_RULE = "mean of the members' P(COVID)"  # how scores combine, in words (never the logits)
 BEST_GLOB = "checkpoints/best-*.ckpt"  # a run folder's best checkpoint(s)
 NO_SHARED_VAL = "none: the members share no recorded val predictions (different splits, or none)"
 
@@ -63,34 +60,6 @@ class MeanProbabilityNet(nn.Module):
             for view in self.views
         ]
         return torch.logsumexp(torch.stack(log_probs), dim=0) - math.log(len(log_probs))
-
-
-@dataclass(frozen=True)
-class Combination:
-    """What a combined model averages, recorded in its outputs."""
-
-    checkpoints: tuple[str, ...]
-    sha256: tuple[str, ...]
-    tta: tuple[str, ...]
-    views: tuple[str, ...]
-    thresholds_from: str  # the val predictions its operating points are chosen on, in words
-    split_note: str = ""  # why the members have no common data record (evaluate refuses then)
-    rule: str = MEAN_RULE
-
-    def describe(self) -> str:
-        """One sentence: the members, the views and the rule."""
-        members = f"{len(self.checkpoints)} checkpoint(s)"
-        views = f"{len(self.views)} test-time view(s) ({', '.join(self.views)})"
-        return f"P(COVID) is the {self.rule} over {members} × {views}"
-
-    @property
-    def weights_sha256(self) -> str:
-        """One digest for the combined model: of the members' digests in order and the views."""
-        text = "\n".join([*self.sha256, *self.views])
-        return hashlib.sha256(text.encode()).hexdigest()
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self) | {"description": self.describe()}
 
 
 def run_best(folder: Path) -> list[Path]:

@@ -8,8 +8,10 @@ Everything is kept as plain values and tensors, which ``torch.load(weights_only=
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,10 +22,8 @@ from deepcovid.data.splits import DataRecord
 from deepcovid.data.transforms import Preprocessing
 from deepcovid.models.provenance import WeightsFile
 
-if TYPE_CHECKING:
-    from deepcovid.models.ensemble import Combination
-
 CHECKPOINT_KEY = "deepcovid"
+MEAN_RULE = "mean of the members' P(COVID)"  # how scores combine, in words (never the logits)
 RECORD_VERSION = 1
 
 
@@ -57,6 +57,34 @@ def frame_from_columns(columns: dict[str, Any]) -> pd.DataFrame:
         if name in columns and any(v is not None for v in columns[name]):
             frame[name] = columns[name]
     return frame
+
+
+@dataclass(frozen=True)
+class Combination:
+    """What a combined model averages, recorded in its outputs."""
+
+    checkpoints: tuple[str, ...]
+    sha256: tuple[str, ...]
+    tta: tuple[str, ...]
+    views: tuple[str, ...]
+    thresholds_from: str  # the val predictions its operating points are chosen on, in words
+    split_note: str = ""  # why the members have no common data record (evaluate refuses then)
+    rule: str = MEAN_RULE
+
+    def describe(self) -> str:
+        """One sentence: the members, the views and the rule."""
+        members = f"{len(self.checkpoints)} checkpoint(s)"
+        views = f"{len(self.views)} test-time view(s) ({', '.join(self.views)})"
+        return f"P(COVID) is the {self.rule} over {members} × {views}"
+
+    @property
+    def weights_sha256(self) -> str:
+        """One digest for the combined model: of the members' digests in order and the views."""
+        text = "\n".join([*self.sha256, *self.views])
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self) | {"description": self.describe()}
 
 
 @dataclass
