@@ -1,16 +1,21 @@
 """The exported model: writers for safetensors, ONNX and TorchScript, and a reader of the
 safetensors export into a plain ``nn.Module`` (no Lightning, no pickle, no network).
 
-An export is two files: ``NAME.<ext>`` (the backbone with its 2-class head; input a float
-tensor (N, C, S, S) prepared as the record's preprocessing says, output logits (N, 2)) and
+An export is ``NAME.<ext>`` (the backbone with its 2-class head; input a float tensor
+(N, C, S, S) prepared as the record's preprocessing says, output logits (N, 2)) and
 ``NAME.<ext>.json`` (one per format, so exports of several formats share a folder): the
 model's record (:class:`~deepcovid.models.record.ModelRecord`: backbone,
 class names, thresholds, preprocessing, data fingerprint, provenance), the format, the source
 checkpoint and the sha256 of the weights, which the reader checks before use.
+
+A safetensors file also carries that description in its own metadata header (each entry a
+JSON string) with the sha256 of its tensor bytes (``data_sha256``), so the file alone is
+enough to run: :func:`load_exported` reads the JSON beside it when present, else the header.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +32,9 @@ from deepcovid.utils.files import atomic_path, sha256_of
 
 METADATA_VERSION = 2
 SUFFIXES = {"safetensors": ".safetensors", "onnx": ".onnx", "torchscript": ".pt"}
+DATA_SHA256 = "data_sha256"  # the safetensors header's sha256 of the tensor bytes
+DESCRIPTION_KEYS = ("metadata_version", "format", "weights", "model", "input", "output",
+                    "source_checkpoint")  # fmt: skip
 
 
 class ExportError(ValueError):
@@ -54,15 +62,27 @@ def example_input(record: ModelRecord, batch: int) -> torch.Tensor:
     return torch.zeros(batch, record.preprocessing.channels, size, size)
 
 
-def save_safetensors(net: nn.Module, path: Path, record: ModelRecord) -> None:
+def tensor_data(raw: bytes) -> bytes:
+    """The tensor bytes of a safetensors file (after its 8-byte length and JSON header)."""
+    header_length = int.from_bytes(raw[:8], "little")
+    return raw[8 + header_length :]
+
+
+def save_safetensors(
+    net: nn.Module, path: Path, record: ModelRecord, description: dict[str, Any]
+) -> None:
+    """The weights, with ``description`` in the header (JSON strings) and the sha256 of the
+    tensor bytes (which do not depend on the header) as ``data_sha256``."""
     from safetensors.torch import save
 
     state = {name: tensor.contiguous() for name, tensor in net.state_dict().items()}
+    header = {"format": "pt"} | {key: json.dumps(value) for key, value in description.items()}
+    header[DATA_SHA256] = hashlib.sha256(tensor_data(save(state))).hexdigest()
     with atomic_path(path) as partial:
-        partial.write_bytes(save(state, metadata={"format": "pt"}))
+        partial.write_bytes(save(state, metadata=header))
 
 
-def save_onnx(net: nn.Module, path: Path, record: ModelRecord) -> None:
+def save_onnx(net: nn.Module, path: Path, record: ModelRecord, description: dict[str, Any]) -> None:
     try:
         import onnx  # noqa: F401
         import onnxscript  # noqa: F401
@@ -84,12 +104,14 @@ def save_onnx(net: nn.Module, path: Path, record: ModelRecord) -> None:
         program.save(str(partial))
 
 
-def save_torchscript(net: nn.Module, path: Path, record: ModelRecord) -> None:
+def save_torchscript(
+    net: nn.Module, path: Path, record: ModelRecord, description: dict[str, Any]
+) -> None:
     with atomic_path(path) as partial:
         torch.jit.save(torch.jit.trace(net, example_input(record, 1)), str(partial))
 
 
-WRITERS: dict[str, Callable[[nn.Module, Path, ModelRecord], None]] = {
+WRITERS: dict[str, Callable[[nn.Module, Path, ModelRecord, dict[str, Any]], None]] = {
     "safetensors": save_safetensors,
     "onnx": save_onnx,
     "torchscript": save_torchscript,
@@ -110,40 +132,68 @@ def write_export(
         raise ValueError(f"format={fmt!r}; choose one of {list(WRITERS)}")
     if not overwrite:
         refuse_overwrite(weights)
-    with torch.no_grad():
-        WRITERS[fmt](net, weights, record)
     channels = record.preprocessing.channels
-    meta = {
+    description = {
         "metadata_version": METADATA_VERSION,
         "format": fmt,
         "weights": weights.name,
-        "sha256": sha256_of(weights),
         "model": record.to_metadata(),
         "input": f"float32 (N, {channels}, image_size, image_size): {record.preprocessing.steps}",
         "output": "logits (N, 2); P(COVID) = softmax(logits)[:, 1]",
         "source_checkpoint": source,
     }
+    with torch.no_grad():
+        WRITERS[fmt](net, weights, record, description)
+    meta = description | {"sha256": sha256_of(weights)}
     with atomic_path(metadata_path(weights)) as partial:
         partial.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return meta
 
 
+def check_version(meta: dict[str, Any], where: Path) -> None:
+    if meta.get("metadata_version") != METADATA_VERSION:
+        raise ExportError(
+            f"{where}: metadata_version {meta.get('metadata_version')!r}, expected "
+            f"{METADATA_VERSION}; re-export with this version of deepcovid"
+        )
+
+
+def header_metadata(weights: Path) -> dict[str, Any]:
+    """The description a safetensors file carries in its header, after checking its version
+    and the sha256 of its tensor bytes."""
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as opened:
+        header = opened.metadata() or {}
+    if DATA_SHA256 not in header:
+        raise ExportError(
+            f"{weights}: its header holds no record and {metadata_path(weights).name} is not "
+            "beside it; copy that file too, or re-export with this version of deepcovid"
+        )
+    meta = {key: json.loads(value) for key, value in header.items() if key in DESCRIPTION_KEYS}
+    check_version(meta, weights)
+    if hashlib.sha256(tensor_data(weights.read_bytes())).hexdigest() != header[DATA_SHA256]:
+        raise ExportError(
+            f"{weights}: its tensors differ from the sha256 in its header: the weights were "
+            "altered or truncated in transit; copy the export again"
+        )
+    return meta
+
+
 def read_metadata(weights: str | Path) -> dict[str, Any]:
-    """The export's JSON, after checking it exists, is of a known version and matches the
-    weights file byte for byte."""
+    """The export's description: its JSON (checked against the weights file byte for byte),
+    or, for a safetensors file without one, its header (:func:`header_metadata`)."""
     weights = Path(weights)
     meta_file = metadata_path(weights)
+    if weights.is_file() and weights.suffix == SUFFIXES["safetensors"] and not meta_file.exists():
+        return header_metadata(weights)
     if not weights.is_file() or not meta_file.is_file():
         raise ExportError(
             f"{weights}: an export needs both {weights.name} and {meta_file.name}; re-run "
             "python -m deepcovid.export"
         )
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    if meta.get("metadata_version") != METADATA_VERSION:
-        raise ExportError(
-            f"{meta_file}: metadata_version {meta.get('metadata_version')!r}, expected "
-            f"{METADATA_VERSION}; re-export with this version of deepcovid"
-        )
+    check_version(meta, meta_file)
     if sha256_of(weights) != meta["sha256"]:
         raise ExportError(
             f"{weights}: sha256 differs from {meta_file.name}: the weights were altered or "
@@ -184,4 +234,4 @@ def load_exported(path: str | Path, map_location: str = "cpu") -> ExportedClassi
     record = ModelRecord.from_checkpoint(meta["model"])
     net = create_backbone(record.backbone, pretrained=False).net
     net.load_state_dict(load_file(path, device=map_location))
-    return ExportedClassifier(net, record, meta["sha256"]).eval()
+    return ExportedClassifier(net, record, sha256_of(path)).eval()
