@@ -32,6 +32,7 @@ from deepcovid.metrics.undefined import UndefinedMetric
 
 Interval = tuple[float | None, float | None]
 NO_INTERVAL: Interval = (None, None)
+Scalar = float | int | None  # a value of a result's flat keys (``scalars()``)
 ESTIMATES = ("threshold", "sensitivity", "sensitivity_ci", "specificity", "specificity_ci")
 
 
@@ -47,6 +48,11 @@ class Counts:
     def matrix(self) -> np.ndarray:
         """2×2, rows = true class, columns = called class, in the order (non-COVID, COVID)."""
         return np.array([[self.tn, self.fp], [self.fn, self.tp]])
+
+
+def with_bounds(name: str, value: float | None, ci: Interval) -> dict[str, Scalar]:
+    """``name``, ``name_low`` and ``name_high``: an estimate and its interval as flat keys."""
+    return {name: value, f"{name}_low": ci[0], f"{name}_high": ci[1]}
 
 
 def counts_at(label: np.ndarray, prob_covid: np.ndarray, threshold: float) -> Counts:
@@ -86,6 +92,24 @@ class OperatingPoint:
     lr_positive: Estimate | None = None
     lr_negative: Estimate | None = None
     undefined: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """``youden``, ``target_sensitivity``… or ``fixed@0.2``: the point in flat keys."""
+        return f"fixed@{self.threshold:g}" if self.name == "fixed" else self.name
+
+    def scalars(self) -> dict[str, Scalar]:
+        """The point as flat keys: threshold, sensitivity and specificity with ``_low`` and
+        ``_high``, tp, fp, tn, fn (None where undefined)."""
+        counts = (
+            dict.fromkeys(("tp", "fp", "tn", "fn")) if self.counts is None else vars(self.counts)
+        )
+        return {
+            "threshold": self.threshold,
+            **with_bounds("sensitivity", self.sensitivity, self.sensitivity_ci),
+            **with_bounds("specificity", self.specificity, self.specificity_ci),
+            **counts,
+        }
 
 
 def class_ids(patient_id: PatientIds, label: np.ndarray, value: int) -> np.ndarray | None:

@@ -37,8 +37,10 @@ from deepcovid.metrics.operating_points import (
     NO_INTERVAL,
     Interval,
     OperatingPoint,
+    Scalar,
     operating_point,
     unavailable_point,
+    with_bounds,
 )
 from deepcovid.metrics.threshold_selection import SELECTION_RULES, select_threshold
 from deepcovid.metrics.undefined import UndefinedMetric, class_counts, or_reason
@@ -233,6 +235,25 @@ class Evaluation:
     def point_at(self, threshold: float) -> OperatingPoint:
         """The fixed operating point at ``threshold``."""
         return next(p for p in self.fixed_points if p.threshold == threshold)
+
+    def scalars(self, points: bool = True) -> dict[str, Scalar]:
+        """The evaluation as flat keys, for loggers and ``comparison.csv``: n, n_positive,
+        n_negative, auroc and average_precision (each with ``_low`` and ``_high``), ece,
+        skipped_files; with ``points``, each operating point's :meth:`OperatingPoint.scalars`
+        under ``<point.key>/``. A new headline number is added here and nowhere else."""
+        flat = {
+            "n": self.counts.n,
+            "n_positive": self.counts.n_positive,
+            "n_negative": self.counts.n_negative,
+            **with_bounds("auroc", self.auroc, self.auroc_ci),
+            **with_bounds("average_precision", self.average_precision, self.average_precision_ci),
+            "ece": self.calibration.ece,
+            "skipped_files": len(self.skipped),
+        }
+        if points:
+            for point in [*self.fixed_points, *self.chosen_points]:
+                flat |= {f"{point.key}/{k}": v for k, v in point.scalars().items()}
+        return flat
 
     @property
     def interval_used(self) -> str:

@@ -1,13 +1,13 @@
-"""Counts at a threshold against scikit-learn, intervals against statsmodels, edge cases."""
+"""Counts at a threshold against scikit-learn, intervals against scipy, edge cases."""
 
 import math
 
 import numpy as np
 import pytest
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
-from statsmodels.stats.proportion import proportion_confint
 
 from deepcovid.metrics.operating_points import counts_at, operating_point, unavailable_point
+from tests.metrics.test_intervals import reference_interval
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -33,14 +33,12 @@ def test_point_estimates_and_intervals(method: str) -> None:
     c = point.counts
     assert (c.tp, c.fn, c.tn, c.fp) == (tp, fn, tn, fp)
     assert point.sensitivity == tp / (tp + fn) and point.specificity == tn / (tn + fp)
-    sm = {"wilson": "wilson", "clopper_pearson": "beta", "normal": "normal"}[method]
     for (low, high), hits, total in (
         (point.sensitivity_ci, tp, tp + fn),
         (point.specificity_ci, tn, tn + fp),
     ):
-        expected = proportion_confint(hits, total, alpha=0.1, method=sm)
-        assert low == pytest.approx(max(0.0, expected[0]))
-        assert high == pytest.approx(min(1.0, expected[1]))
+        expected = reference_interval(hits, total, method, confidence=0.9)
+        assert (low, high) == pytest.approx(expected)
     assert point.undefined == {}
 
 
@@ -72,5 +70,5 @@ def test_one_interval_kind_for_both_rates_when_only_one_class_has_patient_ids() 
     point = operating_point(label, prob, 0.5, patient_id=ids)
     assert point.interval == "deff_wilson"  # the COVID images' ids make sensitivity's wider
     called = prob >= 0.5
-    specificity = proportion_confint(int((~called[label == 0]).sum()), 10, method="wilson")
+    specificity = reference_interval(int((~called[label == 0]).sum()), 10)
     assert point.specificity_ci == pytest.approx(specificity)  # no ids: per-image Wilson numbers

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
-from statsmodels.stats.proportion import proportion_confint
 
 from deepcovid.metrics.intervals import proportion_with_interval
 from deepcovid.metrics.summary import (
@@ -17,6 +16,7 @@ from deepcovid.metrics.summary import (
     ModelInfo,
     summarize,
 )
+from tests.metrics.test_intervals import reference_interval
 
 FAST = MetricSettings(bootstrap_resamples=50, seed=1)
 MODEL = ModelInfo("resnet18", "best.ckpt")
@@ -53,7 +53,7 @@ def test_values_match_references() -> None:
         called = prob >= point.threshold
         tp = int((called & (label == 1)).sum())
         assert point.counts.tp == tp and point.counts.fn == label.sum() - tp
-        expected = proportion_confint(tp, label.sum(), method="wilson")
+        expected = reference_interval(tp, label.sum())
         assert point.sensitivity_ci == pytest.approx(expected)
         se, sp, pi = point.sensitivity, point.specificity, label.mean()
         assert point.ppv.value == pytest.approx(se * pi / (se * pi + (1 - sp) * (1 - pi)))
@@ -176,3 +176,27 @@ def test_model_threshold_is_added_and_settings_are_checked() -> None:
         MetricSettings(thresholds=[0.2, 20])
     with pytest.raises(ValueError, match="metrics.prevalence"):
         MetricSettings(prevalence=1.0)
+
+
+def test_scalars_are_the_one_flat_view_of_an_evaluation() -> None:
+    """Loggers and comparison.csv read these keys; every value comes from the typed fields."""
+    e = evaluate(frame(60, 0), frame(30, 1), skipped={"bad.png": "unreadable"})
+    flat = e.scalars()
+    assert (flat["auroc"], flat["auroc_low"], flat["auroc_high"]) == (e.auroc, *e.auroc_ci)
+    assert flat["average_precision_high"] == e.average_precision_ci[1]
+    assert (flat["n"], flat["n_positive"], flat["ece"]) == (
+        60,
+        e.counts.n_positive,
+        e.calibration.ece,
+    )
+    assert flat["skipped_files"] == 1
+    youden = next(p for p in e.chosen_points if p.name == "youden")
+    assert flat["youden/threshold"] == youden.threshold
+    assert flat["youden/sensitivity_low"] == youden.sensitivity_ci[0]
+    assert flat["fixed@0.5/tn"] == e.point_at(0.5).counts.tn
+    assert flat["fixed@0.2/specificity"] == e.point_at(0.2).specificity
+    n_points = len(e.fixed_points) + len(e.chosen_points)
+    assert len(flat) == 11 + 11 * n_points  # 11 keys per point, none dropped or doubled
+    assert all(v is None or isinstance(v, int | float) for v in flat.values())
+    assert Evaluation.from_json(strict_json(e)).scalars() == flat
+    assert "youden/threshold" not in e.scalars(points=False)
