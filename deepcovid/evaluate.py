@@ -129,8 +129,9 @@ def evaluate(cfg: DictConfig) -> Evaluation | None:
             else "the training data"
         ) + incomplete
         writer = EvaluationWriter(
-            cfg.paths.output_dir, settings, thresholds, str(cfg.ckpt_path), mode
-        )
+            cfg.paths.output_dir, settings, thresholds, str(cfg.ckpt_path), mode,
+            hydra.utils.instantiate(cfg.failures), hydra.utils.instantiate(cfg.get("explainer")),
+        )  # fmt: skip
         trainer.callbacks.append(writer)
         if trainer.is_global_zero:
             write_json_atomic(

@@ -131,7 +131,10 @@ def train(cfg: DictConfig) -> TrainResult:
     model: CovidClassifier = hydra.utils.instantiate(cfg.model)
     model.settings = settings
     datamodule: XrayDataModule = instantiate_with(cfg.data, preprocessing=model.preprocessing)
-    writer = EvaluationWriter(output_dir, settings)
+    writer = EvaluationWriter(
+        output_dir, settings, failures=hydra.utils.instantiate(cfg.failures),
+        explainer=hydra.utils.instantiate(cfg.get("explainer")),
+    )  # fmt: skip
     callbacks = [*instantiate_callbacks(cfg.get("callbacks")), writer]
     loggers = instantiate_loggers(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(

@@ -13,6 +13,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from deepcovid.data.recorded import DataMismatchError
 from deepcovid.evaluate import evaluate
+from deepcovid.metrics.predictions import read_predictions
 from deepcovid.models.checkpoints import read_record
 from deepcovid.train import train
 from deepcovid.utils.config import compose_config
@@ -24,6 +25,7 @@ from tests.conftest import (
     requires_real_data,
     tiny_overrides,
 )
+from tests.results.test_failures import brute_force
 
 QUIET = [
     "trainer=cpu",
@@ -85,7 +87,8 @@ def test_other_data_given_as_the_same_is_refused_naming_the_difference(unsplit, 
 def test_another_site_with_frozen_operating_points(tiny_run: Path, tmp_path: Path) -> None:
     site = make_covidx5k(tmp_path / "site", {"covid": 7, "non": 9})  # no splits at all
     ckpt = best_checkpoint(tiny_run)
-    evaluation = run_eval(ckpt, site, tmp_path / "out", "external=true")
+    failures = ["explainer=occlusion", "failures.count=3", "failures.operating_point=default"]
+    evaluation = run_eval(ckpt, site, tmp_path / "out", "external=true", *failures)
     assert evaluation.counts.n == 16 and evaluation.mode.startswith("external data, frozen")
     trained = json.loads((tiny_run / "metrics" / "test.json").read_text())["chosen_points"]
     assert [p.threshold for p in evaluation.chosen_points] == [p["threshold"] for p in trained]
@@ -93,6 +96,12 @@ def test_another_site_with_frozen_operating_points(tiny_run: Path, tmp_path: Pat
     report = (tmp_path / "out" / "report.md").read_text()
     assert "of external data, frozen operating points" in report
     assert "the training run's val split (thresholds frozen, applied to this site)" in report
+    cases = pd.read_csv(tmp_path / "out" / "failures" / "failure_cases.csv")  # evaluate's too
+    predictions = read_predictions(tmp_path / "out" / "predictions" / "test.csv")
+    assert set(cases["threshold"]) == {evaluation.threshold}
+    expected = brute_force(predictions, evaluation.threshold, 3)
+    assert expected and list(zip(cases["kind"], cases["path"], strict=True)) == expected
+    assert "occlusion heatmaps" in report  # the configured explainer
 
 
 def test_another_site_recalibrated_on_its_own_val_split(tiny_run: Path, tmp_path: Path):

@@ -14,6 +14,8 @@ from pathlib import Path
 import lightning as L
 import pandas as pd
 
+from deepcovid.callbacks.failures import write_failures
+from deepcovid.explain.explainers import Explainer
 from deepcovid.metrics.predictions import predictions_frame
 from deepcovid.metrics.summary import Evaluation, MetricSettings, ModelInfo
 from deepcovid.models.classifier import CovidClassifier
@@ -22,6 +24,7 @@ from deepcovid.results.evaluation import (
     evaluate_predictions,
     write_evaluation,
 )
+from deepcovid.results.failures import FailureSettings
 from deepcovid.utils.tracking import log_evaluation
 
 log = logging.getLogger(__name__)
@@ -63,8 +66,11 @@ class EvaluationWriter(L.Callback):
         thresholds: ThresholdSource | None = None,
         checkpoint: str | None = None,
         mode: str = "the training data",
+        failures: FailureSettings | None = None,
+        explainer: Explainer | None = None,
     ) -> None:
         self.output_dir = Path(output_dir)
+        self.failures, self.explainer = failures, explainer  # failure cases: None, none
         self.settings = settings or MetricSettings()
         self.thresholds = thresholds
         self.checkpoint = checkpoint
@@ -100,4 +106,9 @@ class EvaluationWriter(L.Callback):
             mode=self.mode,
         )
         written = write_evaluation(self.evaluation, test, thresholds.frame, self.output_dir)
+        if self.failures is not None and self.failures.count:
+            written |= write_failures(
+                pl_module, datamodule, self.evaluation, test, self.failures, self.explainer,
+                self.output_dir,
+            )  # fmt: skip
         log_evaluation(trainer.loggers, self.evaluation, written)
