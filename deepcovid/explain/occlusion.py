@@ -25,16 +25,16 @@ from torch import nn
 from deepcovid.explain.grid import OcclusionGrid
 from deepcovid.explain.incremental import (
     FULL_FRACTION,
-    IncrementalRunner,
+    IncrementalScorer,
     IncrementalUnsupportedError,
 )
-from deepcovid.explain.plain import PlainRunner
+from deepcovid.explain.plain import PlainScorer
 
 log = logging.getLogger(__name__)
 METHODS = ("auto", "incremental", "plain")
 
 
-class OcclusionRunner(Protocol):
+class Scorer(Protocol):
     """Scores of occluded copies of one image at a time."""
 
     def start(self, image: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor: ...
@@ -42,33 +42,33 @@ class OcclusionRunner(Protocol):
     def occluded(self, tops: torch.Tensor, lefts: torch.Tensor) -> torch.Tensor: ...
 
 
-def make_runner(
+def make_scorer(
     model: Callable[[torch.Tensor], torch.Tensor],
     grid: OcclusionGrid,
     method: str = "auto",
     full_fraction: float = FULL_FRACTION,
     device_type: str = "cpu",
-) -> OcclusionRunner:
-    """The runner ``method`` asks for; ``auto`` is plain on a GPU (``device_type`` cuda) and
+) -> Scorer:
+    """The scorer ``method`` asks for; ``auto`` is plain on a GPU (``device_type`` cuda) and
     falls back to plain when incremental inference does not apply (not an ``nn.Module``,
     training mode, untraceable)."""
     if method not in METHODS:
         raise ValueError(f"method={method!r}; choose one of {list(METHODS)}")
     if method == "plain" or (method == "auto" and device_type == "cuda"):
-        return PlainRunner(model, grid)
+        return PlainScorer(model, grid)
     if not isinstance(model, nn.Module):
         if method == "incremental":
             raise IncrementalUnsupportedError(
                 "incremental occlusion needs an nn.Module; use method='plain' for a callable"
             )
-        return PlainRunner(model, grid)
+        return PlainScorer(model, grid)
     try:
-        return IncrementalRunner(model, grid, full_fraction)
+        return IncrementalScorer(model, grid, full_fraction)
     except IncrementalUnsupportedError as error:
         if method == "incremental":
             raise
         log.info("incremental occlusion does not apply (%s): using plain occlusion", error)
-        return PlainRunner(model, grid)
+        return PlainScorer(model, grid)
 
 
 def broadcast_baseline(baseline: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -84,13 +84,13 @@ def broadcast_baseline(baseline: float | torch.Tensor, x: torch.Tensor) -> torch
 
 
 def occluded_scores(
-    runner: OcclusionRunner, positions: tuple[torch.Tensor, torch.Tensor], batch_size: int
+    scorer: Scorer, positions: tuple[torch.Tensor, torch.Tensor], batch_size: int
 ) -> torch.Tensor:
     """Scores of the image occluded at each of ``positions``, ``batch_size`` copies at a time
-    (after ``runner.start``)."""
+    (after ``scorer.start``)."""
     tops, lefts = positions
     scores = [
-        runner.occluded(tops[i : i + batch_size], lefts[i : i + batch_size])
+        scorer.occluded(tops[i : i + batch_size], lefts[i : i + batch_size])
         for i in range(0, len(tops), batch_size)
     ]
     return torch.cat(scores) if scores else tops.new_zeros(0, dtype=torch.float32)
@@ -118,17 +118,17 @@ def occlusion(
     ``model`` maps ``(N, C, H, W)`` to ``(N,)`` scores; ``window``/``stride`` are ints or
     (rows, columns) pairs; at most ``batch_size`` occluded copies are evaluated at once, which
     bounds memory. ``method``: ``auto`` | ``incremental`` | ``plain`` (see module docstring);
-    ``full_fraction`` tunes incremental inference (see :class:`IncrementalRunner`).
+    ``full_fraction`` tunes incremental inference (see :class:`IncrementalScorer`).
     """
     check_input(x, batch_size)
     grid = OcclusionGrid.create(tuple(x.shape[-2:]), window, stride)
     baselines = broadcast_baseline(baseline, x)
-    runner = make_runner(model, grid, method, full_fraction, x.device.type)
+    scorer = make_scorer(model, grid, method, full_fraction, x.device.type)
     maps = []
     with torch.inference_mode():
         for i in range(len(x)):
-            reference = runner.start(x[i : i + 1], baselines[i : i + 1])
-            drops = reference - occluded_scores(runner, grid.positions(x.device), batch_size)
+            reference = scorer.start(x[i : i + 1], baselines[i : i + 1])
+            drops = reference - occluded_scores(scorer, grid.positions(x.device), batch_size)
             maps.append(grid.attribution(drops))
     attribution = torch.stack(maps).to(x.dtype if x.is_floating_point() else torch.float32)
     return attribution[:, None].expand(x.shape).clone()
