@@ -9,7 +9,10 @@ against the CSV's folder). Unreadable files are reported by name and skipped. Wr
 ``predictions.csv`` (:data:`PREDICT_COLUMNS`) and, with an explainer, one overlay per image
 under ``heatmaps/``. With ``dicom_output=true``, each DICOM input also gets a Comprehensive SR
 and (with an explainer) a Secondary Capture of its overlay under ``dicom/``
-(:mod:`deepcovid.dicom`), listed with every header repair in ``dicom/results.json``.
+(:mod:`deepcovid.dicom`), listed with every header repair in ``dicom/results.json``; with
+``dicom_lung_seg=true`` (the default) also a Segmentation of its lung mask (the one the model
+read it with when its preprocessing uses lung masks; else the V7 Labs mask or the shipped
+segmenter's, :func:`lung_mask_provider`), named in the SR's evidence.
 """
 
 from __future__ import annotations
@@ -31,10 +34,13 @@ from deepcovid.data.samples import list_inputs
 from deepcovid.data.transforms import EvalPreset
 from deepcovid.dicom.repair import InvalidSourceError
 from deepcovid.dicom.results import DicomResults, write_dicom_results
+from deepcovid.dicom.segmentation import AUTOMATIC_ORIGIN, LungMaskSource
 from deepcovid.dicom.structured_report import AlgorithmInfo
 from deepcovid.explain.explainers import Explainer
 from deepcovid.explain.overlay import figure_rgb, heatmap_title, overlay_figure, to_display
-from deepcovid.lungs.crop import LungCropReader
+from deepcovid.lungs.crop import LungCropReader, crop_mask_provider
+from deepcovid.lungs.provider import LungMaskProvider
+from deepcovid.lungs.weights import read_card
 from deepcovid.models.checkpoints import load_classifier
 from deepcovid.models.classifier import CovidClassifier
 from deepcovid.models.exported import ExportedClassifier, load_exported
@@ -55,6 +61,7 @@ from deepcovid.utils.system import resolve_device, strict_float32
 log = logging.getLogger(__name__)
 PREDICT_COLUMNS = ["path", "prob_covid", "predicted_label", "in_scope", "scope_reason"]
 OUT_OF_SCOPE = ("skip", "score")  # predict.out_of_scope: no call, or scored anyway
+SEGMENTER_NAME = "deepcovid lung segmenter"
 Model = CovidClassifier | ExportedClassifier
 
 
@@ -68,15 +75,32 @@ def load_model(ckpt_path: str | Path) -> Model:
 
 @dataclass
 class DicomOutput:
-    """DICOM results for the DICOM inputs: SR (+ overlay SC) per image in ``directory``."""
+    """DICOM results for the DICOM inputs: SR (+ overlay SC, + lung mask SEG with ``lungs``)
+    per image in ``directory``."""
 
     directory: Path
     operating_point: str  # where the threshold comes from, in words (written in the SR)
     algorithm: AlgorithmInfo
+    lungs: LungMaskProvider | None = None
     written: list[DicomResults] = field(default_factory=list)
     not_dicom: list[Path] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     unreadable: list[Path] = field(default_factory=list)  # DICOM inputs that did not decode
+    no_segmentation: dict[str, str] = field(default_factory=dict)  # SR written, no SEG: why
+
+    def lung_mask(self, path: Path) -> LungMaskSource | None:
+        """The lung mask of ``path`` for its SEG; None (the reason kept) when none is found."""
+        try:
+            found = self.lungs.mask_for(path)
+        except (UnreadableImageError, ValueError) as error:
+            log.warning("no lung mask SEG for %s: %s", path, error)
+            self.no_segmentation[str(path)] = str(error)
+            return None
+        segmenter = None
+        if found.origin == AUTOMATIC_ORIGIN:
+            weights = self.lungs.weights
+            segmenter = AlgorithmInfo(read_card(weights).sha256, name=SEGMENTER_NAME)
+        return LungMaskSource(found.mask, found.origin, segmenter)
 
     def add(
         self,
@@ -87,16 +111,18 @@ class DicomOutput:
         overlay: Figure | None,
         scope_reason: str = "",
     ) -> None:
-        """Results for ``path``, written as ``<name>.sr.dcm`` (+ ``<name>.overlay.dcm``); with
-        a ``scope_reason``, an SR saying "not assessed" and why."""
+        """Results for ``path``, written as ``<name>.sr.dcm`` (+ ``<name>.overlay.dcm``,
+        ``<name>.seg.dcm``); with a ``scope_reason``, an SR saying "not assessed" and why (and
+        no SEG: the image is not a chest radiograph)."""
         if path.suffix.lower() not in DICOM_SUFFIXES:
             self.not_dicom.append(path)
             return
         rgb = None if overlay is None else figure_rgb(overlay)
+        lungs = None if self.lungs is None or scope_reason else self.lung_mask(path)
         try:
             self.written.append(write_dicom_results(
                 path, prob_covid, threshold, self.operating_point, rgb, self.algorithm,
-                self.directory, name, scope_reason,
+                self.directory, name, scope_reason, lungs,
             ))  # fmt: skip
         except InvalidSourceError as error:
             log.warning("no DICOM results: %s", error)
@@ -113,7 +139,18 @@ class DicomOutput:
             "not_dicom": [str(p) for p in self.not_dicom],
             "failed": self.failed,
             "unreadable": [str(p) for p in self.unreadable],
+            "no_segmentation": self.no_segmentation,
         }
+
+
+def lung_mask_provider(model: Model) -> LungMaskProvider:
+    """Where the lung masks of the SEGs come from: the masks the model reads its input with
+    when its preprocessing uses them (found again, the same way), else any (V7 Labs by file
+    name when installed, else the shipped segmenter)."""
+    preprocessing = model.record.preprocessing
+    return crop_mask_provider(
+        preprocessing.lung_crop_masks if preprocessing.uses_lung_masks else "any"
+    )
 
 
 def operating_point_text(record: ModelRecord, rule: str, threshold: float, given: bool) -> str:
@@ -253,6 +290,8 @@ def predict(cfg: DictConfig) -> Path:
         dicom = DicomOutput(
             output_dir / "dicom", described, AlgorithmInfo(sha256_of(cfg.ckpt_path))
         )
+    if dicom is not None and cfg.dicom_lung_seg:
+        dicom.lungs = lung_mask_provider(model)
     frame, skipped = predict_files(
         model,
         paths,
@@ -285,6 +324,12 @@ def predict(cfg: DictConfig) -> Path:
             len(dicom.written), listed.parent, len(dicom.not_dicom), len(dicom.failed),
             len(dicom.unreadable), listed,
         )  # fmt: skip
+        if dicom.lungs is not None and dicom.not_dicom:
+            log.info(
+                "no lung mask SEG for the %d non-DICOM input(s): a DICOM Segmentation must "
+                "reference its source image, which only a DICOM input has",
+                len(dicom.not_dicom),
+            )
     return written
 
 

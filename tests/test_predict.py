@@ -166,14 +166,19 @@ def test_real_radiographs_and_dicom(checkpoint, tmp_path):
     assert (".dcm" in suffixes) == bool(dicoms)
 
 
-def test_dicom_output_for_dicom_inputs_only(checkpoint: Path, covidx5k_shared, tmp_path):
+def test_dicom_output_for_dicom_inputs_only(
+    checkpoint: Path, covidx5k_shared, tmp_path, caplog: pytest.LogCaptureFixture
+):
     """A folder of written CRs (two of one name in subfolders), one CR whose header cannot be
-    referenced, one that does not decode and a PNG: an SR for each written CR (no overlay
-    without an explainer), in files of their own; the others counted and named."""
+    referenced, one that does not decode and a PNG: an SR and a lung mask SEG for each written
+    CR (no overlay without an explainer), in files of their own; the others counted and
+    named, the PNG's missing SEG said once."""
     import json
 
     import highdicom as hd
 
+    from deepcovid.dicom.segmentation import on_source_grid
+    from deepcovid.lungs.crop import crop_mask_provider
     from tests.dicom.conftest import write_cr
 
     inputs = tmp_path / "in"
@@ -188,9 +193,15 @@ def test_dicom_output_for_dicom_inputs_only(checkpoint: Path, covidx5k_shared, t
         (inputs / study).mkdir()
         write_cr(inputs / study / "IM1.dcm")
     (inputs / "garbage.dcm").write_bytes(b"not a DICOM file")
-    frame = run_predict(checkpoint, inputs, tmp_path / "out", "dicom_output=true", "threshold=0.37")
+    with caplog.at_level(logging.INFO, logger="deepcovid.predict"):
+        frame = run_predict(
+            checkpoint, inputs, tmp_path / "out", "dicom_output=true", "threshold=0.37"
+        )
     listed = json.loads((tmp_path / "out" / "dicom" / "results.json").read_text())
     by_source = {Path(entry["source"]).name: entry for entry in listed["written"]}
+    said = [r.getMessage() for r in caplog.records if "no lung mask SEG" in r.getMessage()]
+    assert len(said) == 1 and "1 non-DICOM input(s)" in said[0]
+    assert len(list((tmp_path / "out" / "dicom").glob("*.seg.dcm"))) == 3
     assert len(listed["written"]) == 3 and set(by_source) == {"good.dcm", "IM1.dcm"}
     reports = {entry["report"] for entry in listed["written"]}
     assert len(reports) == 3 and all(Path(report).is_file() for report in reports)
@@ -209,6 +220,17 @@ def test_dicom_output_for_dicom_inputs_only(checkpoint: Path, covidx5k_shared, t
     parameters = [str(item.TextValue) for item in group[0].ContentSequence if "TextValue" in item]
     assert "operating point: threshold 0.37 given at prediction" in parameters
     assert f"weights sha256: {sha256_of(checkpoint)}" in parameters
+    # the lung mask SEG: the mask deepcovid finds for the image, on the source's grid
+    found = crop_mask_provider("any").mask_for(inputs / "good.dcm")
+    assert written["lung_mask_origin"] == found.origin == "segmenter"
+    seg = hd.seg.segread(written["segmentation"])
+    source = pydicom.dcmread(inputs / "good.dcm", stop_before_pixels=True)
+    read = seg.get_pixels_by_source_instance([source.SOPInstanceUID], segment_numbers=[1])
+    expected = on_source_grid(found.mask, source.Rows, source.Columns)
+    np.testing.assert_array_equal(read[0, ..., 0].astype(bool), expected)
+    assert expected.any() and seg.SegmentSequence[0].SegmentLabel == "Lung"
+    evidence = {uids[2] for uids in sr.get_evidence()}
+    assert evidence == {source.SOPInstanceUID, written["segmentation_uid"]}
 
 
 COLLIDING = ["a/IM.dcm", "a__IM.dcm", "a_/_IM.dcm", "a/__IM.dcm"]  # one flat name per pair before

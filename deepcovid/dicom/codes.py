@@ -23,6 +23,9 @@ checked against a published terminology source; none is invented.
 * Not assessed (an input that is not a frontal chest radiograph): no probability and no call,
   only DCM 121106 "Comment" with :data:`NOT_ASSESSED` and the reason as text.
 * Procedure reported: SNOMED CT 399208008 "Plain chest X-ray (procedure)".
+* Lung mask (DICOM SEG): segmented property category SNOMED CT 91723000 "Anatomical
+  Structure", type 39607008 "Lung" (CID 7150 / CID 7151); the segmenter's algorithm family DCM
+  123110 "Artificial Intelligence" (CID 7162).
 """
 
 from __future__ import annotations
@@ -41,3 +44,6 @@ PRESENT = codes.SCT.Present
 ABSENT = codes.SCT.Absent
 COMMENT = codes.DCM.Comment
 PLAIN_CHEST_XRAY = Code("399208008", "SCT", "Plain chest X-ray")
+ANATOMICAL_STRUCTURE = codes.SCT.AnatomicalStructure
+LUNG = codes.SCT.Lung
+ARTIFICIAL_INTELLIGENCE = codes.cid7162.ArtificialIntelligence

@@ -1,10 +1,11 @@
 """Write deepcovid's result for one DICOM radiograph as DICOM objects a PACS stores.
 
 Per source image: a Comprehensive SR (``<stem>.sr.dcm``) with the coded finding, P(COVID), the
-operating point and the call, and, when an overlay is given, a Secondary Capture of it
-(``<stem>.overlay.dcm``). Both join the source's study in new series, copy its patient and
-study attributes (invalid values repaired or dropped first, see :mod:`deepcovid.dicom.repair`)
-and reference its Study/Series/SOP Instance UIDs.
+operating point and the call; when an overlay is given, a Secondary Capture of it
+(``<stem>.overlay.dcm``); when a lung mask is given, a Segmentation of it (``<stem>.seg.dcm``,
+:mod:`deepcovid.dicom.segmentation`), listed in the SR's evidence. All join the source's study
+in new series, copy its patient and study attributes (invalid values repaired or dropped first,
+see :mod:`deepcovid.dicom.repair`) and reference its Study/Series/SOP Instance UIDs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pydicom.errors import InvalidDicomError
 
 from deepcovid.dicom.repair import InvalidSourceError, Repair, repair_header
 from deepcovid.dicom.secondary_capture import build_overlay, check_overlay
+from deepcovid.dicom.segmentation import LungMaskSource, build_segmentation
 from deepcovid.dicom.structured_report import (
     AlgorithmInfo,
     Classification,
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 # Series numbers of the result series: far above an acquisition's, so viewers list them last.
 SR_SERIES_NUMBER = 9001
 OVERLAY_SERIES_NUMBER = 9002
+SEGMENTATION_SERIES_NUMBER = 9003
 REQUIRED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 
 
@@ -46,6 +49,9 @@ class DicomResults:
     overlay: Path | None
     overlay_uid: str | None
     repairs: tuple[Repair, ...]
+    segmentation: Path | None = None
+    segmentation_uid: str | None = None
+    lung_mask_origin: str | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -54,6 +60,9 @@ class DicomResults:
             "report_uid": self.report_uid,
             "overlay": None if self.overlay is None else str(self.overlay),
             "overlay_uid": self.overlay_uid,
+            "segmentation": None if self.segmentation is None else str(self.segmentation),
+            "segmentation_uid": self.segmentation_uid,
+            "lung_mask_origin": self.lung_mask_origin,
             "repairs": [repair.to_dict() for repair in self.repairs],
         }
 
@@ -92,6 +101,7 @@ def write_dicom_results(
     output_dir: str | Path,
     name: str | None = None,
     scope_reason: str = "",
+    lungs: LungMaskSource | None = None,
 ) -> DicomResults:
     """Write the SR (and the overlay SC, unless ``overlay_rgb`` is None) for ``source`` as
     ``<name>.sr.dcm`` (and ``<name>.overlay.dcm``; ``name`` defaults to the source's stem).
@@ -100,8 +110,10 @@ def write_dicom_results(
     the call is COVID when ``prob_covid >= threshold``. ``overlay_rgb`` is a (rows, columns, 3)
     uint8 array. With a ``scope_reason`` (the source is not a frontal chest radiograph,
     :mod:`deepcovid.scope`) the SR says "not assessed" and why, with no P(COVID) and no call;
-    ``prob_covid`` is then ignored. Each repair of the source's header is logged as a warning
-    and returned. Raises ValueError (InvalidSourceError for the source) before writing anything.
+    ``prob_covid`` is then ignored. With ``lungs``, the lung mask the image was read with is
+    written as ``<name>.seg.dcm`` and named in the SR's evidence. Each repair of the source's
+    header is logged as a warning and returned. Raises ValueError (InvalidSourceError for the
+    source) before writing anything.
     """
     source, output_dir = Path(source), Path(output_dir)
     result = (
@@ -115,7 +127,13 @@ def write_dicom_results(
     for repair in repairs:
         log.warning("%s: %s", printable(source), repair)
     try:
-        report = build_report(header, result, algorithm, SR_SERIES_NUMBER)
+        segmentation = (
+            None
+            if lungs is None
+            else build_segmentation(header, lungs, algorithm, SEGMENTATION_SERIES_NUMBER)
+        )
+        evidence = [] if segmentation is None else [segmentation]
+        report = build_report(header, result, algorithm, SR_SERIES_NUMBER, evidence)
         overlay = (
             None
             if overlay_rgb is None
@@ -129,6 +147,7 @@ def write_dicom_results(
     name = source.stem if name is None else name
     report_path = save(report, output_dir / f"{name}.sr.dcm")
     overlay_path = None if overlay is None else save(overlay, output_dir / f"{name}.overlay.dcm")
+    seg_path = None if segmentation is None else save(segmentation, output_dir / f"{name}.seg.dcm")
     return DicomResults(
         source=source,
         report=report_path,
@@ -136,4 +155,7 @@ def write_dicom_results(
         overlay=overlay_path,
         overlay_uid=None if overlay is None else str(overlay.SOPInstanceUID),
         repairs=tuple(repairs),
+        segmentation=seg_path,
+        segmentation_uid=None if segmentation is None else str(segmentation.SOPInstanceUID),
+        lung_mask_origin=None if lungs is None else lungs.origin,
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,10 +172,12 @@ def build_report(
     result: Classification | NotAssessed,
     algorithm: AlgorithmInfo,
     series_number: int,
+    derived: Sequence[Dataset] = (),
 ) -> hd.sr.ComprehensiveSR:
     """The SR for ``source`` (a header whose values are valid, see ``repair.repair_header``),
     in the source's study, in a new series. A :class:`NotAssessed` result has no P(COVID) and
-    no call, only a comment saying why."""
+    no call, only a comment saying why. ``derived`` objects written with it (the lung mask's
+    SEG) join its evidence (Current Requested Procedure Evidence: the source's study)."""
     observer = hd.sr.ObserverContext(
         observer_type=hd.sr.CodedConcept("121007", "DCM", "Device"),
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
@@ -208,7 +211,7 @@ def build_report(
         referenced_images=[image_library_header(source)],
     )
     return hd.sr.ComprehensiveSR(
-        evidence=[source],
+        evidence=[source, *derived],
         content=report[0],
         **new_series_attributes(algorithm, series_number, "COVID-19 result"),
         is_complete=True,
