@@ -26,7 +26,7 @@ import torch
 from captum.attr import Occlusion
 
 from deepcovid.explain.grid import OcclusionGrid
-from deepcovid.explain.incremental import FULL_FRACTION, IncrementalScorer
+from deepcovid.explain.incremental import FULL_FRACTION, IncrementalRunner
 from deepcovid.explain.occlusion import occluded_scores, occlusion
 from deepcovid.explain.scoring import ProbCovid
 from deepcovid.models.backbones import create_backbone
@@ -101,12 +101,12 @@ def layer_account(model, x, window, stride, args) -> list[tuple[str, float, floa
     accounts = []
     with torch.inference_mode():
         for fraction in (args.full_fraction, 0.0):
-            scorer = IncrementalScorer(model, grid, fraction, profile=False)
-            scorer.start(x[:1], torch.zeros_like(x[:1]))
-            occluded_scores(scorer, positions, args.batch_size)  # warm-up
-            scorer.profile = True
-            occluded_scores(scorer, positions, args.batch_size)
-            accounts.append(scorer.account)
+            runner = IncrementalRunner(model, grid, fraction, profile=False)
+            runner.start(x[:1], torch.zeros_like(x[:1]))
+            occluded_scores(runner, positions, args.batch_size)  # warm-up
+            runner.profile = True
+            occluded_scores(runner, positions, args.batch_size)
+            accounts.append(runner.account)
     incremental, full = accounts
     copies = len(positions[0])
     return [

@@ -243,7 +243,7 @@ def axis_geometry(
     return first, span, first * step, (span - 1) * step + extent
 
 
-class IncrementalScorer:
+class IncrementalRunner:
     """Scores of occluded copies of one image, computing only what the occlusion changes.
 
     ``full_fraction``: a node switches to full computation when its changed rectangle would

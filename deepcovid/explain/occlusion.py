@@ -25,16 +25,16 @@ from torch import nn
 from deepcovid.explain.grid import OcclusionGrid
 from deepcovid.explain.incremental import (
     FULL_FRACTION,
-    IncrementalScorer,
+    IncrementalRunner,
     IncrementalUnsupportedError,
 )
-from deepcovid.explain.plain import PlainScorer
+from deepcovid.explain.plain import PlainRunner
 
 log = logging.getLogger(__name__)
 METHODS = ("auto", "incremental", "plain")
 
 
-class Scorer(Protocol):
+class OcclusionRunner(Protocol):
     """Scores of occluded copies of one image at a time."""
 
     def start(self, image: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor: ...
@@ -42,33 +42,33 @@ class Scorer(Protocol):
     def occluded(self, tops: torch.Tensor, lefts: torch.Tensor) -> torch.Tensor: ...
 
 
-def make_scorer(
+def make_runner(
     model: Callable[[torch.Tensor], torch.Tensor],
     grid: OcclusionGrid,
     method: str = "auto",
     full_fraction: float = FULL_FRACTION,
     device_type: str = "cpu",
-) -> Scorer:
-    """The scorer ``method`` asks for; ``auto`` is plain on a GPU (``device_type`` cuda) and
+) -> OcclusionRunner:
+    """The runner ``method`` asks for; ``auto`` is plain on a GPU (``device_type`` cuda) and
     falls back to plain when incremental inference does not apply (not an ``nn.Module``,
     training mode, untraceable)."""
     if method not in METHODS:
         raise ValueError(f"method={method!r}; choose one of {list(METHODS)}")
     if method == "plain" or (method == "auto" and device_type == "cuda"):
-        return PlainScorer(model, grid)
+        return PlainRunner(model, grid)
     if not isinstance(model, nn.Module):
         if method == "incremental":
             raise IncrementalUnsupportedError(
                 "incremental occlusion needs an nn.Module; use method='plain' for a callable"
             )
-        return PlainScorer(model, grid)
+        return PlainRunner(model, grid)
     try:
-        return IncrementalScorer(model, grid, full_fraction)
+        return IncrementalRunner(model, grid, full_fraction)
     except IncrementalUnsupportedError as error:
         if method == "incremental":
             raise
         log.info("incremental occlusion does not apply (%s): using plain occlusion", error)
-        return PlainScorer(model, grid)
+        return PlainRunner(model, grid)
 
 
 def broadcast_baseline(baseline: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -84,13 +84,13 @@ def broadcast_baseline(baseline: float | torch.Tensor, x: torch.Tensor) -> torch
 
 
 def occluded_scores(
-    scorer: Scorer, positions: tuple[torch.Tensor, torch.Tensor], batch_size: int
+    runner: OcclusionRunner, positions: tuple[torch.Tensor, torch.Tensor], batch_size: int
 ) -> torch.Tensor:
     """Scores of the image occluded at each of ``positions``, ``batch_size`` copies at a time
-    (after ``scorer.start``)."""
+    (after ``runner.start``)."""
     tops, lefts = positions
     scores = [
-        scorer.occluded(tops[i : i + batch_size], lefts[i : i + batch_size])
+        runner.occluded(tops[i : i + batch_size], lefts[i : i + batch_size])
         for i in range(0, len(tops), batch_size)
     ]
     return torch.cat(scores) if scores else tops.new_zeros(0, dtype=torch.float32)
@@ -118,17 +118,17 @@ def occlusion(
     ``model`` maps ``(N, C, H, W)`` to ``(N,)`` scores; ``window``/``stride`` are ints or
     (rows, columns) pairs; at most ``batch_size`` occluded copies are evaluated at once, which
     bounds memory. ``method``: ``auto`` | ``incremental`` | ``plain`` (see module docstring);
-    ``full_fraction`` tunes incremental inference (see :class:`IncrementalScorer`).
+    ``full_fraction`` tunes incremental inference (see :class:`IncrementalRunner`).
     """
     check_input(x, batch_size)
     grid = OcclusionGrid.create(tuple(x.shape[-2:]), window, stride)
     baselines = broadcast_baseline(baseline, x)
-    scorer = make_scorer(model, grid, method, full_fraction, x.device.type)
+    runner = make_runner(model, grid, method, full_fraction, x.device.type)
     maps = []
     with torch.inference_mode():
         for i in range(len(x)):
-            reference = scorer.start(x[i : i + 1], baselines[i : i + 1])
-            drops = reference - occluded_scores(scorer, grid.positions(x.device), batch_size)
+            reference = runner.start(x[i : i + 1], baselines[i : i + 1])
+            drops = reference - occluded_scores(runner, grid.positions(x.device), batch_size)
             maps.append(grid.attribution(drops))
     attribution = torch.stack(maps).to(x.dtype if x.is_floating_point() else torch.float32)
     return attribution[:, None].expand(x.shape).clone()

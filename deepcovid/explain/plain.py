@@ -23,7 +23,7 @@ def as_scores(output: object, batch_size: int) -> torch.Tensor:
     return output.reshape(batch_size)
 
 
-class PlainScorer:
+class PlainRunner:
     """Scores of occluded copies of one image, each computed by a full forward pass.
 
     Works for any callable mapping an ``(N, C, H, W)`` batch to ``(N,)`` scores.

@@ -8,9 +8,9 @@ from torch import nn
 
 from deepcovid.explain import occlusion
 from deepcovid.explain.grid import OcclusionGrid
-from deepcovid.explain.incremental import IncrementalScorer, IncrementalUnsupportedError
-from deepcovid.explain.occlusion import make_scorer, occluded_scores
-from deepcovid.explain.plain import PlainScorer
+from deepcovid.explain.incremental import IncrementalRunner, IncrementalUnsupportedError
+from deepcovid.explain.occlusion import make_runner, occluded_scores
+from deepcovid.explain.plain import PlainRunner
 from deepcovid.explain.scoring import ProbCovid
 from deepcovid.models.backbones import create_backbone
 
@@ -122,16 +122,16 @@ def test_incremental_computes_only_part_of_the_early_maps():
     model = paper_model("resnet18")
     x = torch.randn(1, 3, 96, 96)
     grid = OcclusionGrid.create((96, 96), 16, 8)
-    scorer = IncrementalScorer(model, grid, profile=True)
-    plain = PlainScorer(model, grid)
+    runner = IncrementalRunner(model, grid, profile=True)
+    plain = PlainRunner(model, grid)
     with torch.inference_mode():
-        scorer.start(x, torch.zeros_like(x))
+        runner.start(x, torch.zeros_like(x))
         plain.start(x, torch.zeros_like(x))
         positions = grid.positions()
-        got = occluded_scores(scorer, positions, 16)
+        got = occluded_scores(runner, positions, 16)
         expected = occluded_scores(plain, positions, 16)
     assert torch.allclose(got, expected, atol=TOLERANCE, rtol=0)
-    share = {block: computed / nodes for block, (_, computed, nodes) in scorer.account.items()}
+    share = {block: computed / nodes for block, (_, computed, nodes) in runner.account.items()}
     assert share["conv1"] < 0.1 and share["layer1"] < 0.3  # a patch, not the whole map
     assert share["layer4"] == 1.0  # the receptive field covers everything by then
 
@@ -182,8 +182,8 @@ class InPlaceAlias(nn.Module):
 def test_auto_falls_back_to_plain_where_incremental_does_not_apply(model, reason):
     grid = OcclusionGrid.create((12, 12), 4, 4)
     with pytest.raises(IncrementalUnsupportedError, match=reason):
-        make_scorer(model, grid, "incremental")
-    assert isinstance(make_scorer(model, grid, "auto"), PlainScorer)
+        make_runner(model, grid, "incremental")
+    assert isinstance(make_runner(model, grid, "auto"), PlainRunner)
     x = torch.randn(2, 3, 12, 12)
     assert torch.allclose(occlusion(model, x, 4, 4), captum(model, x, 4, 4), atol=TOLERANCE, rtol=0)
 
@@ -191,8 +191,8 @@ def test_auto_falls_back_to_plain_where_incremental_does_not_apply(model, reason
 def test_training_mode_is_never_incremental():
     grid = OcclusionGrid.create((12, 12), 4, 4)
     with pytest.raises(IncrementalUnsupportedError, match="training mode"):
-        make_scorer(toy_model().train(), grid, "incremental")
-    assert isinstance(make_scorer(toy_model().train(), grid, "auto"), PlainScorer)
+        make_runner(toy_model().train(), grid, "incremental")
+    assert isinstance(make_runner(toy_model().train(), grid, "auto"), PlainRunner)
 
 
 def test_runs_under_inference_mode_without_gradients():
@@ -229,8 +229,8 @@ def test_gpu_matches_cpu():
 
 def test_auto_is_incremental_on_the_cpu_and_plain_on_a_gpu():
     grid = OcclusionGrid.create((24, 24), 8, 8)
-    assert not isinstance(make_scorer(toy_model(), grid, "auto"), PlainScorer)
-    assert isinstance(make_scorer(toy_model(), grid, "auto", device_type="cuda"), PlainScorer)
+    assert not isinstance(make_runner(toy_model(), grid, "auto"), PlainRunner)
+    assert isinstance(make_runner(toy_model(), grid, "auto", device_type="cuda"), PlainRunner)
     assert not isinstance(
-        make_scorer(toy_model(), grid, "incremental", device_type="cuda"), PlainScorer
+        make_runner(toy_model(), grid, "incremental", device_type="cuda"), PlainRunner
     )
