@@ -18,7 +18,7 @@ from rich.table import Table
 
 from deepcovid.data.cache import HASH_SIZE, FileCache, default_cache_dir
 from deepcovid.data.io import DEFAULT_MAX_IMAGE_PIXELS, set_max_image_pixels
-from deepcovid.data.leaks import MAX_DISTANCE, DataReport, build_report
+from deepcovid.data.leaks import MAX_DISTANCE, DataReport, leak_report
 from deepcovid.data.samples import UNSUPPORTED, read_manifest, scan_folders
 from deepcovid.scope.check import VerdictStore, load_checker
 from deepcovid.utils.files import printable, write_json_atomic
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     cache = FileCache(args.cache_dir or default_cache_dir())
     scope = None if args.no_scope_check else VerdictStore(cache.directory, load_checker())
     facts = cache.scan(table["path"].tolist(), want_dhash=not args.fast, probe=scope)
-    report = build_report(table, facts, near=not args.fast, max_distance=args.max_distance)
+    report = leak_report(table, facts, near=not args.fast, max_distance=args.max_distance)
     not_frontal = {}
     if scope is not None:
         readable = {p: facts[p].sha256 for p in table["path"] if facts[p].readable}

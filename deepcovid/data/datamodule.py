@@ -18,7 +18,7 @@ from deepcovid.data.cache import CachedImages, FileCache, FileFacts, default_cac
 from deepcovid.data.dataset import XrayDataset
 from deepcovid.data.download import MAX_EXTRACTED_BYTES, MAX_RATIO, download_dataset
 from deepcovid.data.io import DEFAULT_MAX_IMAGE_PIXELS, load_image, set_max_image_pixels
-from deepcovid.data.leaks import MAX_DISTANCE, DataReport, build_report, enforce
+from deepcovid.data.leaks import MAX_DISTANCE, DataReport, enforce, leak_report
 from deepcovid.data.samples import (
     DEFAULT_NEGATIVE_NAMES,
     DEFAULT_POSITIVE_NAMES,
@@ -307,7 +307,7 @@ class XrayDataModule(L.LightningDataModule):
         if self.cache and not self.cached_pixels:
             log.info("data.cache: lung-restricted input is read from the files, not the cache")
         table = self.complete_splits(self.check_scope(self.drop_unreadable(table)))
-        self.report = build_report(table, self.facts, self.near_duplicates, self.max_distance)
+        self.report = leak_report(table, self.facts, self.near_duplicates, self.max_distance)
         enforce(self.report, self.on_leak)
         if self.cached_pixels:
             self.images = self.file_cache.images(self.facts)

@@ -26,7 +26,7 @@ from deepcovid.dicom.structured_report import (
     AlgorithmInfo,
     Classification,
     NotAssessed,
-    build_report,
+    structured_report,
 )
 from deepcovid.utils.files import atomic_path, printable
 
@@ -133,7 +133,7 @@ def write_dicom_results(
             else build_segmentation(header, lungs, algorithm, SEGMENTATION_SERIES_NUMBER)
         )
         evidence = [] if segmentation is None else [segmentation]
-        report = build_report(header, result, algorithm, SR_SERIES_NUMBER, evidence)
+        report = structured_report(header, result, algorithm, SR_SERIES_NUMBER, evidence)
         overlay = (
             None
             if overlay_rgb is None

@@ -167,7 +167,7 @@ def finding_items(
     return [measurement], [call]
 
 
-def build_report(
+def structured_report(
     source: Dataset,
     result: Classification | NotAssessed,
     algorithm: AlgorithmInfo,

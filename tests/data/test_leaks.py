@@ -13,7 +13,7 @@ from PIL import Image
 
 from deepcovid.data.cache import FileCache, dhash
 from deepcovid.data.datamodule import XrayDataModule, describe
-from deepcovid.data.leaks import DataLeakError, build_report, enforce, hamming, hash_words
+from deepcovid.data.leaks import DataLeakError, enforce, hamming, hash_words, leak_report
 from deepcovid.data.samples import DatasetLayoutError, read_manifest, scan_folders
 from deepcovid.utils.files import printable
 from tests.conftest import (
@@ -59,7 +59,7 @@ def leaky(tmp_path: Path) -> Path:
 def report_of(root: Path, near: bool = True):
     table = read_manifest(root / "manifest.csv")
     facts = FileCache(root / "cache").scan(table["path"].tolist(), want_dhash=near)
-    return build_report(table, facts, near=near)
+    return leak_report(table, facts, near=near)
 
 
 def test_dhash_tolerates_reencoding_but_separates_distinct_images() -> None:
@@ -126,14 +126,14 @@ def test_an_aspect_ratio_over_three_is_implausible(tmp_path: Path) -> None:
     table = pd.DataFrame({"path": [str(wide)], "label": [1], "split": ["train"],
                           "patient_id": [None], "source": [None]})  # fmt: skip
     facts = FileCache(tmp_path / "cache").scan([str(wide)])
-    assert build_report(table, facts).implausible == {str(wide): "400x100 px: aspect ratio over 3"}
+    assert leak_report(table, facts).implausible == {str(wide): "400x100 px: aspect ratio over 3"}
 
 
 @requires_real_data
 def test_real_cxr_dev_has_no_leak(tmp_path: Path) -> None:
     table = read_manifest(CXR_DEV / "manifest.csv")
     facts = FileCache(tmp_path).scan(table["path"].tolist(), want_dhash=True)
-    report = build_report(table, facts, near=True)
+    report = leak_report(table, facts, near=True)
     assert report.n_images == 411 and report.unreadable == {} and report.implausible == {}
     assert report.leaks == {}
     assert set(report.modes) == {"L", "RGB", "RGBA", "P"}
@@ -164,7 +164,7 @@ def test_byte_identical_copies_with_two_labels_within_and_across_splits(tmp_path
     shutil.copy(root / "train/covid/img001.png", root / "test/non/copy.png")  # across splits
     table = scan_folders(root)
     facts = FileCache(tmp_path / "cache").scan(table["path"].tolist())
-    report = build_report(table, facts)
+    report = leak_report(table, facts)
     assert report.leaks["conflicting_labels"] == 2
     files = [{(f["path"], f["label"]) for f in g["files"]} for g in report.conflicting_labels]
     assert {(str(root / "train/covid/img000.png"), "covid"),
@@ -174,7 +174,7 @@ def test_byte_identical_copies_with_two_labels_within_and_across_splits(tmp_path
     with pytest.raises(DataLeakError, match="identical content, both labels"):
         enforce(report)
     same = scan_folders(root).query("~path.str.contains('non/copy')")  # copies removed
-    assert "conflicting_labels" not in build_report(same, facts).leaks
+    assert "conflicting_labels" not in leak_report(same, facts).leaks
 
 
 def test_one_file_listed_relative_and_absolute_with_two_labels(

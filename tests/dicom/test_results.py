@@ -15,7 +15,7 @@ from pydicom.sr.codedict import codes
 from deepcovid.dicom import AlgorithmInfo, DicomResults, InvalidSourceError, write_dicom_results
 from deepcovid.dicom.codes import ABSENT, CERTAINTY_OF_FINDING, COVID_19, PRESENT, UNITLESS
 from deepcovid.dicom.repair import repair_header
-from deepcovid.dicom.structured_report import Classification, build_report
+from deepcovid.dicom.structured_report import Classification, structured_report
 from tests.conftest import requires_real_data
 from tests.dicom.conftest import REAL_DICOMS, write_cr
 from tests.dicom.dciodvfy import dciodvfy_available, verify
@@ -128,10 +128,10 @@ def test_dciodvfy_catches_the_age_that_repair_fixes(tmp_path: Path) -> None:
     assert any("Patient's Age" in error for error in verify(source).errors)
     header = pydicom.dcmread(source, stop_before_pixels=True)
     call = Classification(0.5, 0.42, YOUDEN)
-    unrepaired = build_report(header, call, ALGORITHM, 9001)
+    unrepaired = structured_report(header, call, ALGORITHM, 9001)
     unrepaired.save_as(tmp_path / "unrepaired.dcm", enforce_file_format=True)
     assert any("Patient's Age" in error for error in verify(tmp_path / "unrepaired.dcm").errors)
-    repaired = build_report(repair_header(header, "cr.dcm")[0], call, ALGORITHM, 9001)
+    repaired = structured_report(repair_header(header, "cr.dcm")[0], call, ALGORITHM, 9001)
     repaired.save_as(tmp_path / "repaired.dcm", enforce_file_format=True)
     assert verify(tmp_path / "repaired.dcm").ok
 

@@ -21,7 +21,7 @@ from deepcovid.data.io import (
     load_image,
     set_max_image_pixels,
 )
-from deepcovid.data.leaks import build_report
+from deepcovid.data.leaks import leak_report
 from deepcovid.data.samples import DatasetLayoutError, scan_folders
 from deepcovid.evaluate import evaluate
 from deepcovid.train import train
@@ -193,7 +193,7 @@ def test_manifest_problems_are_named(tmp_path: Path) -> None:
 def test_data_check_lists_every_unreadable_file(zoo) -> None:
     root, bad = zoo
     table = scan_folders(root)
-    report = build_report(table, FileCache(root.parent / "cache").scan(table["path"].tolist()))
+    report = leak_report(table, FileCache(root.parent / "cache").scan(table["path"].tolist()))
     assert sorted(report.unreadable) == sorted(printable(p) for p in bad)
     assert "empty (0 bytes)" in report.unreadable[printable(root / "test/non/empty.png")]
 
