@@ -15,6 +15,7 @@ from deepcovid.data.recorded import DataMismatchError
 from deepcovid.evaluate import evaluate
 from deepcovid.metrics.predictions import read_predictions
 from deepcovid.models.checkpoints import read_record
+from deepcovid.results.table1 import read_table_one
 from deepcovid.train import train
 from deepcovid.utils.config import compose_config
 from tests.callbacks.test_evaluation import FILES
@@ -248,3 +249,21 @@ def test_real_data_train_final_test_wrote_the_same_evaluation(cxr_run: Path, cxr
     second = json.loads((cxr_eval / "metrics" / "test.json").read_text())
     for key in ("auroc", "chosen_points", "fixed_points", "calibration"):
         assert first[key] == second[key]
+
+
+@requires_real_data
+@pytest.mark.realdata
+def test_real_data_table_one_and_checklist_from_the_manifest(cxr_eval: Path) -> None:
+    table = read_table_one(cxr_eval / "table1.csv")
+    test = pd.read_csv(cxr_eval / "predictions" / "test.csv")
+    rows = table[table["partition"] == "test"].set_index(["characteristic", "level"])["count"]
+    assert rows[("images", "")] == len(test)
+    assert rows[("patients", "")] == test["patient_id"].nunique()
+    for column in ("view", "source"):  # cxr-dev's manifest carries both
+        counts = {level: n for (c, level), n in rows.items() if c == column and n}
+        assert counts == test[column].value_counts().to_dict()
+    checklist = (cxr_eval / "checklist.md").read_text()
+    licences = set(pd.read_csv(CXR_DEV / "manifest.csv")["license"])
+    assert "Licences as the manifest gives them:" in checklist
+    assert all(licence in checklist for licence in licences)
+    assert "By patient: splits are grouped by patient id" in checklist

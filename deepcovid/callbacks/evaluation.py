@@ -19,12 +19,14 @@ from deepcovid.explain.explainers import Explainer
 from deepcovid.metrics.predictions import predictions_frame
 from deepcovid.metrics.summary import Evaluation, MetricSettings, ModelInfo
 from deepcovid.models.classifier import CovidClassifier
+from deepcovid.results.checklist_fill import write_checklist
 from deepcovid.results.evaluation import (
     ThresholdSource,
     evaluate_predictions,
     write_evaluation,
 )
 from deepcovid.results.failures import FailureSettings
+from deepcovid.results.table1 import write_table_one
 from deepcovid.utils.tracking import log_evaluation
 
 log = logging.getLogger(__name__)
@@ -111,4 +113,7 @@ class EvaluationWriter(L.Callback):
                 pl_module, datamodule, self.evaluation, test, self.failures, self.explainer,
                 self.output_dir,
             )  # fmt: skip
+        model = self.evaluation.model
+        written |= write_table_one(datamodule.table, self.output_dir, model.fold, model.num_folds)
+        written["checklist"] = write_checklist([self.output_dir], split=self.evaluation.split)
         log_evaluation(trainer.loggers, self.evaluation, written)

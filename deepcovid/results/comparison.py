@@ -7,7 +7,7 @@ it was (backbone, seed, fold, held-out source) comes from its evaluation, which 
 the checkpoint. Written: ``comparison.md`` / ``.csv`` / ``.json`` (a model of several runs
 also as its mean-score ensemble), ``pooled_predictions.csv`` (every run's rows, from which each
 number is recomputable), ``roc.png`` (with the band across each model's runs), ``pr.png`` and
-``forest.png``.
+``forest.png``, and ``checklist.md`` (:mod:`deepcovid.results.checklist_fill`) over the runs.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from deepcovid.metrics.summary import arrays
 from deepcovid.metrics.undefined import UndefinedMetric
 from deepcovid.results import figures
 from deepcovid.results.aggregate import Aggregate, EvaluatedRun, ModelSummary, Spread, aggregate
+from deepcovid.results.checklist_fill import write_checklist
 from deepcovid.results.evaluation import read_evaluation
 from deepcovid.results.markdown import ci_label, number, table, threshold_text, with_ci
 from deepcovid.results.names import INTERVAL_NAMES, rule_name
@@ -593,6 +594,7 @@ def write_comparison(
         ),
         output / "forest.png",
     )
+    written["checklist"] = write_checklist([r.directory for r in runs], output, split)
     if wandb:
         log_to_wandb(frame, output, Path(dirs[0]).resolve().name)
     return written

@@ -1,0 +1,150 @@
+"""Table 1 and the pre-filled TRIPOD+AI / CLAIM checklist: their numbers are the run's own
+(cross-checked against the predictions, metrics and checkpoint), every citation names a file
+the run holds, and what no run records is left for the author."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from deepcovid.report import main as report_main
+from deepcovid.results.checklist import CLAIM_ITEMS, ITEMS, TRIPOD_ITEMS
+from deepcovid.results.checklist_fill import ANSWERS, FOR_AUTHOR
+from deepcovid.results.markdown import percent
+from deepcovid.results.table1 import read_table_one, table_one, table_one_markdown
+from deepcovid.utils.files import sha256_of
+from tests.conftest import best_checkpoint
+
+
+def section(markdown: str, guideline: str, number: str) -> str:
+    """The text of one item of checklist.md."""
+    start = markdown.index(f"### {guideline} {number}: ")
+    end = markdown.find("\n### ", start + 1)
+    return markdown[start : end if end != -1 else None]
+
+
+def cited_files(markdown: str) -> set[str]:
+    """Every file named in a "(from `a`, `b`)" citation, without its "(record…)" suffix."""
+    found = set()
+    for group in re.findall(r"\(from (`[^\n]*?`)\)", markdown):
+        for name in re.findall(r"`([^`]+)`", group):
+            found.add(re.sub(r" \(record[^)]*\)$", "", name))
+    return found
+
+
+def test_items_are_data_with_published_numbers_and_known_answers() -> None:
+    assert len(CLAIM_ITEMS) == 44
+    assert [i.number for i in CLAIM_ITEMS] == [str(n) for n in range(1, 45)]
+    tripod = [i.number for i in TRIPOD_ITEMS]
+    assert tripod[:4] == ["1", "2", "3a", "3b"] and tripod[-1] == "27c"
+    assert len(tripod) == len(set(tripod)) == 52  # 27 items, 52 sub-items with their parts
+    assert {a for item in ITEMS for a in item.answers} <= set(ANSWERS)
+
+
+def test_table_one_counts_metadata_and_age_per_partition() -> None:
+    frame = pd.DataFrame(
+        {
+            "split": ["train", "train", "train", "val", "test", "test"],
+            "label": [1, 0, 1, 0, 1, 0],
+            "patient_id": ["p1", "p1", "p2", None, "p3", "p4"],
+            "source": ["A", "B", "A", "A", "B", None],
+            "finding": [None] * 6,
+            "view": ["PA", "AP", None, "PA", "PA", "AP"],
+            "supine": [False, True, None, False, False, False],
+            "sex": ["M", "F", "F", None, "M", "M"],
+            "age": [40.0, 60.0, None, 30.0, 50.0, 70.0],
+        }
+    )
+    long = table_one(frame, fold=2, num_folds=5)
+
+    def cell(partition: str, characteristic: str, level: str = "") -> pd.Series:
+        rows = long[
+            (long["partition"] == partition)
+            & (long["characteristic"] == characteristic)
+            & (long["level"] == level)
+        ]
+        (row,) = rows.itertuples()
+        return row
+
+    train = "train (fold 2 of 5)"
+    assert cell(train, "images").count == 3 and cell(train, "patients").count == 2
+    assert cell("all", "patients").count == 4
+    assert cell("val (fold 2 of 5)", "images without a patient id").count == 1
+    assert cell(train, "class", "covid").percent == pytest.approx(200 / 3)
+    assert cell("test (fold 2 of 5)", "source", "A").count == 0  # every level in every column
+    assert cell("test (fold 2 of 5)", "source", "not recorded").count == 1
+    assert cell(train, "supine", "yes").count == 1
+    age = cell("all", "age (years)", "mean ± sd")
+    assert (age.count, age.mean) == (5, 50.0)
+    assert age.sd == pytest.approx(pd.Series([40.0, 60, 30, 50, 70]).std())
+    assert "finding" not in set(long["characteristic"])  # no value: no rows
+    markdown = table_one_markdown(long)
+    assert "| age (years): mean ± sd | 50.0 ± 14.1 (n = 2) |" in markdown
+    assert "| view: PA | 1 (33.3 %) | 1 (100.0 %) | 1 (50.0 %) | 3 (50.0 %) |" in markdown
+
+
+def test_table_one_of_the_run_equals_its_predictions_and_splits(tiny_run: Path) -> None:
+    long = read_table_one(tiny_run / "table1.csv")
+    assert (tiny_run / "table1.md").read_text().startswith("# Table 1")
+    data_check = json.loads((tiny_run / "data_check.json").read_text())
+
+    def count(partition: str, characteristic: str, level: str = "") -> int:
+        rows = long[
+            (long["partition"] == partition)
+            & (long["characteristic"] == characteristic)
+            & (long["level"] == level)
+        ]
+        return int(rows["count"].iloc[0])
+
+    for split in ("test", "val"):
+        predictions = pd.read_csv(tiny_run / "predictions" / f"{split}.csv")
+        assert count(split, "images") == len(predictions)
+        assert count(split, "class", "covid") == predictions["label"].sum()
+        assert count(split, "class", "non-covid") == (predictions["label"] == 0).sum()
+    assert count("all", "images") == data_check["n_images"]
+    in_splits = {r["split"] for r in data_check["counts"]}
+    assert {p for p in long["partition"] if p != "all"} == in_splits
+
+
+def test_checklist_of_the_run_is_cross_checked_against_its_files(tiny_run: Path) -> None:
+    markdown = (tiny_run / "checklist.md").read_text()
+    metrics = json.loads((tiny_run / "metrics" / "test.json").read_text())
+    counts = metrics["counts"]
+    for item in ITEMS:  # every item, in the published numbering, filled or for the author
+        text = section(markdown, item.guideline, item.number)
+        assert (FOR_AUTHOR in text) != bool(re.search(r"\(from `", text)), text
+    size = section(markdown, "TRIPOD+AI 2024", "10")
+    assert f"holds {counts['n']} images ({counts['n_positive']} COVID" in size
+    performance = section(markdown, "CLAIM 2024", "38")
+    point = next(p for p in metrics["chosen_points"] if p["threshold"] is not None)
+    c = point["counts"]
+    assert f"sensitivity {percent(point['sensitivity'])} ({c['tp']}/{c['tp'] + c['fn']}" in (
+        performance
+    )
+    assert f"P(COVID) ≥ {point['threshold']:.4g}" in performance
+    assert f"{counts['n']} images ({counts['n_positive']} COVID" in performance
+    checkpoint = best_checkpoint(tiny_run)
+    assert f"(sha256 {sha256_of(checkpoint)})" in section(markdown, "TRIPOD+AI 2024", "22")
+    assert "table1.md" in section(markdown, "CLAIM 2024", "36")
+    seed = f"Seed {metrics['model']['seed']}"
+    assert seed in section(markdown, "TRIPOD+AI 2024", "12a")
+    assert "no patient ids" in section(markdown, "CLAIM 2024", "20")  # generated data has none
+    assert FOR_AUTHOR in section(markdown, "TRIPOD+AI 2024", "17")  # ethics: never recorded
+    for name in cited_files(markdown):
+        assert (tiny_run / name).exists(), name
+
+
+def test_report_writes_one_checklist_citing_each_runs_files(tiny_run: Path, tmp_path: Path):
+    out = tmp_path / "comparison"
+    report_main([str(tiny_run), "--output", str(out), "--resamples", "20", "--no-wandb"])
+    markdown = (out / "checklist.md").read_text()
+    metrics = json.loads((tiny_run / "metrics" / "test.json").read_text())
+    assert f"holds {metrics['counts']['n']} images" in section(markdown, "TRIPOD+AI 2024", "10")
+    names = cited_files(markdown)
+    assert names and all(n.startswith("../") or Path(n).is_absolute() for n in names)
+    for name in names:
+        assert (out / name).exists(), name
