@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from deepcovid.results.comparison import write_comparison
+from deepcovid.utils.tracking import log_files_run
 
 MULTIRUNS = Path("outputs/train/multiruns")
 
@@ -55,6 +56,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-wandb", action="store_true", help="do not log the table to a W&B report run"
     )
+    parser.add_argument(
+        "--mlflow",
+        metavar="TRACKING_URI",
+        default=None,
+        help="also log the comparison's files to an MLflow run '<folder>-report' there "
+        "(e.g. file:outputs/train/multiruns/X/mlruns, http://host:5000)",
+    )
     return parser.parse_args(argv)
 
 
@@ -66,6 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     written = write_comparison(dirs, output, args.split, args.resamples, wandb=not args.no_wandb)
     for kind, path in written.items():
         print(f"{kind}: {path}")
+    if args.mlflow:
+        run_id = log_files_run(args.mlflow, f"{output.parent.name}-report", written.values())
+        print(f"mlflow: run {run_id} in {args.mlflow}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """ROC and precision-recall curves of each validation epoch, from predictions gathered from all
-DDP ranks: W&B line plots (with their tables) when a WandbLogger is attached, else PNG files.
+DDP ranks: W&B line plots (with their tables) when a WandbLogger is attached, else PNG files
+(also logged to an MLflow run as artifacts under ``plots/val/``).
 
 The scalars (val/auroc, val/average_precision, val/sensitivity, val/specificity,
 val/accuracy) are logged by the classifier itself (:func:`deepcovid.metrics.epoch.epoch_metrics`).
@@ -18,6 +19,7 @@ from deepcovid.metrics.discrimination import Curve, precision_recall_curve, roc_
 from deepcovid.metrics.undefined import UndefinedMetric
 from deepcovid.results import figures
 from deepcovid.utils.files import save_figure
+from deepcovid.utils.mlflow_logger import log_files
 
 log = logging.getLogger(__name__)
 # name: (curve function, x column, y column, figure)
@@ -80,3 +82,4 @@ class ValidationCurves(L.Callback):
                 self.output_dir / "plots" / "val" / f"{name}-epoch{trainer.current_epoch:03d}.png"
             )
             self.written.append(save_figure(figure, path))
+            log_files(trainer.loggers, [path], "plots/val")

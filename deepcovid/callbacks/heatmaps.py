@@ -3,7 +3,8 @@
 On rank 0 the callback picks a panel (:mod:`deepcovid.explain.panel`) from the gathered
 predictions, computes heatmaps with the configured explainer (``explainer=occlusion|gradcam``),
 writes one overlay per image and a grid to ``<output_dir>/heatmaps/val/epochNNN/`` (or
-``heatmaps/test/``) and logs the overlays to W&B when a W&B logger is attached.
+``heatmaps/test/``) and logs the overlays to W&B when a W&B logger is attached (and the overlays
+and the grid to an MLflow run as artifacts, under the same folder names).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from deepcovid.explain.overlay import (
 from deepcovid.explain.panel import fixed_sample, select_panel
 from deepcovid.metrics.predictions import Predictions
 from deepcovid.utils.files import save_figure
+from deepcovid.utils.mlflow_logger import log_files
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +112,8 @@ class HeatmapLogger(L.Callback):
             if isinstance(logger, WandbLogger):
                 key = f"heatmaps/{stage}/{self.explainer.name}"
                 logger.log_image(key, [str(p) for p in paths], trainer.global_step, caption=titles)
+        artifact_path = folder.relative_to(self.output_dir).as_posix()
+        log_files(trainer.loggers, self.written[-len(paths) - 1 :], artifact_path)
         log.info("wrote %d %s heatmaps to %s", len(paths), stage, folder)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import lightning as L
 import pandas as pd
 import torch
-from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.loggers import MLFlowLogger, WandbLogger
 from torch import nn
 from torch.nn import functional as F
 
@@ -209,6 +209,10 @@ class CovidClassifier(L.LightningModule):
         if wandb is not None and wandb._experiment is not None:
             run = wandb.experiment
             tracking = {"project": run.project, "group": run.group, "name": run.name, "id": run.id}
+        mlflow = next((lg for lg in trainer.loggers if isinstance(lg, MLFlowLogger)), None)
+        if mlflow is not None:
+            tracking |= {"mlflow_tracking_uri": mlflow.experiment.tracking_uri,
+                         "mlflow_run_id": mlflow.run_id}  # fmt: skip
         return ModelRecord(
             backbone=self.hparams.backbone,
             target_layer=self.target_layer,

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.loggers import Logger, MLFlowLogger, WandbLogger
 
 from deepcovid.data.datamodule import XrayDataModule
 from deepcovid.explain.explainers import Explainer
@@ -31,6 +31,7 @@ from deepcovid.utils.files import (
     write_json_atomic,
     write_text_atomic,
 )
+from deepcovid.utils.mlflow_logger import log_files, log_scalars
 from deepcovid.utils.tracking import scalars
 
 log = logging.getLogger(__name__)
@@ -65,9 +66,14 @@ def audit_summary(result: AuditResult) -> dict[str, float | None]:
 
 
 def log_audit(loggers: list[Logger], result: AuditResult, figures: dict[str, Path]) -> None:
-    """The audit's numbers to every logger, its figures and findings to W&B."""
+    """The audit's numbers to every logger, its figures and findings to W&B (to MLflow: the
+    figures as artifacts under ``audit/figures``)."""
     summary = audit_summary(result)
+    log_files(loggers, figures.values(), "audit/figures")
     for logger in loggers:
+        if isinstance(logger, MLFlowLogger):
+            log_scalars(logger, scalars(summary))
+            continue
         if not isinstance(logger, WandbLogger):
             logger.log_metrics(scalars(summary))
             logger.save()

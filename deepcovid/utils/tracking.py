@@ -1,20 +1,23 @@
-"""Weights & Biases: online with credentials, offline without, and runs closed between jobs."""
+"""Weights & Biases: online with credentials, offline without, and runs closed between jobs;
+MLflow (``logger=mlflow``): a local store in the run folder unless a tracking URI is given."""
 
 from __future__ import annotations
 
 import logging
 import netrc
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.loggers import Logger, MLFlowLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from deepcovid.metrics.operating_points import OperatingPoint
 from deepcovid.metrics.summary import Evaluation
+from deepcovid.utils.mlflow_logger import ALLOW_FILE_STORE, log_files, log_scalars
 
 log = logging.getLogger(__name__)
 WANDB_MODES = ("auto", "online", "offline", "disabled")
@@ -118,6 +121,55 @@ def wandb_logger(
     return logger
 
 
+def mlflow_logger(
+    tracking_uri: str | None = None,
+    save_dir: str = "./mlruns",
+    experiment_name: str = "deepcovid",
+    run_name: str | None = None,
+    tags: Iterable[str] | Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> MLFlowLogger:
+    """An MLFlowLogger writing to ``tracking_uri``, else to the local store ``file:<save_dir>``
+    (see :mod:`deepcovid.utils.mlflow_logger` for why ``MLFLOW_ALLOW_FILE_STORE`` is set then).
+
+    ``run_name`` defaults to the Hydra job folder (and a multirun's sweep folder becomes the
+    tag ``group``); ``tags`` may be a list (each becomes a tag set to "true") or a mapping."""
+    try:
+        import mlflow  # noqa: F401 - only to say how to install it
+    except ImportError as error:
+        raise ImportError(
+            "logger=mlflow needs MLflow: pip install 'deepcovid[mlflow]' (or mlflow-skinny)"
+        ) from error
+    uri = tracking_uri or f"file:{Path(save_dir).resolve()}"
+    if uri.startswith("file:") and ALLOW_FILE_STORE not in os.environ:
+        os.environ[ALLOW_FILE_STORE] = "true"
+    group, name = hydra_run_identity()
+    named = dict(tags) if isinstance(tags, Mapping) else {tag: "true" for tag in tags or ()}
+    if group:
+        named.setdefault("group", group)
+    logger = MLFlowLogger(
+        experiment_name=experiment_name,
+        run_name=run_name or name,
+        tracking_uri=uri,
+        tags=named or None,
+        save_dir=save_dir,
+        **kwargs,
+    )
+    log.info("MLflow run %s in %s", logger.run_id, uri)
+    return logger
+
+
+def log_files_run(
+    tracking_uri: str, run_name: str, paths: Iterable[Path], experiment_name: str = "deepcovid"
+) -> str:
+    """A new MLflow run ``run_name`` in ``tracking_uri`` holding ``paths`` as artifacts (for
+    commands without a Lightning trainer, e.g. ``deepcovid.report``); returns its id."""
+    logger = mlflow_logger(tracking_uri, experiment_name=experiment_name, run_name=run_name)
+    log_files([logger], paths, "")
+    logger.finalize("success")
+    return logger.run_id
+
+
 def log_config(loggers: list[Logger], cfg: DictConfig) -> None:
     """Record the resolved run config (without Hydra's own node) with every logger."""
     for logger in loggers:
@@ -125,10 +177,13 @@ def log_config(loggers: list[Logger], cfg: DictConfig) -> None:
 
 
 def log_summary(loggers: list[Logger], values: dict[str, Any]) -> None:
-    """Put values in the W&B run summary (what the runs table shows)."""
+    """Put values in the W&B run summary (what the runs table shows), and the numeric ones in
+    an MLflow run as metrics."""
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             logger.experiment.summary.update(values)
+        if isinstance(logger, MLFlowLogger):
+            log_scalars(logger, scalars(values))
 
 
 def point_key(point: OperatingPoint) -> str:
@@ -170,12 +225,17 @@ def scalars(values: dict[str, Any]) -> dict[str, float]:
 
 def log_evaluation(loggers: list[Logger], evaluation: Evaluation, written: dict[str, Path]) -> None:
     """Send an evaluation to every logger, once: W&B gets the summary keys and the figures,
-    the others the scalar keys."""
+    MLflow the scalar keys and every written file (``evaluation/<split>/``), the others the
+    scalar keys."""
     summary = evaluation_summary(evaluation)
     figures = {
         kind.removeprefix("plot:"): p for kind, p in written.items() if kind.startswith("plot:")
     }
     for logger in loggers:
+        if isinstance(logger, MLFlowLogger):
+            log_scalars(logger, scalars(summary))
+            log_files([logger], written.values(), f"evaluation/{evaluation.split}")
+            continue
         if not isinstance(logger, WandbLogger):
             logger.log_metrics(scalars(summary))
             logger.save()
