@@ -1,1 +1,11 @@
-"""The Hydra configs, installed as the package deepcovid.conf (see pyproject.toml)."""
+"""The Hydra configs, installed as the package deepcovid.conf (see pyproject.toml).
+
+Importing it (Hydra does, to read them) registers the schemas the yaml groups extend, so a
+wrong value stops when the config is composed, naming the key and its choices.
+"""
+
+from hydra.core.config_store import ConfigStore
+
+from deepcovid.data.settings import DataConfig
+
+ConfigStore.instance().store(group="data", name="schema", node=DataConfig)

@@ -31,7 +31,6 @@ from deepcovid.utils.tracking import log_evaluation
 
 log = logging.getLogger(__name__)
 TRAINING_VAL = "the training run's val split"  # where thresholds come from, in words
-RUN_KEYS = ("seed", "fold", "num_folds", "holdout_source")  # what tells runs of a sweep apart
 
 
 def absolute_paths(frame: pd.DataFrame, root: Path) -> pd.DataFrame:
@@ -97,7 +96,7 @@ class EvaluationWriter(L.Callback):
                 pl_module.hparams.backbone,
                 None if checkpoint is None else str(checkpoint),
                 pl_module.trained_from,
-                **{key: getattr(data, key) for key in RUN_KEYS} if data else {},
+                **data.split.run_identity() if data else {},
             ),
             precision="32-true"
             if pl_module.hparams.full_precision_eval

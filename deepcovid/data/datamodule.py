@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +15,12 @@ from torch.utils.data import DataLoader
 
 from deepcovid.data.cache import CachedImages, FileCache, FileFacts, default_cache_dir
 from deepcovid.data.dataset import XrayDataset
-from deepcovid.data.download import MAX_EXTRACTED_BYTES, MAX_RATIO, download_dataset
-from deepcovid.data.io import DEFAULT_MAX_IMAGE_PIXELS, load_image, set_max_image_pixels
-from deepcovid.data.leaks import MAX_DISTANCE, DataReport, enforce, leak_report
-from deepcovid.data.samples import (
-    DEFAULT_NEGATIVE_NAMES,
-    DEFAULT_POSITIVE_NAMES,
-    SPLITS,
-    LabelMap,
-    read_manifest,
-    scan_folders,
-)
-from deepcovid.data.sampling import BALANCE_MODES, TrainingSampler, inverse_frequency_weights
+from deepcovid.data.download import download_dataset
+from deepcovid.data.io import load_image, set_max_image_pixels
+from deepcovid.data.leaks import DataReport, build_report, enforce
+from deepcovid.data.samples import SPLITS, LabelMap, read_manifest, scan_folders
+from deepcovid.data.sampling import TrainingSampler, inverse_frequency_weights
+from deepcovid.data.settings import DataSettings
 from deepcovid.data.splits import (
     DataRecord,
     assign_external_splits,
@@ -41,9 +34,6 @@ from deepcovid.scope.check import VerdictStore, load_checker
 from deepcovid.utils.files import printable
 
 log = logging.getLogger(__name__)
-ON_BAD_FILE = ("error", "skip")
-OUT_OF_SCOPE = ("exclude", "keep", "error")
-EXTERNAL = ("test", "test_and_val")
 MIN_VAL_PER_CLASS = 20  # below this, checkpoint and threshold choice rest on very few images
 
 
@@ -63,29 +53,19 @@ def describe(bad: dict[str, str]) -> str:
 class XrayDataModule(L.LightningDataModule):
     """Train/val/test loaders over a COVID-Xray-5k folder, class folders or a CSV manifest.
 
-    ``preprocessing`` is the model's (its backbone's, or its checkpoint's); ``image_size``,
-    ``crop_ratio`` and ``lung_crop`` (crop each image to its lungs' box first, see
-    :mod:`deepcovid.lungs.crop`) override it when given. ``batch_size`` is per device:
-    under DDP with N devices a step sees N × batch_size images.
+    ``settings`` (:mod:`deepcovid.data.settings`), or its groups' fields given flat as
+    ``conf/data`` gives them: ``split`` (seed, fractions, folds, held-out source, external
+    data, the tested split), ``inputs`` (changes to the model's ``preprocessing`` — its
+    backbone's or checkpoint's —, augmentation, lung masks), ``loader`` (batch size per
+    device, workers, balance), ``checks`` (bad files, out of scope, leaks), ``cache`` and
+    ``download``, ``labels``.
 
-    Every file is read once at setup (:mod:`deepcovid.data.cache`, facts kept in ``cache_dir``
-    for later runs): unreadable files are reported (``on_bad_file``), the splits checked for
-    leaks (``on_leak``, ``near_duplicates``). With ``cache=True`` the same read keeps shrunk
-    pixels that the loaders then read, except for lung-restricted input (cropped or blanked
-    from the full-resolution file, as ``predict`` does: the crop of shrunk pixels would be
-    enlarged again); with ``normalize_on_device=True`` loaders yield uint8
-    images and the float conversion runs after the transfer to the device (inside a Lightning
-    Trainer only). ``pin_memory=None`` pins when the trainer runs on a GPU.
-
-    ``holdout_source``: leave that source out: its images are the test split, the other
-    sources' train and val (``experiment=leave_one_source_out``).
-
-    ``external``: the data is another site's, for evaluation: ``test`` makes every image (or the
-    data's own test split) a test image; ``test_and_val`` also keeps (or carves) a val split
-    of that site, for re-choosing thresholds there. ``tested_split`` is the split the test
-    loader serves (``val`` to evaluate the val split itself). ``lung_masks``: a folder of lung
-    masks named by image stem (``DIR/<stem>.png``), for the shortcut audit and
-    ``lung_crop_masks=any``.
+    Every file is read once at setup (:mod:`deepcovid.data.cache`, facts kept in the cache
+    folder for later runs): unreadable files are reported, the splits checked for leaks. With
+    ``cache=True`` the same read keeps shrunk pixels that the loaders then read, except for
+    lung-restricted input (cut from the full-resolution file, as ``predict`` does: the crop of
+    shrunk pixels would be enlarged again); with ``normalize_on_device=True`` loaders yield
+    uint8 images, converted after the transfer to the device (inside a Lightning Trainer only).
     """
 
     def __init__(
@@ -93,100 +73,26 @@ class XrayDataModule(L.LightningDataModule):
         root: str,
         manifest: str | None = "auto",
         preprocessing: Preprocessing | None = None,
-        image_size: int | None = None,
-        crop_ratio: float | None = None,
-        lung_crop: bool | None = None,
-        lung_crop_masks: str | None = None,
-        outside_lungs: str | None = None,
-        augmentation: dict[str, Any] | None = None,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.2,
-        num_folds: int | None = None,
-        fold: int | None = None,
-        holdout_source: str | None = None,
-        external: str | None = None,
-        tested_split: str = "test",
-        lung_masks: str | None = None,
-        seed: int = 42,
-        batch_size: int = 20,
-        eval_batch_size: int | None = None,
-        num_workers: int = 4,
-        pin_memory: bool | None = None,
-        persistent_workers: bool = True,
-        balance: str = "oversample",
-        oversample_factor: int = 5,
-        positive_names: Sequence[str] = DEFAULT_POSITIVE_NAMES,
-        negative_names: Sequence[str] = DEFAULT_NEGATIVE_NAMES,
-        download: bool = False,
-        download_url: str | None = None,
-        download_sha256: str | None = None,
-        download_sources: dict[str, str] | None = None,
-        download_max_bytes: int = MAX_EXTRACTED_BYTES,
-        download_max_ratio: float = MAX_RATIO,
-        on_bad_file: str = "error",
-        out_of_scope: str = "keep",
-        on_leak: str = "error",
-        near_duplicates: bool = False,
-        max_distance: int = MAX_DISTANCE,
-        max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
-        cache: bool = False,
-        cache_dir: str | None = None,
-        cache_short_side: int = 256,
-        normalize_on_device: bool = False,
+        settings: DataSettings | None = None,
+        **flat: Any,
     ) -> None:
         super().__init__()
-        if balance not in BALANCE_MODES:
-            raise ValueError(f"data.balance={balance!r}; choose one of {list(BALANCE_MODES)}")
-        if on_bad_file not in ON_BAD_FILE:
-            raise ValueError(f"data.on_bad_file={on_bad_file!r}; choose one of {list(ON_BAD_FILE)}")
-        if out_of_scope not in OUT_OF_SCOPE:
-            raise ValueError(
-                f"data.out_of_scope={out_of_scope!r}; choose one of {list(OUT_OF_SCOPE)}"
-            )
-        if external not in (None, *EXTERNAL):
-            raise ValueError(f"data.external={external!r}; choose null or one of {list(EXTERNAL)}")
+        if settings is not None and flat:
+            raise TypeError(f"give settings or their flat keys, not both (got {sorted(flat)})")
         self.root = Path(root)
         self.manifest = manifest
+        self.settings = settings = settings or DataSettings.from_flat(**flat)
         self.preprocessing = (preprocessing or Preprocessing()).replace(
-            image_size=image_size,
-            crop_ratio=crop_ratio,
-            lung_crop=lung_crop,
-            lung_crop_masks=lung_crop_masks,
-            outside_lungs=outside_lungs,
+            **settings.inputs.preprocessing()
         )
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
-        self.num_folds = num_folds
-        self.fold = fold
-        self.holdout_source = holdout_source
-        self.external = external
-        self.tested_split = tested_split
-        self.lung_masks = lung_masks
-        self.seed = seed
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
-        self.persistent_workers = persistent_workers and num_workers > 0
-        self.balance = balance
-        self.oversample_factor = oversample_factor
-        self.labels = LabelMap(positive_names, negative_names)
-        self.train_transform = TrainPreset(self.preprocessing, **(augmentation or {}))
+        self.labels = LabelMap(settings.labels.positive_names, settings.labels.negative_names)
+        self.train_transform = TrainPreset(
+            self.preprocessing, **(settings.inputs.augmentation or {})
+        )
         self.eval_transform = EvalPreset(self.preprocessing)
-        self.normalize_on_device = normalize_on_device
-        self.cache = cache
-        self.file_cache = FileCache(cache_dir or default_cache_dir(), cache_short_side)
-        self.download = download
-        self.download_url = download_url
-        self.download_sha256 = download_sha256
-        self.download_sources = dict(download_sources) if download_sources else None
-        self.download_limits = {"max_bytes": download_max_bytes, "max_ratio": download_max_ratio}
-        self.on_bad_file = on_bad_file
-        self.out_of_scope = out_of_scope
-        self.on_leak = on_leak
-        self.near_duplicates = near_duplicates
-        self.max_distance = max_distance
-        set_max_image_pixels(max_image_pixels)
+        cache = settings.cache
+        self.file_cache = FileCache(cache.cache_dir or default_cache_dir(), cache.cache_short_side)
+        set_max_image_pixels(settings.checks.max_image_pixels)
         self.table: pd.DataFrame | None = None
         self.facts: dict[str, FileFacts] = {}
         self.split_origin: dict[str, str] = {}
@@ -198,18 +104,30 @@ class XrayDataModule(L.LightningDataModule):
         self.not_frontal: dict[str, str] = {}  # path -> scope_reason, excluded or kept
         self._record: DataRecord | None = None
 
+    @property
+    def tested_split(self) -> str:
+        """The split the test loader serves."""
+        return self.settings.split.tested_split.value
+
+    @property
+    def lung_masks(self) -> str | None:
+        """The folder of lung masks named by image stem (``DIR/<stem>.png``), if given."""
+        return self.settings.inputs.lung_masks
+
     # ---- data on disk -------------------------------------------------------------------
     def prepare_data(self) -> None:
         """Download the dataset when ``download=true`` (rank 0 only, as Lightning calls it)."""
-        if self.download:
-            if not self.download_url:
+        download = self.settings.download
+        if download.download:
+            if not download.download_url:
                 raise ValueError("data.download=true needs data.download_url")
             download_dataset(
-                self.download_url,
+                download.download_url,
                 self.root,
-                self.download_sha256,
-                self.download_sources,
-                **self.download_limits,
+                download.download_sha256,
+                dict(download.download_sources) if download.download_sources else None,
+                max_bytes=download.download_max_bytes,
+                max_ratio=download.download_max_ratio,
             )
 
     def manifest_path(self) -> Path | None:
@@ -235,7 +153,7 @@ class XrayDataModule(L.LightningDataModule):
         bad = {p: self.facts[p].problem for p in table["path"] if not self.facts[p].readable}
         if not bad:
             return table
-        if self.on_bad_file == "error":
+        if self.settings.checks.on_bad_file == "error":
             raise BadFilesError(
                 f"{len(bad)} of {len(table)} image files cannot be used:\n{describe(bad)}\n"
                 "Fix: remove or re-export these files, or set data.on_bad_file=skip to leave "
@@ -264,13 +182,14 @@ class XrayDataModule(L.LightningDataModule):
             return table
         listing = describe(self.not_frontal)
         count = f"{len(self.not_frontal)} of {len(table)} images are not frontal chest radiographs"
-        if self.out_of_scope == "error":
+        out_of_scope = self.settings.checks.out_of_scope
+        if out_of_scope == "error":
             raise OutOfScopeError(
                 f"{count}:\n{listing}\nFix: remove them from the data, or set "
                 "data.out_of_scope=exclude to leave them out (listed and counted) or keep to "
                 "train on them anyway."
             )
-        if self.out_of_scope == "keep":
+        if out_of_scope == "keep":
             log.warning("data.out_of_scope=keep: %s; kept:\n%s", count, listing)
             return table
         log.warning("data.out_of_scope=exclude: %s; left out:\n%s", count, listing)
@@ -279,36 +198,42 @@ class XrayDataModule(L.LightningDataModule):
 
     def complete_splits(self, table: pd.DataFrame) -> pd.DataFrame:
         """The table with every row in a split, and :attr:`split_origin` saying how."""
-        if self.external is not None:
+        split = self.settings.split
+        if split.external is not None:
             table, self.split_origin = assign_external_splits(
-                table, self.external == "test_and_val", self.val_fraction, self.seed
+                table, split.external == "test_and_val", split.val_fraction, split.seed
             )
-        elif self.holdout_source is not None:
+        elif split.holdout_source is not None:
             table, self.split_origin = assign_holdout_source(
-                table, self.holdout_source, self.val_fraction, self.seed
+                table, split.holdout_source, split.val_fraction, split.seed
             )
         else:
             table, self.split_origin = assign_splits(
-                table, self.val_fraction, self.test_fraction, self.seed, self.num_folds, self.fold
+                table,
+                split.val_fraction,
+                split.test_fraction,
+                split.seed,
+                split.num_folds,
+                split.fold,
             )
         return table
 
     def setup(self, stage: str | None = None) -> None:
         if self.table is not None:
             return
-        table = self.read_samples()
+        table, checks = self.read_samples(), self.settings.checks
         self.scope_store = VerdictStore(self.file_cache.directory, load_checker())
         self.facts = self.file_cache.scan(
             table["path"].tolist(),
-            want_dhash=self.near_duplicates,
+            want_dhash=checks.near_duplicates,
             pixels=self.cached_pixels,
             probe=self.scope_store,
         )
-        if self.cache and not self.cached_pixels:
+        if self.settings.cache.cache and not self.cached_pixels:
             log.info("data.cache: lung-restricted input is read from the files, not the cache")
         table = self.complete_splits(self.check_scope(self.drop_unreadable(table)))
-        self.report = leak_report(table, self.facts, self.near_duplicates, self.max_distance)
-        enforce(self.report, self.on_leak)
+        self.report = build_report(table, self.facts, checks.near_duplicates, checks.max_distance)
+        enforce(self.report, checks.on_leak)
         if self.cached_pixels:
             self.images = self.file_cache.images(self.facts)
         if self.preprocessing.uses_lung_masks:
@@ -402,16 +327,11 @@ class XrayDataModule(L.LightningDataModule):
             manifest=None if manifest is None else str(manifest.resolve()),
             fingerprint=self.fingerprint(),
             n_images=len(self.table),
-            seed=self.seed,
-            val_fraction=self.val_fraction,
-            test_fraction=self.test_fraction,
-            num_folds=self.num_folds,
-            fold=self.fold,
+            split=self.settings.split,
             split_origin=dict(self.split_origin),
             members=members,
-            balance=self.balance,
+            balance=self.settings.loader.balance.value,
             training_prevalence=self.training_prevalence(),
-            holdout_source=self.holdout_source,
         )
         return self._record
 
@@ -422,8 +342,8 @@ class XrayDataModule(L.LightningDataModule):
             return None
         n_positive = int(train["label"].sum())
         n_negative = len(train) - n_positive
-        if self.balance == "oversample":
-            factor = self.oversample_factor
+        if self.settings.loader.balance == "oversample":
+            factor = self.settings.loader.oversample_factor
             n_positive, n_negative = (
                 (n_positive * factor, n_negative)
                 if n_positive < n_negative  # the sampler repeats the smaller class (ties: label 0)
@@ -446,7 +366,7 @@ class XrayDataModule(L.LightningDataModule):
     def cached_pixels(self) -> bool:
         """Whether the loaders read the cache's shrunk pixels: not for lung-restricted input,
         cut from the files as predict does (a crop of shrunk pixels would be enlarged again)."""
-        return self.cache and not self.preprocessing.uses_lung_masks
+        return self.settings.cache.cache and not self.preprocessing.uses_lung_masks
 
     # ---- loaders ------------------------------------------------------------------------
     def dataset(
@@ -467,7 +387,7 @@ class XrayDataModule(L.LightningDataModule):
         when normalising on the device, unless ``complete`` (for callers that feed the network
         directly)."""
         transform = self.train_transform if train else self.eval_transform
-        if self.normalize_on_device and not complete:
+        if self.settings.loader.normalize_on_device and not complete:
             transform = transform.geometry
         loader = self.images.load if self.cached_pixels and not files else load_image
         if self.preprocessing.uses_lung_masks:
@@ -476,8 +396,8 @@ class XrayDataModule(L.LightningDataModule):
 
     def pinned(self) -> bool:
         """Whether loaders pin host memory: ``pin_memory``, or when unset, training on a GPU."""
-        if self.pin_memory is not None:
-            return self.pin_memory
+        if self.settings.loader.pin_memory is not None:
+            return self.settings.loader.pin_memory
         trainer = self.trainer
         return trainer is not None and trainer.strategy.root_device.type == "cuda"
 
@@ -485,41 +405,43 @@ class XrayDataModule(L.LightningDataModule):
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            num_workers=self.num_workers,
+            num_workers=self.settings.loader.num_workers,
             pin_memory=self.pinned(),
-            persistent_workers=self.persistent_workers,
+            persistent_workers=self.settings.loader.persistent,
             **kwargs,
         )
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.dataset("train", train=True)
-        trainer = self.trainer
+        trainer, loader = self.trainer, self.settings.loader
         sampler = TrainingSampler(
             dataset,
             dataset.labels,
-            self.oversample_factor if self.balance == "oversample" else 1,
+            loader.oversample_factor if loader.balance == "oversample" else 1,
             num_replicas=trainer.world_size if trainer else 1,
             rank=trainer.global_rank if trainer else 0,
-            seed=self.seed,
+            seed=self.settings.split.seed,
         )
         # Lightning creates the first iterator (and worker processes prefetch from it) before it
         # sets the sampler's epoch: a run resumed at epoch e would start on epoch 0's plan. The
         # epoch it will set is the one its restored progress counts as processed.
         sampler.set_epoch(trainer.fit_loop.epoch_progress.current.processed if trainer else 0)
-        return self.loader(dataset, self.batch_size, sampler=sampler)
+        return self.loader(dataset, loader.batch_size, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self.loader(self.dataset("val"), self.eval_batch_size)
+        return self.loader(self.dataset("val"), self.settings.loader.eval_batch)
 
     def test_dataloader(self) -> DataLoader:
         """The tested split, always read from the files as ``predict`` reads them: the cache's
         shrunk pixels (JPEGs decoded at a reduced scale) differ slightly, and the tested numbers
         must be those of the model as it is used."""
-        return self.loader(self.dataset(self.tested_split, files=True), self.eval_batch_size)
+        return self.loader(
+            self.dataset(self.tested_split, files=True), self.settings.loader.eval_batch
+        )
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict:
         """With ``normalize_on_device``: uint8 → normalised float, on the device."""
-        if self.normalize_on_device:
+        if self.settings.loader.normalize_on_device:
             training = self.trainer is not None and self.trainer.training
             preset = self.train_transform if training else self.eval_transform
             batch["image"] = preset.finish(batch["image"])
@@ -527,6 +449,6 @@ class XrayDataModule(L.LightningDataModule):
 
     def loss_weights(self) -> torch.Tensor | None:
         """Class weights for the loss when ``balance=weighted_loss``, else None."""
-        if self.balance != "weighted_loss":
+        if self.settings.loader.balance != "weighted_loss":
             return None
         return inverse_frequency_weights(self.split("train")["label"].tolist())

@@ -24,12 +24,11 @@ import pandas as pd
 
 from deepcovid import CLASS_NAMES
 from deepcovid.data.cache import FileFacts
+from deepcovid.data.settings import MAX_DISTANCE, OnLeak
 from deepcovid.data.splits import patients_in_several_splits
 from deepcovid.utils.files import printable
 
 log = logging.getLogger(__name__)
-MAX_DISTANCE = 16  # bits of 256: re-encodes are at <= 13, distinct cxr-dev images at >= 23
-ON_LEAK = ("error", "warn")
 # A chest radiograph is at least this many pixels on its shorter side, and not more elongated
 MIN_SHORT_SIDE = 64
 MAX_ASPECT_RATIO = 3.0
@@ -186,7 +185,7 @@ class DataReport:
         return asdict(self) | {"leaks": self.leaks}
 
 
-def leak_report(
+def build_report(
     table: pd.DataFrame,
     facts: Mapping[str, FileFacts],
     near: bool = False,
@@ -238,10 +237,8 @@ def leak_message(report: DataReport, limit: int = 20) -> str:
     return "\n".join(lines)
 
 
-def enforce(report: DataReport, on_leak: str = "error") -> None:
+def enforce(report: DataReport, on_leak: OnLeak = OnLeak.error) -> None:
     """Stop (``on_leak=error``) or warn when the splits leak; warn about implausible images."""
-    if on_leak not in ON_LEAK:
-        raise ValueError(f"data.on_leak={on_leak!r}; choose one of {list(ON_LEAK)}")
     if report.implausible:
         listed = "\n".join(f"  {p}: {why}" for p, why in list(report.implausible.items())[:20])
         log.warning(

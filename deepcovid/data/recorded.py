@@ -2,23 +2,33 @@
 from the checkpoint's record and verified, or another site's data, named as such.
 
 The record (:class:`~deepcovid.data.splits.DataRecord`) holds what defined the splits: the data
-fingerprint, seed, fractions, folds, and the val and test members. Rebuilt with those keys, the
-same data gives the same splits; any difference stops with an error that names it.
+fingerprint, the :class:`~deepcovid.data.settings.SplitSettings`, and the val and test members.
+Rebuilt with those settings, the same data gives the same splits; any difference stops with an
+error that names it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from typing import Protocol
 
 from omegaconf import DictConfig
 
 from deepcovid.data.datamodule import XrayDataModule
+from deepcovid.data.settings import InputSettings
 from deepcovid.data.splits import DataRecord
-from deepcovid.models.record import ModelRecord
+from deepcovid.data.transforms import Preprocessing
 from deepcovid.utils.instantiate import instantiate_with
 
 log = logging.getLogger(__name__)
-SPLIT_KEYS = ("seed", "val_fraction", "test_fraction", "num_folds", "fold", "holdout_source")
+
+
+class Recorded(Protocol):
+    """What a model's record (``models.record.ModelRecord``) says about its data."""
+
+    preprocessing: Preprocessing
+    data: DataRecord | None
 
 
 class DataMismatchError(ValueError):
@@ -44,9 +54,9 @@ def differences(recorded: DataRecord, found: DataRecord, limit: int = 5) -> list
     return lines
 
 
-def check_preprocessing(data: DictConfig, record: ModelRecord, ckpt_path: str) -> None:
+def check_preprocessing(data: DictConfig, record: Recorded, ckpt_path: str) -> None:
     """Refuse preprocessing overrides: the checkpoint says how its input is made."""
-    for key in ("image_size", "crop_ratio", "lung_crop", "lung_crop_masks", "outside_lungs"):
+    for key in InputSettings().preprocessing():
         given = data.get(key)
         if given is not None and given != getattr(record.preprocessing, key):
             raise ValueError(
@@ -57,7 +67,7 @@ def check_preprocessing(data: DictConfig, record: ModelRecord, ckpt_path: str) -
 
 
 def training_data(
-    data: DictConfig, record: ModelRecord, ckpt_path: str, split: str = "test"
+    data: DictConfig, record: Recorded, ckpt_path: str, split: str = "test"
 ) -> XrayDataModule:
     """The training data and splits, rebuilt from the record and verified."""
     recorded = record.data
@@ -65,11 +75,9 @@ def training_data(
         raise DataMismatchError(
             f"{ckpt_path} records no data: evaluate it on this data with external=true"
         )
-    split_keys = {key: getattr(recorded, key) for key in SPLIT_KEYS}
-    log.info("rebuilding the training run's splits: %s", split_keys)
-    datamodule = instantiate_with(
-        data, preprocessing=record.preprocessing, tested_split=split, **split_keys
-    )
+    settings = dataclasses.replace(recorded.split, tested_split=split)
+    log.info("rebuilding the training run's splits: %s", settings)
+    datamodule = instantiate_with(data, preprocessing=record.preprocessing, **settings.to_dict())
     datamodule.setup("test")
     found = differences(recorded, datamodule.record())
     if found:
@@ -83,7 +91,7 @@ def training_data(
 
 def datamodule_for(
     data: DictConfig,
-    record: ModelRecord,
+    record: Recorded,
     ckpt_path: str,
     split: str = "test",
     external: bool = False,
@@ -96,7 +104,9 @@ def datamodule_for(
     if not external:
         return training_data(data, record, ckpt_path, split)
     datamodule = instantiate_with(
-        data, preprocessing=record.preprocessing, external="test_and_val" if with_val else "test"
+        data,
+        preprocessing=record.preprocessing,
+        external="test_and_val" if with_val else "test",
     )
     datamodule.setup("test")
     return datamodule

@@ -16,8 +16,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler
 
-BALANCE_MODES = ("oversample", "weighted_loss", "none")
-
 
 def augmentation_seeds(seed: int, epoch: int, draws: np.ndarray) -> np.ndarray:
     """A 63-bit seed per draw number, from (seed, epoch, draw) alone."""

@@ -3,7 +3,7 @@ cross-validation of train+val (sklearn ``StratifiedGroupKFold``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -11,6 +11,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 from deepcovid import CLASS_NAMES
+from deepcovid.data.settings import SplitSettings
 
 
 @dataclass(frozen=True)
@@ -22,23 +23,21 @@ class DataRecord:
     manifest: str | None
     fingerprint: str  # sha256 over (path relative to root, file sha256, label) of every image
     n_images: int
-    seed: int
-    val_fraction: float
-    test_fraction: float
-    num_folds: int | None
-    fold: int | None
+    split: SplitSettings
     split_origin: dict[str, str]
     members: dict[str, list[str]] = field(default_factory=dict)  # split → relative paths
     balance: str | None = None
     training_prevalence: float | None = None  # COVID share of the images drawn in training
-    holdout_source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(vars(self))
+        return dict(vars(self)) | {"split": self.split.to_dict()}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DataRecord:
-        return cls(**values)
+        """From :meth:`to_dict`'s values, or an older record's (its split settings flat)."""
+        own = {f.name for f in fields(cls)}
+        split = SplitSettings.from_record(values.get("split") or values)
+        return cls(**{k: v for k, v in values.items() if k in own} | {"split": split})
 
 
 class SplitError(ValueError):

@@ -58,7 +58,11 @@ def hydra_run_identity() -> tuple[str | None, str | None]:
 
 def flatten_config(cfg: DictConfig | dict, prefix: str = "") -> dict[str, Any]:
     """A nested config as one level of dotted keys (``model.backbone: resnet18``)."""
-    container = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    container = (
+        OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # typed choices as names
+        if isinstance(cfg, DictConfig)
+        else cfg
+    )
     flat: dict[str, Any] = {}
     for key, value in container.items():
         dotted = f"{prefix}{key}"

@@ -36,7 +36,7 @@ def test_generated_dataset_batches(covidx5k_shared: Path) -> None:
 def test_record_fingerprints_the_data_and_lists_the_splits(covidx5k: Path) -> None:
     dm = XrayDataModule(str(covidx5k), num_workers=0, val_fraction=0.25, seed=3)
     record = dm.record()
-    assert record.n_images == 50 and record.seed == 3 and record.val_fraction == 0.25
+    assert record.n_images == 50 and record.split.seed == 3 and record.split.val_fraction == 0.25
     assert record.split_origin == {
         "train": "given",
         "test": "given",

@@ -133,3 +133,18 @@ def test_loaded_model_keeps_its_provenance(tiny_run: Path) -> None:
     model = load_classifier(best_checkpoint(tiny_run))
     assert not model.training and model.record.backbone == "resnet18"
     assert model.trained_from == ()  # trained from scratch: no pretraining corpora
+
+
+def test_a_record_written_before_the_split_settings_were_grouped_still_loads(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    """Older checkpoints keep seed, fractions, folds and held-out source flat in their data."""
+    state = torch.load(best_checkpoint(tiny_run), weights_only=True)
+    data = state[CHECKPOINT_KEY]["data"]
+    split = data.pop("split")
+    assert split["seed"] == 42 and split["val_fraction"] == 0.25  # written grouped, plain values
+    data |= {key: split[key] for key in ("seed", "val_fraction", "test_fraction", "num_folds")}
+    data["fold"] = None  # and no holdout_source: older still
+    old = tmp_path / "old.ckpt"
+    torch.save(state, old)
+    assert read_record(old).data == read_record(best_checkpoint(tiny_run)).data

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
+from deepcovid.data.settings import SplitSettings
 from deepcovid.data.splits import DataRecord
 from deepcovid.metrics.summary import Evaluation, MetricSettings, ModelInfo
 from deepcovid.results.evaluation import (
@@ -107,7 +108,7 @@ def test_evaluating_val_itself_is_flagged(tmp_path: Path) -> None:
 
 def data_record(prevalence: float) -> DataRecord:
     return DataRecord(
-        "/data", None, "0" * 64, 100, 42, 0.1, 0.2, None, None, {}, {}, "oversample", prevalence
+        "/data", None, "0" * 64, 100, SplitSettings(), {}, {}, "oversample", prevalence
     )
 
 
