@@ -17,7 +17,7 @@ from deepcovid.data.cache import CachedImages, FileCache, FileFacts, default_cac
 from deepcovid.data.dataset import XrayDataset
 from deepcovid.data.download import download_dataset
 from deepcovid.data.io import load_image, set_max_image_pixels
-from deepcovid.data.leaks import DataReport, build_report, enforce
+from deepcovid.data.leaks import DataReport, enforce, leak_report
 from deepcovid.data.samples import SPLITS, LabelMap, read_manifest, scan_folders
 from deepcovid.data.sampling import TrainingSampler, inverse_frequency_weights
 from deepcovid.data.settings import DataSettings
@@ -232,7 +232,7 @@ class XrayDataModule(L.LightningDataModule):
         if self.settings.cache.cache and not self.cached_pixels:
             log.info("data.cache: lung-restricted input is read from the files, not the cache")
         table = self.complete_splits(self.check_scope(self.drop_unreadable(table)))
-        self.report = build_report(table, self.facts, checks.near_duplicates, checks.max_distance)
+        self.report = leak_report(table, self.facts, checks.near_duplicates, checks.max_distance)
         enforce(self.report, checks.on_leak)
         if self.cached_pixels:
             self.images = self.file_cache.images(self.facts)

@@ -185,7 +185,7 @@ class DataReport:
         return asdict(self) | {"leaks": self.leaks}
 
 
-def build_report(
+def leak_report(
     table: pd.DataFrame,
     facts: Mapping[str, FileFacts],
     near: bool = False,
