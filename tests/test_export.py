@@ -183,6 +183,28 @@ def test_model_card_says_not_evaluated_rather_than_borrowing_numbers(
     assert "metrics/test.json is absent" in text and "data_check.json` is absent" in text
 
 
+def test_model_card_from_another_evaluation_folder(tiny_run: Path, tmp_path: Path) -> None:
+    """card.evaluation_dir: metrics and the tested sources from that folder, the training
+    data's table from the checkpoint's own run (not the evaluated site's)."""
+    other = tmp_path / "site-eval"
+    (other / "metrics").mkdir(parents=True)
+    shutil.copy(tiny_run / "metrics" / "test.json", other / "metrics" / "test.json")
+    site = [{"split": "test", "class": "covid", "source": "Site B", "images": 3}]
+    (other / "data_check.json").write_text(json.dumps({"counts": site}))
+    cfg = compose_config(
+        "export",
+        [f"ckpt_path={best_checkpoint(tiny_run)}", f"output_dir={tmp_path / 'x'}",
+         f"card.evaluation_dir={other}"],
+    )  # fmt: skip
+    export(cfg.ckpt_path, output_dir=cfg.output_dir, evaluation_dir=cfg.card.evaluation_dir)
+    text = (tmp_path / "x" / "README.md").read_text()
+    (index,) = card_metadata(text)["model-index"]
+    assert index["results"][0]["dataset"]["name"] == "Site B"
+    assert card_metadata(text)["datasets"] == ["covidx5k"]
+    assert f"From `{other / 'metrics' / 'test.json'}`" in text
+    assert "| train | non-covid | - | 18 |" in text and "Site B |" not in text
+
+
 def test_a_foreign_readme_is_refused_without_overwrite(checkpoint: Path, tmp_path: Path) -> None:
     (tmp_path / "README.md").write_text("# my notes\n")
     with pytest.raises(FileExistsError, match=r"README\.md.*overwrite=true"):

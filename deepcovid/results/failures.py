@@ -58,10 +58,10 @@ def failure_threshold(evaluation: Evaluation, operating_point: str) -> tuple[flo
         )
     point = chosen.get(operating_point)
     if point is not None and point.threshold is not None:
-        return float(point.threshold), f"{operating_point} (chosen on {point.chosen_on})"
+        return float(point.threshold), f"{operating_point}, chosen on {point.chosen_on}"
     if point is None:
         return evaluation.threshold, DEFAULT_POINT
-    return evaluation.threshold, f"{DEFAULT_POINT} (no {operating_point} threshold)"
+    return evaluation.threshold, f"{DEFAULT_POINT}, as val gave no {operating_point} threshold"
 
 
 def failure_cases(

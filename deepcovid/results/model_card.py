@@ -2,10 +2,11 @@
 matter with ``model-index`` metrics, then Markdown), written by ``python -m deepcovid.export``
 beside the weights.
 
-Everything in it comes from the checkpoint's record and from the files of the run it belongs
-to (``metrics/test.json``, ``data_check.json``, ``audit/audit.json``); what is absent is said to
-be absent ("not evaluated"), never filled in. An evaluation of other weights than the exported
-ones (``metrics/test.json`` of ``best-…`` when ``last.ckpt`` is exported) is not used.
+Everything in it comes from the checkpoint's record, its training run's ``data_check.json`` and
+the evaluation's files (``metrics/test.json``, ``data_check.json``, ``audit/audit.json`` of the
+run folder, or of another evaluation folder); what is absent is said to be absent ("not
+evaluated"), never filled in. An evaluation of other weights than the exported ones
+(``metrics/test.json`` of ``best-…`` when ``last.ckpt`` is exported) is not used.
 """
 
 from __future__ import annotations
@@ -31,12 +32,15 @@ TASK = {"type": "image-classification", "name": "COVID-19 vs non-COVID chest rad
 
 @dataclass(frozen=True)
 class RunFiles:
-    """What the run folder of a checkpoint holds about it (None: absent, with the reason)."""
+    """What the training run and the evaluation folder hold about a checkpoint (None: absent,
+    with the reason)."""
 
-    folder: Path
+    run: Path
+    folder: Path  # of the evaluation (the run folder unless another is given)
     evaluation: Evaluation | None
     evaluation_note: str
-    data_check: dict[str, Any] | None
+    data_check: dict[str, Any] | None  # the training run's
+    evaluated_data_check: dict[str, Any] | None  # the evaluation's
     audit: dict[str, Any] | None
 
 
@@ -51,8 +55,10 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def read_run_files(checkpoint: Path, folder: Path | None = None) -> RunFiles:
-    """The evaluation (of these very weights only), data check and audit of the run."""
-    folder = run_folder(checkpoint) if folder is None else Path(folder)
+    """The training run's data check; the evaluation (of these very weights only), its data
+    check and audit from ``folder`` (default: the run folder)."""
+    run = run_folder(checkpoint)
+    folder = run if folder is None else Path(folder)
     metrics = folder / "metrics" / "test.json"
     evaluation, note = None, f"{NOT_EVALUATED}: {metrics} is absent"
     if metrics.is_file():
@@ -62,8 +68,10 @@ def read_run_files(checkpoint: Path, folder: Path | None = None) -> RunFiles:
             note = f"{NOT_EVALUATED}: {metrics} evaluated {evaluated}, not these weights"
         else:
             evaluation, note = found, str(metrics)
-    audit = read_json(folder / "audit" / "audit.json")
-    return RunFiles(folder, evaluation, note, read_json(folder / "data_check.json"), audit)
+    return RunFiles(
+        run, folder, evaluation, note, read_json(run / "data_check.json"),
+        read_json(folder / "data_check.json"), read_json(folder / "audit" / "audit.json"),
+    )  # fmt: skip
 
 
 def metric(kind: str, name: str, value: float | None, interval: Any = None, **config: Any) -> dict:
@@ -128,10 +136,17 @@ def index_metrics(evaluation: Evaluation) -> list[dict[str, Any]]:
     return metrics
 
 
+def sources_in(data_check: dict[str, Any] | None, splits: tuple[str, ...]) -> list[str]:
+    """The sources a ``data_check.json`` counts in ``splits``."""
+    counts = (data_check or {}).get("counts", [])
+    return sorted({row["source"] for row in counts
+                   if row["split"] in splits and row.get("source") not in (None, "-")})  # fmt: skip
+
+
 def sources_of(files: RunFiles, record: ModelRecord) -> list[str]:
-    """The training data's sources as ``data_check.json`` counts them, else the data folder."""
-    counts = (files.data_check or {}).get("counts", [])
-    sources = sorted({row["source"] for row in counts if row.get("source") not in (None, "-")})
+    """The training data's sources as its ``data_check.json`` counts them, else the data
+    folder's name."""
+    sources = sources_in(files.data_check, ("train", "val"))
     if sources:
         return sources
     return [Path(record.data.root).name] if record.data else []
@@ -147,7 +162,8 @@ def front_matter(record: ModelRecord, files: RunFiles, license_id: str, sha: str
     }
     if files.evaluation is not None:
         evaluation = files.evaluation
-        dataset = {"name": ", ".join(matter["datasets"]) or "unnamed", "type": "chest-x-ray",
+        tested = sources_in(files.evaluated_data_check, (evaluation.split,)) or matter["datasets"]
+        dataset = {"name": ", ".join(tested) or "unnamed", "type": "chest-x-ray",
                    "split": evaluation.split}  # fmt: skip
         results = [{"task": TASK, "dataset": dataset, "metrics": index_metrics(evaluation)}]
         matter["model-index"] = [{"name": f"deepcovid-{record.backbone}", "results": results}]
@@ -196,13 +212,14 @@ def training_section(record: ModelRecord, files: RunFiles) -> list[str]:
         lines.append(f"- starting weights file: sha256 `{record.weights_file.sha256}`")
     counts = (files.data_check or {}).get("counts")
     if counts:
-        lines += ["", "Images per split, class and source (`data_check.json`):", "",
+        where = files.run / "data_check.json"
+        lines += ["", f"Images per split, class and source (`{where}`):", "",
                   "| split | class | source | images |", "|---|---|---|---|"]  # fmt: skip
         lines += [
             f"| {r['split']} | {r['class']} | {r['source']} | {r['images']} |" for r in counts
         ]
     else:
-        lines.append(f"- per-split counts: `{files.folder / 'data_check.json'}` is absent")
+        lines.append(f"- per-split counts: `{files.run / 'data_check.json'}` is absent")
     return lines
 
 
@@ -342,7 +359,7 @@ def model_card(
         "## Provenance",
         "",
         f"- source checkpoint `{checkpoint}`, sha256 `{checkpoint_sha256}`",
-        f"- run folder `{files.folder}`",
+        f"- run folder `{files.run}`; evaluation folder `{files.folder}`",
         f"- training precision {record.training_precision or 'not recorded'}; tracking "
         + (", ".join(f"{k}={v}" for k, v in record.tracking.items() if v) or "none recorded"),
         "",

@@ -35,7 +35,7 @@ def test_the_most_confident_mistakes_of_each_kind_in_order() -> None:
             "source": "x",
         }  # fmt: skip
     )
-    cases = failure_cases(frame, 0.4, 5, "youden (chosen on val)")
+    cases = failure_cases(frame, 0.4, 5, "youden, chosen on val")
     assert list(cases.columns) == FAILURE_COLUMNS
     assert list(zip(cases["kind"], cases["path"], strict=True)) == brute_force(frame, 0.4, 5)
     assert cases["rank"].tolist() == [1, 2, 3, 4, 5] * 2
@@ -55,9 +55,9 @@ def test_threshold_of_an_operating_point_or_the_default(tiny_run: Path) -> None:
     for point in stored["chosen_points"]:
         name = point["name"]
         expected = (
-            (stored["threshold"], f"default (no {name} threshold)")
+            (stored["threshold"], f"default, as val gave no {name} threshold")
             if point["threshold"] is None
-            else (point["threshold"], f"{name} (chosen on val)")
+            else (point["threshold"], f"{name}, chosen on val")
         )
         assert failure_threshold(evaluation, name) == expected
     assert failure_threshold(evaluation, "default") == (stored["threshold"], "default")
