@@ -21,12 +21,7 @@ from deepcovid.data.leaks import DataReport, enforce, leak_report
 from deepcovid.data.samples import SPLITS, LabelMap, read_manifest, scan_folders
 from deepcovid.data.sampling import TrainingSampler, inverse_frequency_weights
 from deepcovid.data.settings import DataSettings
-from deepcovid.data.splits import (
-    DataRecord,
-    assign_external_splits,
-    assign_holdout_source,
-    assign_splits,
-)
+from deepcovid.data.splits import DataRecord, make_splits
 from deepcovid.data.transforms import EvalPreset, Preprocessing, TrainPreset
 from deepcovid.lungs.crop import Box, LungBoxes, LungLoader, crop_mask_provider, mask_origin
 from deepcovid.lungs.masks import given_masks
@@ -198,24 +193,7 @@ class XrayDataModule(L.LightningDataModule):
 
     def complete_splits(self, table: pd.DataFrame) -> pd.DataFrame:
         """The table with every row in a split, and :attr:`split_origin` saying how."""
-        split = self.settings.split
-        if split.external is not None:
-            table, self.split_origin = assign_external_splits(
-                table, split.external == "test_and_val", split.val_fraction, split.seed
-            )
-        elif split.holdout_source is not None:
-            table, self.split_origin = assign_holdout_source(
-                table, split.holdout_source, split.val_fraction, split.seed
-            )
-        else:
-            table, self.split_origin = assign_splits(
-                table,
-                split.val_fraction,
-                split.test_fraction,
-                split.seed,
-                split.num_folds,
-                split.fold,
-            )
+        table, self.split_origin = make_splits(table, self.settings.split)
         return table
 
     def setup(self, stage: str | None = None) -> None:

@@ -204,6 +204,19 @@ def assign_holdout_source(
     return table, origin
 
 
+def make_splits(table: pd.DataFrame, split: SplitSettings) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The splits ``split`` asks for: another site's (external data), one source held out, or
+    carved (and folded) from the data's own; with where each split came from."""
+    if split.external is not None:
+        with_val = split.external == "test_and_val"
+        return assign_external_splits(table, with_val, split.val_fraction, split.seed)
+    if split.holdout_source is not None:
+        return assign_holdout_source(table, split.holdout_source, split.val_fraction, split.seed)
+    return assign_splits(
+        table, split.val_fraction, split.test_fraction, split.seed, split.num_folds, split.fold
+    )
+
+
 def patients_in_several_splits(table: pd.DataFrame) -> dict[str, list[str]]:
     """Patient ids that appear in more than one split, with the splits they appear in."""
     known = table[table["patient_id"].notna()]
