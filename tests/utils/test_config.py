@@ -22,6 +22,7 @@ GROUP_OPTIONS = {
         "hparams_search",
         "explainer",
         "metrics",
+        "failures",
     )
 }
 
