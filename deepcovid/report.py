@@ -48,10 +48,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--split", default="test", help="the evaluated split (default: test)")
     parser.add_argument(
-        "--resamples",
+        "--bootstrap-resamples",
+        "--resamples",  # the former name, still read
+        dest="bootstrap_resamples",
         type=int,
         default=1000,
-        help="bootstrap resamples of pooled and paired intervals",
+        help="bootstrap resamples of pooled and paired intervals (as metrics.bootstrap_resamples)",
     )
     parser.add_argument(
         "--no-wandb", action="store_true", help="do not log the table to a W&B report run"
@@ -71,7 +73,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     dirs = args.dirs or [newest_multirun()]
     output = args.output or Path(os.path.commonpath([d.resolve() for d in dirs])) / "comparison"
-    written = write_comparison(dirs, output, args.split, args.resamples, wandb=not args.no_wandb)
+    written = write_comparison(
+        dirs, output, args.split, args.bootstrap_resamples, wandb=not args.no_wandb
+    )
     for kind, path in written.items():
         print(f"{kind}: {path}")
     if args.mlflow:

@@ -115,4 +115,4 @@ class EvaluationWriter(L.Callback):
         model = self.evaluation.model
         written |= write_table_one(datamodule.table, self.output_dir, model.fold, model.num_folds)
         written["checklist"] = write_checklist([self.output_dir], split=self.evaluation.split)
-        log_evaluation(trainer.loggers, self.evaluation, written)
+        log_evaluation(trainer.loggers, self.evaluation.split, self.evaluation.scalars(), written)

@@ -196,7 +196,7 @@ def train_segmenter(cfg: DictConfig) -> dict[str, Any]:
     scores, predictions = score_segmenter(segmenter, heldout_items)
     del loaded, heldout_items
     write_csv_atomic(scores, out / "heldout_scores.csv")
-    summary = summarize(scores, cfg.bootstrap.n_resamples, cfg.bootstrap.confidence, cfg.seed)
+    summary = summarize(scores, cfg.bootstrap_resamples, cfg.confidence, cfg.seed)
     figure = mask_grid(
         worst_panels(scores, predictions, heldout_records, v7, cfg.figures.worst),
         columns=min(cfg.figures.columns, cfg.figures.worst),

@@ -3,7 +3,7 @@ seeds and folds, pooled numbers (the concatenated out-of-fold and test predictio
 tests between the models, and the per-source table of leave-one-source-out runs.
 
 Runs are never concatenated as if one model had scored each image several times: a model's
-runs are summarised by the spread of their AUROCs and by their mean-score ensemble (each unique
+runs are summarized by the spread of their AUROCs and by their mean-score ensemble (each unique
 test image once, scored by the runs' mean P(COVID)); cross-validation by each fold's AUROC on
 its own out-of-fold images. Intervals resample patients (an image without a patient id is its
 own cluster). Leave-one-source-out runs stay out of the per-model numbers: they are per source.

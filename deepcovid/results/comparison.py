@@ -24,7 +24,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from deepcovid.metrics.discrimination import precision_recall_curve, roc_curve
-from deepcovid.metrics.operating_points import OperatingPoint
+from deepcovid.metrics.operating_points import OperatingPoint, with_bounds
 from deepcovid.metrics.predictions import read_predictions
 from deepcovid.metrics.summary import arrays
 from deepcovid.metrics.undefined import UndefinedMetric
@@ -112,22 +112,13 @@ def load_runs(dirs: list[Path], split: str = "test") -> list[EvaluatedRun]:
     return runs
 
 
-def with_bounds(name: str, value: float | None, ci: tuple) -> dict[str, Any]:
-    """``name``, ``name_low`` and ``name_high``."""
-    return {name: value, f"{name}_low": ci[0], f"{name}_high": ci[1]}
-
-
 def point_columns(point: OperatingPoint) -> dict[str, Any]:
-    """An operating point's columns of the comparison CSV."""
-    counts = dict.fromkeys(("tp", "fp", "tn", "fn")) if point.counts is None else vars(point.counts)
+    """An operating point's columns of the comparison CSV: what it is, then its scalars."""
     return {
         "operating_point": point.name,
         "target": point.target,
         "chosen_on": point.chosen_on,
-        "threshold": point.threshold,
-        **with_bounds("sensitivity", point.sensitivity, point.sensitivity_ci),
-        **with_bounds("specificity", point.specificity, point.specificity_ci),
-        **counts,
+        **point.scalars(),
     }
 
 
@@ -147,12 +138,7 @@ def comparison_frame(runs: list[EvaluatedRun]) -> pd.DataFrame:
             "fold": e.model.fold,
             "holdout_source": e.model.holdout_source,
             "split": e.split,
-            "n": e.counts.n,
-            "n_positive": e.counts.n_positive,
-            "n_negative": e.counts.n_negative,
-            **with_bounds("auroc", e.auroc, e.auroc_ci),
-            **with_bounds("average_precision", e.average_precision, e.average_precision_ci),
-            "ece": e.calibration.ece,
+            **e.scalars(points=False),
         }
         rows += [common | point_columns(p) for p in [*e.fixed_points, *e.chosen_points]]
     frame = pd.DataFrame(rows)

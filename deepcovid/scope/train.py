@@ -217,7 +217,7 @@ def speed(checker: ScopeChecker, examples: list[Example]) -> dict[str, Any]:
     }
 
 
-def summarise(scores: pd.DataFrame, confidence: float) -> dict[str, Any]:
+def summarize(scores: pd.DataFrame, confidence: float) -> dict[str, Any]:
     """Held-out accuracy for frontal, non-frontal (and each kind), real and synthetic."""
     real = scores[scores["source"] != SYNTHETIC]
     parts = {
@@ -270,7 +270,7 @@ def train_scope(cfg: DictConfig) -> dict[str, Any]:
     scores = score_heldout(checker, heldout + synth_heldout, images)
     write_csv_atomic(scores, out / "heldout_scores.csv")
     result = {
-        "heldout": summarise(scores, cfg.confidence),
+        "heldout": summarize(scores, cfg.confidence),
         "speed": speed(checker, heldout),
         "train_seconds": round(train_seconds, 1),
         "epoch_losses": [round(x, 5) for x in losses],

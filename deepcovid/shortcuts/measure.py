@@ -1,7 +1,7 @@
 """The audit's measurements, image by image, in one pass over the data: P(COVID) intact, with
 the lungs removed and with the lungs only, each explainer's heatmap scored against the lungs,
 and the penultimate features for the source probe. The result is the ``images.csv`` table;
-:mod:`deepcovid.shortcuts.result` summarises it."""
+:mod:`deepcovid.shortcuts.result` summarizes it."""
 
 from __future__ import annotations
 

@@ -15,8 +15,6 @@ from hydra.types import RunMode
 from lightning.pytorch.loggers import Logger, MLFlowLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from deepcovid.metrics.operating_points import OperatingPoint
-from deepcovid.metrics.summary import Evaluation
 from deepcovid.utils.mlflow_logger import ALLOW_FILE_STORE, log_files, log_scalars
 
 log = logging.getLogger(__name__)
@@ -190,55 +188,27 @@ def log_summary(loggers: list[Logger], values: dict[str, Any]) -> None:
             log_scalars(logger, scalars(values))
 
 
-def point_key(point: OperatingPoint) -> str:
-    """``youden``, ``target_sensitivity``… or ``fixed@0.2``: an operating point in W&B keys."""
-    return f"fixed@{point.threshold:g}" if point.name == "fixed" else point.name
-
-
-def evaluation_summary(evaluation: Evaluation) -> dict[str, Any]:
-    """The evaluation as flat keys: ``test/auroc``, ``test/auroc_ci``, and per operating point
-    ``test/<point>/{threshold,sensitivity,sensitivity_ci,specificity,…,tp,fp,tn,fn}``."""
-    split = evaluation.split
-    summary = {
-        f"{split}/auroc": evaluation.auroc,
-        f"{split}/auroc_ci": list(evaluation.auroc_ci),
-        f"{split}/average_precision": evaluation.average_precision,
-        f"{split}/average_precision_ci": list(evaluation.average_precision_ci),
-        f"{split}/ece": evaluation.calibration.ece,
-        f"{split}/skipped_files": len(evaluation.skipped),
-    }
-    for point in [*evaluation.fixed_points, *evaluation.chosen_points]:
-        prefix = f"{split}/{point_key(point)}"
-        summary |= {
-            f"{prefix}/threshold": point.threshold,
-            f"{prefix}/sensitivity": point.sensitivity,
-            f"{prefix}/sensitivity_ci": list(point.sensitivity_ci),
-            f"{prefix}/specificity": point.specificity,
-            f"{prefix}/specificity_ci": list(point.specificity_ci),
-        }
-        if point.counts is not None:
-            summary |= {f"{prefix}/{k}": v for k, v in vars(point.counts).items()}
-    return summary
-
-
 def scalars(values: dict[str, Any]) -> dict[str, float]:
-    """The numeric entries of ``values`` (None and intervals left out), for loggers that take
-    scalars only (CSV, TensorBoard)."""
+    """The numeric entries of ``values`` (None left out), for loggers that take numbers only
+    (CSV, TensorBoard)."""
     return {k: float(v) for k, v in values.items() if isinstance(v, int | float)}
 
 
-def log_evaluation(loggers: list[Logger], evaluation: Evaluation, written: dict[str, Path]) -> None:
-    """Send an evaluation to every logger, once: W&B gets the summary keys and the figures,
+def log_evaluation(
+    loggers: list[Logger], split: str, values: dict[str, Any], written: dict[str, Path]
+) -> None:
+    """Send an evaluation's flat values (``Evaluation.scalars()``) to every logger, once, as
+    ``<split>/<key>``: W&B gets the summary keys and the figures,
     MLflow the scalar keys and every written file (``evaluation/<split>/``), the others the
     scalar keys."""
-    summary = evaluation_summary(evaluation)
+    summary = {f"{split}/{key}": value for key, value in values.items()}
     figures = {
         kind.removeprefix("plot:"): p for kind, p in written.items() if kind.startswith("plot:")
     }
     for logger in loggers:
         if isinstance(logger, MLFlowLogger):
             log_scalars(logger, scalars(summary))
-            log_files([logger], written.values(), f"evaluation/{evaluation.split}")
+            log_files([logger], written.values(), f"evaluation/{split}")
             continue
         if not isinstance(logger, WandbLogger):
             logger.log_metrics(scalars(summary))
@@ -247,14 +217,7 @@ def log_evaluation(loggers: list[Logger], evaluation: Evaluation, written: dict[
         logger.experiment.summary.update(summary)
         if figures:
             logger.log_image(
-                key=f"{evaluation.split}/plots",
+                key=f"{split}/plots",
                 images=[str(path) for path in figures.values()],
                 caption=list(figures),
             )
-
-
-def finish_loggers(loggers: list[Logger]) -> None:
-    """Close W&B runs so the next job of a multirun starts a fresh one."""
-    for logger in loggers:
-        if isinstance(logger, WandbLogger) and logger._experiment is not None:
-            logger.experiment.finish()

@@ -39,7 +39,7 @@ def test_training_writes_weights_evaluation_and_figures(generated_source: Path, 
         "epochs=2",
         "batch_size=4",
         "heldout_fraction=0.34",
-        "bootstrap.n_resamples=50",
+        "bootstrap_resamples=50",
         "figures.gallery_sources=[gen]",
         "figures.worst=2",
     ]

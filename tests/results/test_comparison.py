@@ -5,12 +5,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from deepcovid.metrics.paired import auroc_test, delong_test
 from deepcovid.metrics.predictions import read_predictions
 from deepcovid.metrics.summary import ModelInfo
 from deepcovid.report import main
+from deepcovid.results.evaluation import read_evaluation
 from tests.test_report import BACKBONES, fake_run
 
 
@@ -20,7 +22,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("multirun")
     for i, (backbone, strength) in enumerate(zip(BACKBONES[:3], (0.6, 0.3, 0.05), strict=True)):
         fake_run(root / f"{i}-{backbone}", ModelInfo(backbone, seed=i), strength, i)
-    main([str(root), "--resamples", "200", "--no-wandb"])
+    main([str(root), "--bootstrap-resamples", "200", "--no-wandb"])
     return root
 
 
@@ -53,3 +55,17 @@ def test_holm_covers_every_mcnemar_test(report: Path) -> None:
     assert all(h >= p for h, p in zip(holm, p_values, strict=True))
     markdown = (report / "comparison" / "comparison.md").read_text()
     assert "Durkalski's clustered McNemar" in markdown and "| patient |" in markdown
+
+
+def test_csv_rows_are_each_runs_scalars(report: Path) -> None:
+    """comparison.csv holds, per run and operating point, the evaluation's own flat keys."""
+    frame = pd.read_csv(report / "comparison" / "comparison.csv")
+    evaluation = read_evaluation(report / "0-resnet18")
+    rows = frame[frame["run_dir"] == str(report / "0-resnet18")]
+    for point in [*evaluation.fixed_points, *evaluation.chosen_points]:
+        row = rows[(rows["operating_point"] == point.name)
+                   & (rows["threshold"] == point.threshold)].iloc[0]  # fmt: skip
+        expected = evaluation.scalars(points=False) | point.scalars()
+        assert row[list(expected)].tolist() == pytest.approx(
+            [np.nan if v is None else v for v in expected.values()], nan_ok=True
+        )

@@ -4,6 +4,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -87,18 +88,23 @@ def test_unreachable_wandb_falls_back_to_offline(
     assert offline_runs(tmp_path)
 
 
-def test_evaluation_summary_and_scalars() -> None:
-    from deepcovid.utils.tracking import evaluation_summary, scalars
+def test_log_evaluation_sends_the_evaluations_scalars_under_its_split(tmp_path: Path) -> None:
+    from lightning.pytorch.loggers import CSVLogger
+
+    from deepcovid.utils.tracking import log_evaluation
     from tests.metrics.test_summary import evaluate, frame
 
     e = evaluate(frame(60, 0), frame(30, 1))
-    summary = evaluation_summary(e)
-    assert summary["test/auroc"] == e.auroc and summary["test/auroc_ci"] == list(e.auroc_ci)
+    logger = CSVLogger(str(tmp_path), name="run")
+    log_evaluation([logger], e.split, e.scalars(), {})
+    logged = pd.read_csv(Path(logger.log_dir) / "metrics.csv").iloc[0]
+    assert logged["test/auroc"] == pytest.approx(e.auroc)
+    assert logged["test/auroc_low"] == pytest.approx(e.auroc_ci[0])
+    assert logged["test/fixed@0.5/tn"] == e.point_at(0.5).counts.tn
     youden = next(p for p in e.chosen_points if p.name == "youden")
-    assert summary["test/youden/threshold"] == youden.threshold
-    assert summary["test/fixed@0.5/tn"] == e.point_at(0.5).counts.tn
-    flat = scalars(summary)
-    assert "test/auroc_ci" not in flat and flat["test/auroc"] == e.auroc
+    assert logged["test/youden/threshold"] == pytest.approx(youden.threshold)
+    numeric = {k for k, v in e.scalars().items() if v is not None}
+    assert {c for c in logged.index if c.startswith("test/")} == {f"test/{k}" for k in numeric}
 
 
 def test_flatten_config() -> None:
@@ -134,9 +140,10 @@ def test_offline_training_run_is_complete(covidx5k_shared: Path, tmp_path: Path)
     # the final evaluation, with its intervals and operating points, and its figures
     metrics = json.loads((tmp_path / "metrics" / "test.json").read_text())
     summary = run["summary"]
-    assert summary["test/auroc_ci"] == pytest.approx(metrics["auroc_ci"])
+    assert summary["test/auroc_low"] == pytest.approx(metrics["auroc_ci"][0])
+    assert summary["test/auroc_high"] == pytest.approx(metrics["auroc_ci"][1])
     fixed = next(p for p in metrics["fixed_points"] if p["threshold"] == 0.2)
-    assert summary["test/fixed@0.2/sensitivity_ci"] == pytest.approx(fixed["sensitivity_ci"])
+    assert summary["test/fixed@0.2/sensitivity_low"] == pytest.approx(fixed["sensitivity_ci"][0])
     assert summary["test/fixed@0.2/tp"] == fixed["counts"]["tp"]
     best = torch.load(next((tmp_path / "checkpoints").glob("best-*.ckpt")), weights_only=True)
     assert summary["val/auroc_best_epoch"] == best["epoch"]
