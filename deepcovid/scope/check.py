@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 MODALITIES = {"CR", "DX"}  # computed and digital radiography
 VIEW_POSITIONS = {"PA", "AP"}
 BODY_PARTS = {"CHEST"}
-OUT_OF_SCOPE_CHOICES = ("exclude", "keep", "error")  # data.out_of_scope
 NOT_FRONTAL = "not a frontal chest radiograph"
 NOT_ASSESSED = f"not assessed: {NOT_FRONTAL}"  # the call for such an image
 
