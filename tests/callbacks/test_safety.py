@@ -9,7 +9,6 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from deepcovid.callbacks.reseed import ReseedEveryEpoch
 from deepcovid.callbacks.safety import (
     CheckpointOnInterrupt,
     NonFiniteLossError,
@@ -87,34 +86,6 @@ def test_sigterm_saves_a_checkpoint_then_exits(tmp_path: Path) -> None:
         fit(model, tmp_path)
     saved = torch.load(tmp_path / "interrupted.ckpt", weights_only=True)
     assert saved["global_step"] == 5  # the batch in flight finished, then the run stopped
-
-
-def test_reseed_makes_each_epoch_depend_only_on_seed_and_epoch() -> None:
-    class Draws(L.Callback):
-        def __init__(self) -> None:
-            self.draws: list[float] = []
-
-        def on_train_epoch_start(self, trainer, pl_module) -> None:
-            self.draws.append(torch.rand(1).item())
-
-    def run(noise: int) -> list[float]:
-        torch.rand(noise)  # earlier random draws must not matter
-        draws = Draws()
-        trainer = L.Trainer(
-            max_epochs=3,
-            accelerator="cpu",
-            logger=False,
-            enable_progress_bar=False,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-            callbacks=[ReseedEveryEpoch(7), draws],
-        )
-        trainer.fit(Toy(), DataLoader(TensorDataset(torch.randn(8, 4)), batch_size=4))
-        return draws.draws
-
-    first = run(1)
-    assert first == run(5)
-    assert len(set(first)) == 3  # a different stream per epoch
 
 
 def test_atomic_checkpoint_io_never_truncates_a_good_file(tmp_path: Path, monkeypatch) -> None:
