@@ -1,4 +1,4 @@
-"""One audit of one split of a model: measure, summarise, write ``audit/`` and log it. Shared by
+"""One audit of one split of a model: measure, summarize, write ``audit/`` and log it. Shared by
 ``python -m deepcovid.audit`` and the test-time callback."""
 
 from __future__ import annotations
@@ -43,32 +43,10 @@ def model_thresholds(record: ModelRecord) -> dict[str, float]:
     return {"fixed": record.threshold, **chosen}
 
 
-def audit_summary(result: AuditResult) -> dict[str, float | None]:
-    """The audit's headline numbers as flat ``audit/…`` keys."""
-    values: dict[str, float | None] = {}
-    for variant, ablated in (result.ablation or {}).items():
-        values[f"audit/{variant}/auroc"] = ablated.auroc
-    for method, attribution in result.lung_attribution.items():
-        a = attribution.overall
-        values |= {
-            f"audit/{method}/lung_share": a.mean_share,
-            f"audit/{method}/share_over_area": a.share_over_area,
-            f"audit/{method}/pointing_hit_rate": a.pointing_hit_rate,
-        }
-    for column, c in result.confounders.items():
-        values |= {
-            f"audit/{column}/cramers_v": c.cramers_v,
-            f"audit/{column}/balanced_auroc": c.balanced_auroc,
-            f"audit/{column}/probe_accuracy": None if c.probe is None else c.probe.accuracy,
-        }
-    values["audit/flags"] = len(result.flags)
-    return values
-
-
 def log_audit(loggers: list[Logger], result: AuditResult, figures: dict[str, Path]) -> None:
     """The audit's numbers to every logger, its figures and findings to W&B (to MLflow: the
     figures as artifacts under ``audit/figures``)."""
-    summary = audit_summary(result)
+    summary = {f"audit/{key}": value for key, value in result.scalars().items()}
     log_files(loggers, figures.values(), "audit/figures")
     for logger in loggers:
         if isinstance(logger, MLFlowLogger):

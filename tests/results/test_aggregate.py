@@ -1,4 +1,4 @@
-"""results/aggregate.py: a model's runs are summarised by their spread and their mean-score
+"""results/aggregate.py: a model's runs are summarized by their spread and their mean-score
 ensemble on the unique test images, never by concatenating their scores; out-of-fold numbers
 per fold; leave-one-source-out runs per source only."""
 
