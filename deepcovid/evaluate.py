@@ -10,6 +10,12 @@ Two modes, named in ``report.md`` and ``metrics/<split>.json``:
 - another site's data (``external=true``): every image (or the data's own test split) is a test
   image. Operating points are ``frozen`` (chosen on the training run's val predictions, stored
   in the checkpoint) or ``site_recalibrated`` (chosen again on a val split of the new site).
+
+Several checkpoints (``ckpt_path=[a,b]``, or a run or multirun folder: its best checkpoints)
+and ``tta=[hflip,crop]`` are evaluated as one model whose P(COVID) is the mean of the members'
+probabilities (:mod:`deepcovid.models.ensemble`); its operating points are chosen on its own
+val predictions (run on the training run's val split; frozen: the mean of the members'
+recorded ones), and ``metrics/<split>.json`` and ``report.md`` say so.
 """
 
 from __future__ import annotations
@@ -28,36 +34,68 @@ from deepcovid.metrics.predictions import predictions_frame
 from deepcovid.metrics.summary import Evaluation, MetricSettings
 from deepcovid.models.checkpoints import load_classifier, read_checkpoint, stopped_mid_epoch
 from deepcovid.models.classifier import CovidClassifier
+from deepcovid.models.ensemble import EnsembleMismatchError, checkpoint_paths, load_combined
 from deepcovid.models.record import ModelRecord
-from deepcovid.results.evaluation import ThresholdSource
+from deepcovid.results.evaluation import ValPredictions
+from deepcovid.utils.command import command_loggers, start
 from deepcovid.utils.config import CONFIG_PATH
-from deepcovid.utils.console import print_config_tree, silence_known_warnings
 from deepcovid.utils.files import write_json_atomic
-from deepcovid.utils.instantiate import instantiate_loggers
-from deepcovid.utils.tracking import finish_loggers
 
 log = logging.getLogger(__name__)
 SPLITS = ("test", "val")
 OPERATING_POINTS = ("frozen", "site_recalibrated")
 
 
-def threshold_source(
+def val_predictions_for(
     cfg: DictConfig, record: ModelRecord, trainer: L.Trainer, model: CovidClassifier,
     datamodule: XrayDataModule,
-) -> ThresholdSource:  # fmt: skip
-    """The val predictions the operating points are chosen on, as the mode says."""
+) -> ValPredictions:  # fmt: skip
+    """The val predictions the operating points are chosen on, as the mode says; an ensemble's
+    (or TTA's) are its own: run on the training run's val split, or (frozen) the mean of its
+    members' recorded ones."""
+    combination = record.combination
     if cfg.external and cfg.operating_points == "site_recalibrated":
         trainer.validate(model, datamodule=datamodule, verbose=False)
         frame = predictions_frame(model.gathered("val"), datamodule.table)
-        return ThresholdSource(frame, "this site's val split (site recalibration)", "site val")
+        return ValPredictions(frame, "this site's val split (site recalibration)", "site val")
+    if combination is not None and not cfg.external:
+        trainer.validate(model, datamodule=datamodule, verbose=False)
+        frame = predictions_frame(model.gathered("val"), datamodule.table)
+        source = f"the ensemble's own val predictions on {TRAINING_VAL} ({combination.describe()})"
+        return ValPredictions(frame, source, "val")
     if record.val_predictions is None:
-        return ThresholdSource(None, "", "val", f"{cfg.ckpt_path} holds no val predictions")
+        return ValPredictions(None, "", "val", f"{checkpoint_label(cfg)} holds no val predictions")
     if cfg.external:  # the training images are not here: their paths as they were
         root = Path(record.data.root) if record.data else datamodule.root
         source = f"{TRAINING_VAL} (thresholds frozen, applied to this site)"
-        return ThresholdSource(absolute_paths(record.val_predictions, root), source, "training val")
+        if combination is not None:
+            source += f"; {combination.thresholds_from}"
+        return ValPredictions(absolute_paths(record.val_predictions, root), source, "training val")
     frame = absolute_paths(record.val_predictions, datamodule.root)
-    return ThresholdSource(frame, TRAINING_VAL, "val")
+    return ValPredictions(frame, TRAINING_VAL, "val")
+
+
+def checkpoint_label(cfg: DictConfig) -> str:
+    """The evaluated checkpoint(s), as the evaluation names them."""
+    return ", ".join(str(path) for path in checkpoint_paths(cfg.ckpt_path))
+
+
+def combined_model(cfg: DictConfig) -> CovidClassifier:
+    """The checkpoint, or the ensemble and TTA model of ``ckpt_path`` and ``tta``; members
+    trained on different data or splits are refused on the training data (their val or test
+    images may be others' training images)."""
+    model = load_combined(
+        cfg.ckpt_path, cfg.tta, cfg.tta_crop_fraction,
+        load=lambda path: load_classifier(path, full_precision_eval=cfg.full_precision_eval),
+    )  # fmt: skip
+    combination = model.record.combination
+    if combination is not None and combination.split_note and not cfg.external:
+        raise EnsembleMismatchError(
+            f"{combination.split_note}: on the training data an ensemble's val or test images "
+            "may be some members' training images. Ensemble checkpoints of one split (seeds, "
+            "backbones), or evaluate on other data with external=true"
+        )
+    return model
 
 
 class IncompleteCheckpointError(RuntimeError):
@@ -100,9 +138,7 @@ def wandb_identity(cfg: DictConfig, record: ModelRecord) -> None:
 
 def evaluate(cfg: DictConfig) -> Evaluation | None:
     """Evaluate ``cfg.ckpt_path`` on ``cfg.split``; the evaluation on rank 0, else None."""
-    silence_known_warnings()
-    if cfg.get("print_config"):
-        print_config_tree(cfg)
+    start(cfg)
     if cfg.split not in SPLITS:
         raise ValueError(f"split={cfg.split!r}; choose one of {list(SPLITS)}")
     if cfg.operating_points not in OPERATING_POINTS:
@@ -111,25 +147,28 @@ def evaluate(cfg: DictConfig) -> Evaluation | None:
         )
     if cfg.external and cfg.split != "test":
         raise ValueError("external=true evaluates the test split of the other site: drop split=")
-    incomplete = incomplete_note(cfg.ckpt_path, cfg.allow_incomplete)
-    L.seed_everything(cfg.seed, workers=True)
-    model = load_classifier(cfg.ckpt_path, full_precision_eval=cfg.full_precision)
+    label = checkpoint_label(cfg)
+    incomplete = "".join(
+        incomplete_note(str(path), cfg.allow_incomplete) for path in checkpoint_paths(cfg.ckpt_path)
+    )
+    model = combined_model(cfg)
     record = model.record
     with_val = cfg.operating_points == "site_recalibrated"
-    datamodule = datamodule_for(cfg.data, record, cfg.ckpt_path, cfg.split, cfg.external, with_val)
+    datamodule = datamodule_for(cfg.data, record, label, cfg.split, cfg.external, with_val)
     settings: MetricSettings = hydra.utils.instantiate(cfg.metrics)
     wandb_identity(cfg, record)
-    loggers = instantiate_loggers(cfg.get("logger"))
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=[])
-    try:
-        thresholds = threshold_source(cfg, record, trainer, model, datamodule)
+    with command_loggers(cfg) as loggers:
+        trainer: L.Trainer = hydra.utils.instantiate(
+            cfg.trainer, logger=loggers or False, callbacks=[]
+        )
+        val_predictions = val_predictions_for(cfg, record, trainer, model, datamodule)
         mode = (
             f"external data, {cfg.operating_points.replace('_', '-')} operating points"
             if cfg.external
             else "the training data"
         ) + incomplete
         writer = EvaluationWriter(
-            cfg.paths.output_dir, settings, thresholds, str(cfg.ckpt_path), mode,
+            cfg.paths.output_dir, settings, val_predictions, label, mode,
             hydra.utils.instantiate(cfg.failures), hydra.utils.instantiate(cfg.get("explainer")),
         )  # fmt: skip
         trainer.callbacks.append(writer)
@@ -138,8 +177,6 @@ def evaluate(cfg: DictConfig) -> Evaluation | None:
                 datamodule.report.to_dict(), Path(cfg.paths.output_dir) / "data_check.json"
             )
         trainer.test(model, datamodule=datamodule, verbose=False)
-    finally:
-        finish_loggers(loggers)
     return writer.evaluation
 
 

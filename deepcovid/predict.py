@@ -13,6 +13,12 @@ and (with an explainer) a Secondary Capture of its overlay under ``dicom/``
 ``dicom_lung_seg=true`` (the default) also a Segmentation of its lung mask (the one the model
 read it with when its preprocessing uses lung masks; else the V7 Labs mask or the shipped
 segmenter's, :func:`lung_mask_provider`), named in the SR's evidence.
+
+Several checkpoints (``ckpt_path=[a,b]``, or a run or multirun folder: its best checkpoints)
+and ``tta=[hflip,crop]`` make one model whose P(COVID) is the mean of the members'
+probabilities over every checkpoint × view (:mod:`deepcovid.models.ensemble`); ``model.json``
+beside ``predictions.csv`` records the members, their sha256, the views, the threshold and where
+it was chosen.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import hydra
 import pandas as pd
@@ -41,10 +48,9 @@ from deepcovid.explain.overlay import figure_rgb, heatmap_title, overlay_figure,
 from deepcovid.lungs.crop import LungCropReader, crop_mask_provider
 from deepcovid.lungs.provider import LungMaskProvider
 from deepcovid.lungs.weights import read_card
-from deepcovid.models.checkpoints import load_classifier
-from deepcovid.models.classifier import CovidClassifier
-from deepcovid.models.exported import ExportedClassifier, load_exported
+from deepcovid.models.ensemble import Model, checkpoint_paths, load_combined
 from deepcovid.models.record import ModelRecord
+from deepcovid.models.tta import DEFAULT_CROP_FRACTION
 from deepcovid.results.names import RULE_TEXT
 from deepcovid.scope.check import IN_SCOPE_VERDICT, ScopeChecker, load_checker
 from deepcovid.utils.config import CONFIG_PATH
@@ -62,15 +68,35 @@ log = logging.getLogger(__name__)
 PREDICT_COLUMNS = ["path", "prob_covid", "predicted_label", "in_scope", "scope_reason"]
 OUT_OF_SCOPE = ("skip", "score")  # predict.out_of_scope: no call, or scored anyway
 SEGMENTER_NAME = "deepcovid lung segmenter"
-Model = CovidClassifier | ExportedClassifier
 
 
-def load_model(ckpt_path: str | Path) -> Model:
-    """The model of a Lightning checkpoint, or of a ``.safetensors`` export read without
-    Lightning or pickle; either way with its record."""
-    if Path(ckpt_path).suffix == ".safetensors":
-        return load_exported(ckpt_path)
-    return load_classifier(ckpt_path)
+def load_model(
+    ckpt_path: str | Path | Sequence[str | Path],
+    tta: Sequence[str] = (),
+    crop_fraction: float = DEFAULT_CROP_FRACTION,
+) -> Model:
+    """The model of Lightning checkpoints or ``.safetensors`` exports (read without Lightning or
+    pickle), with its record: one file as it is, several (or ``tta``) as their mean P(COVID)."""
+    return load_combined(ckpt_path, tta, crop_fraction)
+
+
+def model_summary(model: Model, ckpt_path: Any, threshold: float, described: str) -> dict:
+    """What ``model.json`` says of the model behind the predictions."""
+    combination = model.record.combination
+    if combination is None:
+        (path,) = checkpoint_paths(ckpt_path)
+        summary = {"checkpoints": [str(path)], "sha256": [sha256_of(path)], "tta": []}
+    else:
+        summary = combination.to_dict()
+    return summary | {"threshold": threshold, "operating_point": described}
+
+
+def weights_sha256(model: Model, ckpt_path: Any) -> str:
+    """The digest the DICOM results identify the model by: the file's, or the combination's."""
+    combination = model.record.combination
+    if combination is None:
+        return sha256_of(checkpoint_paths(ckpt_path)[0])
+    return combination.weights_sha256
 
 
 @dataclass
@@ -160,7 +186,10 @@ def operating_point_text(record: ModelRecord, rule: str, threshold: float, given
     if rule == "fixed":
         return f"fixed threshold {threshold:g} (model.threshold)"
     target = record.operating_points[rule]["target"] or 0.0
-    return f"{RULE_TEXT[rule].format(target=100 * target)}: threshold {threshold:.4g}"
+    chosen = f"{RULE_TEXT[rule].format(target=100 * target)}: threshold {threshold:.4g}"
+    if record.combination is not None:
+        chosen += f", chosen on {record.combination.thresholds_from}"
+    return chosen
 
 
 def chunks(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
@@ -189,7 +218,7 @@ def predict_files(
     batch_size: int = 16,
     explainer: Explainer | None = None,
     heatmap_dir: Path | None = None,
-    cmap: str = "jet",
+    cmap: str | None = None,
     alpha: float = 0.5,
     dicom: DicomOutput | None = None,
     scope: ScopeChecker | None = None,
@@ -271,25 +300,27 @@ def predict(cfg: DictConfig) -> Path:
     """Load the checkpoint or export, predict every input, write ``predictions.csv``
     (+ heatmaps)."""
     paths = list_inputs(cfg.inputs)
-    model = load_model(cfg.ckpt_path).to(resolve_device(cfg.device))
+    model = load_model(cfg.ckpt_path, cfg.tta, cfg.tta_crop_fraction)
+    model = model.to(resolve_device(cfg.device))
+    if model.record.combination is not None:
+        log.info(model.record.combination.describe())
     threshold = model.record.threshold_of(cfg.operating_point)
     if cfg.threshold is not None:
         threshold = float(cfg.threshold)
     log.info("COVID when P(COVID) ≥ %.4g (operating point %s)", threshold, cfg.operating_point)
     explainer = hydra.utils.instantiate(cfg.explainer) if cfg.get("explainer") else None
     output_dir = Path(cfg.paths.output_dir)
+    described = operating_point_text(
+        model.record, cfg.operating_point, threshold, cfg.threshold is not None
+    )
     dicom = None
     if cfg.dicom_output:
         if explainer is None:
             log.warning(
                 "dicom_output without an explainer: SRs only (explainer=gradcam adds overlays)"
             )
-        described = operating_point_text(
-            model.record, cfg.operating_point, threshold, cfg.threshold is not None
-        )
-        dicom = DicomOutput(
-            output_dir / "dicom", described, AlgorithmInfo(sha256_of(cfg.ckpt_path))
-        )
+        algorithm = AlgorithmInfo(weights_sha256(model, cfg.ckpt_path))
+        dicom = DicomOutput(output_dir / "dicom", described, algorithm)
     if dicom is not None and cfg.dicom_lung_seg:
         dicom.lungs = lung_mask_provider(model)
     frame, skipped = predict_files(
@@ -306,6 +337,8 @@ def predict(cfg: DictConfig) -> Path:
         cfg.out_of_scope,
     )
     written = write_csv_atomic(frame, output_dir / "predictions.csv")
+    summary = model_summary(model, cfg.ckpt_path, threshold, described)
+    write_json_atomic(summary, output_dir / "model.json")
     log.info("wrote %d predictions to %s", len(frame), written)
     outside = frame[frame["scope_reason"] != ""]
     if len(outside):
@@ -318,7 +351,9 @@ def predict(cfg: DictConfig) -> Path:
     if skipped:
         log.warning("%d unreadable input(s) skipped: %s", len(skipped), [str(p) for p in skipped])
     if dicom is not None:
-        listed = write_json_atomic(dicom.summary(), output_dir / "dicom" / "results.json")
+        listed = write_json_atomic(
+            dicom.summary() | {"model": summary}, output_dir / "dicom" / "results.json"
+        )
         log.info(
             "DICOM results for %d input(s) in %s; %d not DICOM, %d failed, %d unreadable (see %s)",
             len(dicom.written), listed.parent, len(dicom.not_dicom), len(dicom.failed),

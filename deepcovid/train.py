@@ -25,11 +25,11 @@ from deepcovid.models.checkpoints import (
     stopped_mid_epoch,
 )
 from deepcovid.models.classifier import LOGGED_METRICS, CovidClassifier
+from deepcovid.utils.command import command_loggers, start
 from deepcovid.utils.config import CONFIG_PATH
-from deepcovid.utils.console import print_config_tree, silence_known_warnings
 from deepcovid.utils.files import write_json_atomic
-from deepcovid.utils.instantiate import instantiate_callbacks, instantiate_loggers, instantiate_with
-from deepcovid.utils.tracking import finish_loggers, log_config, log_summary
+from deepcovid.utils.instantiate import instantiate_callbacks, instantiate_with
+from deepcovid.utils.tracking import log_config, log_summary
 
 log = logging.getLogger(__name__)
 SIGTERM_EXIT_CODE = 128 + signal.SIGTERM  # what a shell reports for a job ended by SIGTERM
@@ -121,11 +121,8 @@ def read_data(trainer: L.Trainer, datamodule: XrayDataModule) -> None:
 
 def train(cfg: DictConfig) -> TrainResult:
     """Seed, fit, test the best checkpoint (or ``ckpt_path`` with ``train=false``)."""
-    silence_known_warnings()
-    if cfg.get("print_config"):
-        print_config_tree(cfg)
+    start(cfg)
     check_monitor(cfg)
-    L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     settings: MetricSettings = hydra.utils.instantiate(cfg.metrics)
     model: CovidClassifier = hydra.utils.instantiate(cfg.model)
@@ -136,46 +133,51 @@ def train(cfg: DictConfig) -> TrainResult:
         explainer=hydra.utils.instantiate(cfg.get("explainer")),
     )  # fmt: skip
     callbacks = [*instantiate_callbacks(cfg.get("callbacks")), writer]
-    loggers = instantiate_loggers(cfg.get("logger"))
-    trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
-    )
-    log_config(loggers, cfg)
-    result = TrainResult(output_dir)
-    try:
-        read_data(trainer, datamodule)
-        if trainer.is_global_zero:
-            write_json_atomic(datamodule.report.to_dict(), output_dir / "data_check.json")
-        given = (
-            resume_checkpoint(cfg.ckpt_path, output_dir / "checkpoints")
-            if cfg.get("ckpt_path")
-            else None
+    with command_loggers(cfg) as loggers:
+        trainer: L.Trainer = hydra.utils.instantiate(
+            cfg.trainer,
+            callbacks=callbacks,
+            logger=loggers or False,
+            plugins=[AtomicCheckpointIO()],
         )
-        if cfg.train:
-            trainer.fit(model, datamodule=datamodule, ckpt_path=given, weights_only=True)
-            finish_fit(result, trainer, cfg.monitor, loggers)
-        if cfg.test:
-            if not cfg.train and given is not None:
-                refuse_unfinished(given)
-            tested = result.best_checkpoint if cfg.train else given
-            if tested is None:
-                log.warning("no checkpoint to test: testing the current weights")
-            trainer.test(model, datamodule=datamodule, ckpt_path=tested, weights_only=True)
-            result.evaluation = writer.evaluation
-        pretrained_on = ", ".join(model.trained_from) or "none (random initialisation)"
-        log_summary(
-            loggers,
-            {"data/skipped_files": len(datamodule.skipped), "model/pretrained_on": pretrained_on},
-        )
-    except SIGTERMException as stop:
-        log.warning(
-            "stopped by SIGTERM; weights of the last step saved to %s. Resume exactly from the "
-            "last epoch end with ckpt_path=last (same hydra.run.dir)",
-            exception_checkpoint(trainer) or "nowhere (callbacks.checkpoint_on_interrupt is off)",
-        )
-        raise SystemExit(SIGTERM_EXIT_CODE) from stop
-    finally:
-        finish_loggers(loggers)
+        log_config(loggers, cfg)
+        result = TrainResult(output_dir)
+        try:
+            read_data(trainer, datamodule)
+            if trainer.is_global_zero:
+                write_json_atomic(datamodule.report.to_dict(), output_dir / "data_check.json")
+            given = (
+                resume_checkpoint(cfg.ckpt_path, output_dir / "checkpoints")
+                if cfg.get("ckpt_path")
+                else None
+            )
+            if cfg.train:
+                trainer.fit(model, datamodule=datamodule, ckpt_path=given, weights_only=True)
+                finish_fit(result, trainer, cfg.monitor, loggers)
+            if cfg.test:
+                if not cfg.train and given is not None:
+                    refuse_unfinished(given)
+                tested = result.best_checkpoint if cfg.train else given
+                if tested is None:
+                    log.warning("no checkpoint to test: testing the current weights")
+                trainer.test(model, datamodule=datamodule, ckpt_path=tested, weights_only=True)
+                result.evaluation = writer.evaluation
+            pretrained_on = ", ".join(model.pretrained_on) or "none (random initialisation)"
+            log_summary(
+                loggers,
+                {
+                    "data/skipped_files": len(datamodule.skipped),
+                    "model/pretrained_on": pretrained_on,
+                },
+            )
+        except SIGTERMException as stop:
+            log.warning(
+                "stopped by SIGTERM; weights of the last step saved to %s. Resume exactly from the "
+                "last epoch end with ckpt_path=last (same hydra.run.dir)",
+                exception_checkpoint(trainer)
+                or "nowhere (callbacks.checkpoint_on_interrupt is off)",
+            )
+            raise SystemExit(SIGTERM_EXIT_CODE) from stop
     return result
 
 

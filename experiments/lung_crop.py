@@ -68,8 +68,8 @@ def run(data: Path, crop: bool, blank: bool, masks: str, out: Path) -> dict:
     result = train(compose_config("train", overrides, str(out / "train")))
     (checkpoint,) = (out / "train" / "checkpoints").glob("best-epoch*.ckpt")
     audited = audit(compose_config("audit", [
-        f"ckpt_path={checkpoint}", f"data.root={data}", "explainers.occlusion.window=8",
-        "explainers.occlusion.stride=8", "logger=csv", "audit.bootstrap_resamples=500",
+        f"ckpt_path={checkpoint}", f"data.root={data}", "audit.explainers.occlusion.window=8",
+        "audit.explainers.occlusion.stride=8", "logger=csv", "audit.bootstrap_resamples=500",
         "print_config=false", "data.num_workers=2",
     ], str(out / "audit")))  # fmt: skip
     ablation = audited.ablation

@@ -17,7 +17,7 @@ from deepcovid.utils.config import compose_config
 from tests.conftest import TINY_RUN, best_checkpoint, tiny_overrides
 
 QUIET = ["logger=none", "print_config=false", "data.num_workers=0", "audit.bootstrap_resamples=100"]
-FAST = ["explainers.occlusion.window=16", "explainers.occlusion.stride=16"]
+FAST = ["audit.explainers.occlusion.window=16", "audit.explainers.occlusion.stride=16"]
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def audited(tiny_run: Path, covidx5k_shared: Path, mask_dir: Path, tmp_path_fact
     out = tmp_path_factory.mktemp("audit")
     overrides = [
         f"ckpt_path={best_checkpoint(tiny_run)}", f"data.root={covidx5k_shared}",
-        f"data.lung_masks={mask_dir}", "masks.v7=false", *QUIET, *FAST,
+        f"data.lung_masks={mask_dir}", "audit.masks.v7=false", *QUIET, *FAST,
     ]  # fmt: skip
     audit(compose_config("audit", overrides, str(out)))
     return out / "audit"
@@ -106,7 +106,7 @@ def test_audit_json_agrees_with_a_recomputation_from_images_csv(audited: Path, t
 def test_without_masks_the_audit_runs_what_needs_none(tiny_run, covidx5k_shared, tmp_path):
     overrides = [
         f"ckpt_path={best_checkpoint(tiny_run)}", f"data.root={covidx5k_shared}",
-        "masks.v7=false", "masks.segmenter=false", *QUIET, *FAST,
+        "audit.masks.v7=false", "audit.masks.segmenter=false", *QUIET, *FAST,
     ]  # fmt: skip
     result = audit(compose_config("audit", overrides, str(tmp_path)))
     assert result.masks.n_with_mask == 0 and len(result.masks.missing) == 14
@@ -121,9 +121,9 @@ def test_without_masks_the_audit_runs_what_needs_none(tiny_run, covidx5k_shared,
 def test_the_audit_callback_runs_after_the_final_test(covidx5k_shared, mask_dir, tmp_path):
     overrides = tiny_overrides(
         covidx5k_shared, tmp_path, *TINY_RUN, "callbacks.audit.enabled=true",
-        f"data.lung_masks={mask_dir}", "callbacks.audit.v7=false",
-        "callbacks.audit.explainers.occlusion.stride=16",
-        "callbacks.audit.settings.bootstrap_resamples=50",
+        f"data.lung_masks={mask_dir}", "audit.masks.v7=false",
+        "audit.explainers.occlusion.stride=16",
+        "audit.bootstrap_resamples=50",
     )  # fmt: skip
     train(compose_config("train", overrides, str(tmp_path)))
     result = json.loads((tmp_path / "audit" / "audit.json").read_text())
@@ -159,7 +159,7 @@ def test_blank_lung_mask_cells_fall_back_to_the_next_mask(
     overrides = [
         f"ckpt_path={best_checkpoint(tiny_run)}", f"data.root={covidx5k_shared}",
         f"data.manifest={manifest}", "external=true", f"data.lung_masks={mask_dir}",
-        "masks.v7=false", "masks.segmenter=false", *QUIET, *FAST,
+        "audit.masks.v7=false", "audit.masks.segmenter=false", *QUIET, *FAST,
     ]  # fmt: skip
     result = audit(compose_config("audit", overrides, str(tmp_path)))
     assert result.masks.by_origin == {"given": 7, "folder": 7}

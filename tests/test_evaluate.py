@@ -141,7 +141,7 @@ def test_scores_are_float32_under_a_bf16_trainer(tiny_run: Path, covidx5k_shared
     ckpt = best_checkpoint(tiny_run)
     bf16 = ["trainer.precision=bf16-mixed"]
     full = run_eval(ckpt, covidx5k_shared, tmp_path / "full", *bf16)
-    mixed = run_eval(ckpt, covidx5k_shared, tmp_path / "mixed", *bf16, "full_precision=false")
+    mixed = run_eval(ckpt, covidx5k_shared, tmp_path / "mixed", *bf16, "full_precision_eval=false")
     exact = pd.read_csv(tiny_run / "predictions" / "test.csv")
     in_full = pd.read_csv(tmp_path / "full" / "predictions" / "test.csv")
     in_mixed = pd.read_csv(tmp_path / "mixed" / "predictions" / "test.csv")

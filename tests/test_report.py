@@ -19,7 +19,7 @@ from deepcovid.metrics.summary import MetricSettings, ModelInfo
 from deepcovid.report import main, newest_multirun
 from deepcovid.results.aggregate import aggregate
 from deepcovid.results.comparison import find_run_dirs, forest_rows, load_runs
-from deepcovid.results.evaluation import ThresholdSource, evaluate_predictions, write_evaluation
+from deepcovid.results.evaluation import ValPredictions, evaluate_predictions, write_evaluation
 
 BACKBONES = ["resnet18", "resnet50", "squeezenet", "densenet121"]
 TEST_LABELS = np.random.default_rng(0).integers(0, 2, 60)
@@ -51,7 +51,7 @@ def fake_run(
     val = images(f"val{seed}/", TEST_LABELS[:30], strength, seed + 100) if val is None else val
     settings = MetricSettings(bootstrap_resamples=20, confidence=confidence)
     evaluation = evaluate_predictions(
-        test, ThresholdSource(val, "the val split"), settings, 0.2, info
+        test, ValPredictions(val, "the val split"), settings, 0.2, info
     )
     write_evaluation(evaluation, test, val, job)
     return job

@@ -4,33 +4,22 @@ evaluation (``audit/``) and logged: ``callbacks.audit.enabled=true``. See
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import lightning as L
 
-from deepcovid.explain.explainers import Explainer
 from deepcovid.models.classifier import CovidClassifier
-from deepcovid.shortcuts.masks import AuditMasks
-from deepcovid.shortcuts.result import AuditResult, AuditSettings
-from deepcovid.shortcuts.run import run_audit
+from deepcovid.shortcuts.result import AuditResult
+from deepcovid.shortcuts.run import AuditPlan, run_audit
 
 
 class ShortcutAudit(L.Callback):
-    """Audits the test split with the weights just tested."""
+    """Audits the test split with the weights just tested, as ``plan`` says (the ``audit``
+    config group, as ``python -m deepcovid.audit``)."""
 
-    def __init__(
-        self,
-        output_dir: str | Path,
-        explainers: Mapping[str, Explainer],
-        v7: bool = True,
-        segmenter: bool = True,
-        settings: AuditSettings | None = None,
-    ) -> None:
+    def __init__(self, output_dir: str | Path, plan: AuditPlan | None = None) -> None:
         self.output_dir = Path(output_dir)
-        self.explainers = {name: e for name, e in explainers.items() if e is not None}
-        self.v7, self.segmenter = v7, segmenter
-        self.settings = settings or AuditSettings()
+        self.plan = plan or AuditPlan()
         self.result: AuditResult | None = None
 
     def on_test_end(self, trainer: L.Trainer, pl_module: CovidClassifier) -> None:
@@ -38,19 +27,17 @@ class ShortcutAudit(L.Callback):
             return
         datamodule = trainer.datamodule
         record = pl_module.record or pl_module.make_record()
-        masks = AuditMasks(
-            datamodule.eval_transform, datamodule.lung_masks, self.v7, self.segmenter,
-            str(pl_module.device), datamodule.boxes,
-        )  # fmt: skip
         was_training = pl_module.training
         pl_module.eval()
         self.result = run_audit(
-            pl_module, record, datamodule, datamodule.tested_split, masks, self.explainers,
-            self.settings, self.output_dir, trainer.ckpt_path, trainer.loggers,
+            pl_module, record, datamodule, datamodule.tested_split, self.plan, self.output_dir,
+            trainer.ckpt_path, trainer.loggers,
         )  # fmt: skip
         pl_module.train(was_training)
 
 
-def shortcut_audit(enabled: bool = False, **settings) -> ShortcutAudit | None:
+def shortcut_audit(
+    enabled: bool = False, output_dir: str | Path = "audit", plan: AuditPlan | None = None
+) -> ShortcutAudit | None:
     """A :class:`ShortcutAudit`, or None (no callback) unless ``enabled``."""
-    return ShortcutAudit(**settings) if enabled else None
+    return ShortcutAudit(output_dir, plan) if enabled else None

@@ -86,17 +86,20 @@ class EvaluationWriter(L.Callback):
         thresholds = self.thresholds or tested_weights_val(trainer, pl_module)
         test = predictions_frame(predictions, datamodule.table)
         checkpoint = self.checkpoint or trainer.ckpt_path
-        data = datamodule.record() if pl_module.record is None else pl_module.record.data
+        record = pl_module.record
+        data = datamodule.record() if record is None else record.data
+        combination = None if record is None else record.combination
         self.evaluation = evaluate_predictions(
             test,
             thresholds,
             self.settings,
             float(pl_module.hparams.threshold),
             ModelInfo(
-                pl_module.hparams.backbone,
+                pl_module.hparams.backbone if record is None else record.backbone,
                 None if checkpoint is None else str(checkpoint),
                 pl_module.trained_from,
                 **data.split.run_identity() if data else {},
+                ensemble=None if combination is None else combination.describe(),
             ),
             precision="32-true"
             if pl_module.hparams.full_precision_eval

@@ -16,6 +16,7 @@ from torch import nn
 from deepcovid.explain.gradcam import grad_cam
 from deepcovid.explain.occlusion import occlusion
 from deepcovid.explain.scoring import SCORE_LABELS, score_module
+from deepcovid.models.ensemble import MeanProbabilityNet
 
 
 class Explainable(Protocol):
@@ -27,6 +28,7 @@ class Explainer(Protocol):
     """Maps a classifier and images ``(N, C, H, W)`` to heatmaps ``(N, H, W)``."""
 
     name: str
+    title: str  # in reports and figure titles
     colorbar_label: str
 
     def __call__(self, classifier: Explainable, images: torch.Tensor) -> torch.Tensor: ...
@@ -37,6 +39,7 @@ class OcclusionExplainer:
     exact, through incremental inference when the network traces."""
 
     name = "occlusion"
+    title = "occlusion"
 
     def __init__(
         self,
@@ -70,10 +73,17 @@ class GradCamExplainer:
     conv block."""
 
     name = "gradcam"
+    title = "Grad-CAM"
 
     def __init__(self, score: str = "logit") -> None:
         self.score = score
         self.colorbar_label = f"Grad-CAM ({SCORE_LABELS[score]})"
 
     def __call__(self, classifier: Explainable, images: torch.Tensor) -> torch.Tensor:
+        if isinstance(classifier.net, MeanProbabilityNet):
+            raise ValueError(
+                "explainer=gradcam: Grad-CAM reads one network's last conv block, but this "
+                "model's P(COVID) is a mean over checkpoints or test-time views; use "
+                "explainer=occlusion, which explains that mean probability"
+            )
         return grad_cam(classifier.net, classifier.target_layer, images, self.score)

@@ -2,7 +2,8 @@
 
 Signed maps (occlusion: positive where hiding the region lowers P(COVID)) get colour limits
 symmetric around zero, so zero sits at the middle of a diverging colormap; non-negative maps
-(Grad-CAM) span [0, max].
+(Grad-CAM) span [0, max]. Each kind has one colormap: :data:`SIGNED_CMAP` and
+:data:`UNSIGNED_CMAP` (:func:`heatmap_cmap` picks), unless a caller names another.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from matplotlib.figure import Figure
 from deepcovid import CLASS_TITLES
 
 NAME_LENGTH = 36  # longer file names are cut in titles
+SIGNED_CMAP = "RdBu_r"  # diverging, zero white: red = evidence for COVID, blue = against it
+UNSIGNED_CMAP = "jet"  # non-negative maps: blue (none) to red (most)
 
 
 def to_display(image: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -36,6 +39,12 @@ def colour_limits(heatmap: np.ndarray) -> tuple[float, float]:
         bound = max(-low, high, 1e-12)
         return -bound, bound
     return 0.0, max(high, 1e-12)
+
+
+def heatmap_cmap(heatmap: np.ndarray) -> str:
+    """The colormap of ``heatmap``'s kind: :data:`SIGNED_CMAP` when it has negative values,
+    else :data:`UNSIGNED_CMAP`."""
+    return SIGNED_CMAP if float(np.nanmin(heatmap)) < 0 else UNSIGNED_CMAP
 
 
 def heatmap_title(
@@ -60,16 +69,19 @@ def draw_overlay(
     image: np.ndarray,
     heatmap: np.ndarray,
     title: str,
-    cmap: str,
+    cmap: str | None,
     alpha: float,
     colorbar_label: str,
 ) -> None:
-    """Draw ``heatmap`` over the grayscale ``image`` on ``axes``, with a colorbar."""
+    """Draw ``heatmap`` over the grayscale ``image`` on ``axes``, with a colorbar; ``cmap``
+    None: its kind's (:func:`heatmap_cmap`)."""
     if image.shape != heatmap.shape:
         raise ValueError(f"image {image.shape} and heatmap {heatmap.shape} differ in size")
     vmin, vmax = colour_limits(heatmap)
     axes.imshow(image, cmap="gray")
-    layer = axes.imshow(heatmap, cmap=cmap, alpha=alpha, vmin=vmin, vmax=vmax)
+    layer = axes.imshow(
+        heatmap, cmap=cmap or heatmap_cmap(heatmap), alpha=alpha, vmin=vmin, vmax=vmax
+    )
     axes.figure.colorbar(layer, ax=axes, fraction=0.046, pad=0.04, label=colorbar_label)
     axes.set_title(title, fontsize=9)
     axes.set_axis_off()
@@ -79,7 +91,7 @@ def overlay_figure(
     image: np.ndarray,
     heatmap: np.ndarray,
     title: str,
-    cmap: str = "jet",
+    cmap: str | None = None,
     alpha: float = 0.5,
     colorbar_label: str = "",
 ) -> Figure:
@@ -102,7 +114,7 @@ def grid_figure(
     heatmaps: Sequence[np.ndarray],
     titles: Sequence[str],
     columns: int = 4,
-    cmap: str = "jet",
+    cmap: str | None = None,
     alpha: float = 0.5,
     colorbar_label: str = "",
 ) -> Figure:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from deepcovid.data.splits import DataRecord
+from deepcovid.data.splits import MIN_VAL_PER_CLASS, DataRecord
 from deepcovid.metrics.summary import Evaluation, MetricSettings, ModelInfo, summarize
 from deepcovid.results.figures import evaluation_figures
 from deepcovid.results.markdown import percent, results_section
@@ -33,8 +33,8 @@ OVERSAMPLING_SHIFT = 1.5  # training prevalence this many times the test's: say 
 
 
 @dataclass(frozen=True)
-class ThresholdSource:
-    """Where the operating points' thresholds are chosen: val predictions, what they are (for
+class ValPredictions:
+    """The val predictions the operating points' thresholds are chosen on, what they are (for
     the report), how the points are labelled, and why there are none (when ``frame`` is None).
     """
 
@@ -79,7 +79,7 @@ def notes_for(
     if val is not None:
         positives = int(val["label"].sum())
         negatives = len(val) - positives
-        if min(positives, negatives) < 20:
+        if min(positives, negatives) < MIN_VAL_PER_CLASS:
             notes.append(
                 f"The val split that chose the thresholds (and, in training, the checkpoint) "
                 f"holds {positives} COVID and {negatives} non-COVID images: the operating "
@@ -90,7 +90,7 @@ def notes_for(
 
 def evaluate_predictions(
     test: pd.DataFrame,
-    thresholds: ThresholdSource,
+    val_predictions: ValPredictions,
     settings: MetricSettings,
     threshold: float,
     model: ModelInfo,
@@ -105,7 +105,7 @@ def evaluate_predictions(
     # float64 throughout: the CSVs then round-trip exactly, so a recomputation from them
     # reproduces every count, even for a score equal to a threshold chosen on val
     test = test.astype({"prob_covid": "float64"})
-    val = thresholds.frame
+    val = val_predictions.frame
     val = None if val is None else val.astype({"prob_covid": "float64"})
     return summarize(
         test,
@@ -114,9 +114,9 @@ def evaluate_predictions(
         threshold,
         model,
         split=split,
-        chosen_on=thresholds.chosen_on,
-        val_source=thresholds.source,
-        val_reason=thresholds.reason,
+        chosen_on=val_predictions.chosen_on,
+        val_source=val_predictions.source,
+        val_reason=val_predictions.reason,
         precision=precision,
         skipped=skipped,
         notes=notes_for(test, val, data, model, split),

@@ -11,18 +11,17 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from deepcovid import CLASS_TITLES
-from deepcovid.explain.overlay import colour_limits
+from deepcovid.explain.overlay import colour_limits, heatmap_cmap
 from deepcovid.explain.sanity import SanityCheck
-from deepcovid.shortcuts.flags import NAMES
 from deepcovid.shortcuts.measure import Panel
 
 
-def share_distribution_figure(images: pd.DataFrame, methods: list[str]) -> Figure:
-    """Per method, the lung share of positive attribution per image, by true class, against
-    the lungs' share of the image (the dashed line: a uniform map)."""
+def share_distribution_figure(images: pd.DataFrame, methods: Mapping[str, str]) -> Figure:
+    """Per method (name → title), the lung share of positive attribution per image, by true
+    class, against the lungs' share of the image (the dashed line: a uniform map)."""
     figure = Figure(figsize=(4.2 * len(methods), 4.0), layout="constrained")
     FigureCanvasAgg(figure)
-    for position, method in enumerate(methods, start=1):
+    for position, (method, title) in enumerate(methods.items(), start=1):
         axes = figure.add_subplot(1, len(methods), position)
         data = [
             images.loc[images["label"] == label, f"lung_share_{method}"].dropna().to_numpy()
@@ -35,14 +34,15 @@ def share_distribution_figure(images: pd.DataFrame, methods: list[str]) -> Figur
         area = images["lung_area_share"].mean()
         axes.axhline(area, ls="--", color="grey", lw=1, label=f"lungs' area {area:.2f}")
         axes.set(ylim=(-0.02, 1.02), ylabel="share of positive attribution in the lungs",
-                 title=NAMES.get(method, method))  # fmt: skip
+                 title=title)  # fmt: skip
         axes.legend(loc="lower right", fontsize="small")
     return figure
 
 
-def contour_grid_figure(panel: Panel, methods: list[str], titles: list[str]) -> Figure:
-    """One row per image: the X-ray with its lung contour, then each method's map on it."""
-    rows, columns = len(panel.rows), 1 + len(methods)
+def contour_grid_figure(panel: Panel, methods: Mapping[str, str], titles: list[str]) -> Figure:
+    """One row per image: the X-ray with its lung contour, then each method's map on it
+    (``methods``: name → title)."""
+    names, rows, columns = list(methods), len(panel.rows), 1 + len(methods)
     figure = Figure(figsize=(3.0 * columns, 3.0 * max(rows, 1)), layout="constrained")
     FigureCanvasAgg(figure)
     for row in range(rows):
@@ -51,15 +51,12 @@ def contour_grid_figure(panel: Panel, methods: list[str], titles: list[str]) -> 
             axes = figure.add_subplot(rows, columns, row * columns + column + 1)
             axes.imshow(image, cmap="gray")
             if column:
-                heatmap = panel.heatmaps[methods[column - 1]][row]
+                heatmap = panel.heatmaps[names[column - 1]][row]
                 vmin, vmax = colour_limits(heatmap)
-                axes.imshow(heatmap, cmap="RdBu_r" if vmin < 0 else "jet", alpha=0.5,
+                axes.imshow(heatmap, cmap=heatmap_cmap(heatmap), alpha=0.5,
                             vmin=vmin, vmax=vmax)  # fmt: skip
             axes.contour(mask.astype(float), levels=[0.5], colors="lime", linewidths=1)
-            name = (
-                titles[row] if column == 0 else NAMES.get(methods[column - 1], methods[column - 1])
-            )
-            axes.set_title(name, fontsize=8)
+            axes.set_title(titles[row] if column == 0 else methods[names[column - 1]], fontsize=8)
             axes.set_axis_off()
     if not rows:
         axes = figure.add_subplot()
@@ -78,7 +75,7 @@ def panel_titles(panel: Panel, images: pd.DataFrame) -> list[str]:
     return titles
 
 
-def sanity_figure(checks: Mapping[str, SanityCheck]) -> Figure:
+def sanity_figure(checks: Mapping[str, SanityCheck], titles: Mapping[str, str]) -> Figure:
     """Per method: the rank correlation and SSIM with the original maps along the randomisation
     cascade, and the deletion curves (top-attributed against random pixels removed)."""
     figure = Figure(figsize=(8.4, 3.6 * len(checks)), layout="constrained")
@@ -91,7 +88,7 @@ def sanity_figure(checks: Mapping[str, SanityCheck]) -> Figure:
         axes.set_xticks(range(len(steps)), [s.step.replace(" + ", "\n+ ") for s in steps])
         axes.set_ylim(-1, 1.05)
         axes.set_ylabel("similarity to the original maps")
-        axes.set_title(f"{NAMES.get(method, method)}: weights randomised")
+        axes.set_title(f"{titles.get(method, method)}: weights randomised")
         axes.legend(fontsize=8)
         deletion = check.deletion
         axes = figure.add_subplot(len(checks), 2, 2 * row + 2)

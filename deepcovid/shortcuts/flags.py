@@ -15,7 +15,6 @@ from deepcovid.shortcuts.result import AuditResult, AuditSettings
 if TYPE_CHECKING:
     from deepcovid.shortcuts.confounders import Confounder
 
-NAMES = {"occlusion": "occlusion", "gradcam": "Grad-CAM"}
 TOLERANCE = 1e-9  # far below the 1 / (COVID × non-COVID) step of any AUROC
 
 
@@ -35,7 +34,7 @@ def discriminates(result: AuditResult) -> bool:
 def attribution_findings(result: AuditResult, settings: AuditSettings) -> list[str]:
     found = []
     for method, attribution in result.lung_attribution.items():
-        a, name = attribution.overall, NAMES.get(method, method)
+        a, name = attribution.overall, result.title(method)
         if a.zero_maps:
             found.append(
                 f"{a.zero_maps} of {a.n + a.zero_maps} {name} maps hold no positive attribution "

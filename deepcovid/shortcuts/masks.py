@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,7 +24,18 @@ from deepcovid.lungs.masks import MaskMismatchError
 from deepcovid.lungs.provider import LungMaskProvider
 from deepcovid.lungs.quality import assess
 
+if TYPE_CHECKING:
+    from deepcovid.data.datamodule import XrayDataModule
+
 REFUSED = "refused"  # the origin of a mask file found but not usable (``problem`` says why)
+
+
+@dataclass(frozen=True)
+class MaskSources:
+    """Where a mask is looked for beyond the data's own (``audit.masks.*``)."""
+
+    v7: bool = True  # the V7 Labs masks inside torchxrayvision, matched by file name
+    segmenter: bool = True  # the shipped lung segmenter for images with no mask
 
 
 @dataclass(frozen=True)
@@ -45,15 +57,22 @@ class AuditMasks:
         self,
         preset: EvalPreset,
         mask_dir: str | Path | None = None,
-        v7: bool = True,
-        segmenter: bool = True,
+        sources: MaskSources = MaskSources(),
         device: str = "cpu",
         boxes: dict[str, Box] | None = None,
     ) -> None:
         self.preset = preset
         self.boxes = boxes or {}  # lung boxes of a lung-cropped model's input
-        self.provider = LungMaskProvider(mask_dir, use_v7=v7, device=device)
-        self.segmenter = segmenter
+        self.provider = LungMaskProvider(mask_dir, use_v7=sources.v7, device=device)
+        self.segmenter = sources.segmenter
+
+    @classmethod
+    def of(cls, datamodule: XrayDataModule, sources: MaskSources, device: str) -> AuditMasks:
+        """The masks of ``datamodule``'s images (its mask folder, its eval geometry, its lung
+        crop boxes), the segmenter on ``device``."""
+        return cls(
+            datamodule.eval_transform, datamodule.lung_masks, sources, device, datamodule.boxes
+        )
 
     def find(self, path: str, given: str | None = None) -> tuple[np.ndarray, str] | None:
         """The mask at the image's resolution and its origin, or None when none is known."""

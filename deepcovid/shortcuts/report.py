@@ -5,7 +5,7 @@ from __future__ import annotations
 from deepcovid.results.markdown import ci_label, number, table, with_ci
 from deepcovid.shortcuts.attribution import LungAttribution
 from deepcovid.shortcuts.confounders import BALANCED_ESTIMATOR, Confounder, StratumAuroc
-from deepcovid.shortcuts.flags import NAMES, pct, retained_decision, retained_text
+from deepcovid.shortcuts.flags import pct, retained_decision, retained_text
 from deepcovid.shortcuts.probe import call_columns
 from deepcovid.shortcuts.result import AuditResult
 
@@ -63,7 +63,7 @@ def sanity_section(result: AuditResult, figures_dir: str) -> list[str]:
         )  # fmt: skip
         verdict = "flagged" if check.randomisation.flagged else "passes"
         lines += [
-            f"### {NAMES.get(method, method)}: randomisation {verdict}",
+            f"### {result.title(method)}: randomisation {verdict}",
             "",
             f"{check.randomisation.n_images} images.",
             "",
@@ -86,7 +86,7 @@ def attribution_section(result: AuditResult) -> list[str]:
         rows = [attribution_row("all", attribution.overall)]
         for groups in (attribution.by_class, attribution.by_correct, attribution.by_source):
             rows += [attribution_row(name, a) for name, a in groups.items()]
-        lines += [f"### {NAMES.get(method, method)} ({result.methods[method]})", "",
+        lines += [f"### {result.title(method)} ({result.methods[method]})", "",
                   table(header, rows), ""]  # fmt: skip
     return lines
 

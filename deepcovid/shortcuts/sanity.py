@@ -33,5 +33,6 @@ def with_sanity_checks(
     device = next(model.net.parameters()).device
     images = torch.stack([dataset[int(i)]["image"] for i in chosen]).to(device)
     checks = sanity_checks(model, images, explainers, sanity, settings.baseline)
-    flags = [*result.flags, *sanity_findings(checks, sanity)]
+    named = {result.title(method): check for method, check in checks.items()}
+    flags = [*result.flags, *sanity_findings(named, sanity)]
     return dataclasses.replace(result, sanity=checks, flags=flags)

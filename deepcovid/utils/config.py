@@ -16,17 +16,25 @@ CONFIG_MODULE = "deepcovid.conf"
 CONFIG_PATH = f"pkg://{CONFIG_MODULE}"
 
 
+def manifest_file(root: str | Path, manifest: str | Path | None = "auto") -> Path | None:
+    """The manifest ``data.manifest`` names: a path; ``auto``: ``ROOT/manifest.csv`` when it
+    exists; None / ``none`` / ``null``: none (the class folders are scanned)."""
+    if manifest is None or str(manifest) in ("none", "null"):
+        return None
+    if str(manifest) == "auto":
+        candidate = Path(root) / "manifest.csv"
+        return candidate if candidate.is_file() else None
+    return Path(manifest)
+
+
 def manifest_sources(root: str, manifest: str | None = "auto") -> str:
     """The sources of a data set's manifest as a sweep's choices (``'a','b'``): the resolver
     ``${deepcovid_sources:ROOT,MANIFEST}`` behind ``experiment=leave_one_source_out``."""
-    path = (
-        Path(root) / "manifest.csv"
-        if manifest in (None, "auto", "none", "null")
-        else Path(manifest)
-    )
-    if not path.is_file():
+    path = manifest_file(root, manifest)
+    if path is None or not path.is_file():
         raise FileNotFoundError(
-            f"{path}: leave-one-source-out needs a manifest with a source column (data.manifest)"
+            f"{path or Path(root) / 'manifest.csv'} (data.manifest={manifest}): "
+            "leave-one-source-out needs a manifest with a source column; set data.manifest"
         )
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     if "source" not in frame:

@@ -6,8 +6,11 @@ import torch
 from matplotlib.figure import Figure
 
 from deepcovid.explain.overlay import (
+    SIGNED_CMAP,
+    UNSIGNED_CMAP,
     colour_limits,
     grid_figure,
+    heatmap_cmap,
     heatmap_title,
     overlay_figure,
     to_display,
@@ -67,3 +70,15 @@ def test_display_uses_the_first_channel_of_a_model_input():
     image = torch.stack([torch.full((3, 3), float(c)) for c in range(3)])
     assert np.array_equal(to_display(image), np.zeros((3, 3), dtype=np.float32))
     assert to_display(np.ones((4, 5))).shape == (4, 5)
+
+
+def test_each_kind_of_map_has_one_colormap_unless_one_is_named() -> None:
+    image = np.zeros((8, 8))
+    signed, unsigned = np.linspace(-1, 1, 64).reshape(8, 8), np.linspace(0, 1, 64).reshape(8, 8)
+    assert heatmap_cmap(signed) == SIGNED_CMAP == "RdBu_r"
+    assert heatmap_cmap(unsigned) == UNSIGNED_CMAP == "jet"
+    for heatmap, expected in ((signed, SIGNED_CMAP), (unsigned, UNSIGNED_CMAP)):
+        (_, layer) = overlay_figure(image, heatmap, "t").axes[0].get_images()
+        assert layer.get_cmap().name == expected
+        (_, named) = grid_figure([image], [heatmap], ["t"], cmap="viridis").axes[0].get_images()
+        assert named.get_cmap().name == "viridis"

@@ -157,7 +157,7 @@ def test_audit(trained: Path, radiographs: Path, tmp_path: Path) -> None:
     out = tmp_path / "audit"
     command(
         "deepcovid.audit", f"ckpt_path={best_checkpoint(trained)}", f"data.root={radiographs}",
-        "data.num_workers=2", "logger=csv", f"device={DEVICE}", "masks.v7=false",
+        "data.num_workers=2", "logger=csv", f"device={DEVICE}", "audit.masks.v7=false",
         "audit.bootstrap_resamples=50", f"hydra.run.dir={out}",
     )  # fmt: skip
     images = pd.read_csv(out / "audit" / "images.csv")

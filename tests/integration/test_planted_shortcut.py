@@ -74,7 +74,7 @@ def test_training_finds_the_marker(planted: dict[str, Path]) -> None:
 def test_the_audit_flags_it(planted: dict[str, Path], tmp_path: Path) -> None:
     overrides = [
         f"ckpt_path={best_checkpoint(planted['run'])}", f"data.root={planted['data']}",
-        "explainers.occlusion.window=8", "explainers.occlusion.stride=8", "logger=csv",
+        "audit.explainers.occlusion.window=8", "audit.explainers.occlusion.stride=8", "logger=csv",
         "audit.bootstrap_resamples=200", "print_config=false", "data.num_workers=2",
     ]  # fmt: skip
     result = audit(compose_config("audit", overrides, str(tmp_path)))

@@ -63,8 +63,8 @@ def test_the_confounder_audit_says_the_auroc_comes_from_the_view_mix(tmp_path: P
         "trainer.enable_model_summary=false", "print_config=false",
     ], str(run)))  # fmt: skip
     result = audit(compose_config("audit", [
-        f"ckpt_path={best_checkpoint(run)}", f"data.root={data}", "explainers.occlusion=null",
-        "masks.v7=false", "masks.segmenter=false", "logger=csv", "audit.sanity=null",
+        f"ckpt_path={best_checkpoint(run)}", f"data.root={data}", "audit.explainers.occlusion=null",
+        "audit.masks.v7=false", "audit.masks.segmenter=false", "logger=csv", "audit.sanity=null",
         "audit.bootstrap_resamples=200", "audit.confounders=[view,source]", "print_config=false",
         "data.num_workers=0",
     ], str(tmp_path / "audit")))  # fmt: skip

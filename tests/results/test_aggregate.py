@@ -14,7 +14,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from deepcovid.metrics.operating_points import unavailable_point
 from deepcovid.metrics.summary import MetricSettings, ModelInfo
 from deepcovid.results.aggregate import EvaluatedRun, aggregate
-from deepcovid.results.evaluation import ThresholdSource, evaluate_predictions
+from deepcovid.results.evaluation import ValPredictions, evaluate_predictions
 
 SETTINGS = MetricSettings(bootstrap_resamples=20)
 
@@ -36,7 +36,7 @@ def scored(prefix: str, label: np.ndarray, shift: float, rng: np.random.Generato
 def run(
     name: str, info: ModelInfo, test: pd.DataFrame, val: pd.DataFrame, oof: bool = False
 ) -> EvaluatedRun:
-    evaluation = evaluate_predictions(test, ThresholdSource(val, "val"), SETTINGS, 0.5, info)
+    evaluation = evaluate_predictions(test, ValPredictions(val, "val"), SETTINGS, 0.5, info)
     return EvaluatedRun(name, Path(name), evaluation, test, val if oof else None)
 
 

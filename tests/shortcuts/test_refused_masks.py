@@ -23,7 +23,8 @@ def test_masks_refused_for_their_aspect_are_counted_with_the_reason(
         Image.fromarray(np.full((16, 64), 255, np.uint8)).save(masks / f"{image.stem}.png")
     overrides = [
         f"ckpt_path={best_checkpoint(tiny_run)}", f"data.root={covidx5k_shared}",
-        f"data.lung_masks={masks}", "masks.v7=false", "masks.segmenter=false", *QUIET, *FAST,
+        f"data.lung_masks={masks}", "audit.masks.v7=false", "audit.masks.segmenter=false",
+        *QUIET, *FAST,
     ]  # fmt: skip
     result = audit(compose_config("audit", overrides, str(tmp_path)))
     reason = result.skipped["ablation"]
