@@ -128,6 +128,8 @@ def test_the_audit_callback_runs_after_the_final_test(covidx5k_shared, mask_dir,
     train(compose_config("train", overrides, str(tmp_path)))
     result = json.loads((tmp_path / "audit" / "audit.json").read_text())
     assert result["checkpoint"] == str(best_checkpoint(tmp_path))
+    checklist = (tmp_path / "checklist.md").read_text()  # written after the audit: cites it
+    assert "(from `audit/audit.json`, `audit/report.md`)" in checklist
     assert result["masks"]["by_origin"] == {"folder": 14}
     logged = pd.read_csv(tmp_path / "csv" / "metrics.csv")
     assert logged["audit/intact/auroc"].dropna().iloc[0] == pytest.approx(

@@ -117,5 +117,9 @@ class EvaluationWriter(L.Callback):
             )  # fmt: skip
         model = self.evaluation.model
         written |= write_table_one(datamodule.table, self.output_dir, model.fold, model.num_folds)
-        written["checklist"] = write_checklist([self.output_dir], split=self.evaluation.split)
         log_evaluation(trainer.loggers, self.evaluation.split, self.evaluation.scalars(), written)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: CovidClassifier) -> None:
+        """The checklist last, once the other test-end callbacks (the audit) have written."""
+        if trainer.is_global_zero and self.evaluation is not None:
+            write_checklist([self.output_dir], split=self.evaluation.split)
