@@ -266,4 +266,7 @@ def test_real_data_table_one_and_checklist_from_the_manifest(cxr_eval: Path) -> 
     licences = set(pd.read_csv(CXR_DEV / "manifest.csv")["license"])
     assert "Licences as the manifest gives them:" in checklist
     assert all(licence in checklist for licence in licences)
-    assert "By patient: splits are grouped by patient id" in checklist
+    n_patients = int(
+        table[table["partition"] == "all"].set_index("characteristic").loc["patients", "count"]
+    )
+    assert f"By patient ({n_patients} patients): 0 patients sit in several splits." in checklist

@@ -418,10 +418,7 @@ def disjointness(run: RunFiles) -> Answer | None:
             "several partitions."
         )
     else:
-        text = (
-            f"By patient: splits are grouped by patient id ({int(n_patients)} patients); "
-            f"{several} patients sit in several splits."
-        )
+        text = f"By patient ({int(n_patients)} patients): {several} patients sit in several splits."
     return Answer(f"{text} Data check: {leak_counts(run)}.", ("table1.csv", "data_check.json"))
 
 
