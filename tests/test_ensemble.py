@@ -87,7 +87,9 @@ def test_predict_ensemble_is_the_mean_of_its_members(
     first, second = single_predictions
     assert np.abs(first["prob_covid"] - second["prob_covid"]).min() > 0.01  # two models
     out = tmp_path / "ensemble"
-    frame = run_predict(listed(members), covidx5k_shared / "test", out, "threshold=0.5")
+    frame = run_predict(
+        listed(members), covidx5k_shared / "test", out, "operating_point=target_sensitivity"
+    )
     assert frame["path"].tolist() == first["path"].tolist()
     mean = (first["prob_covid"] + second["prob_covid"]) / 2
     np.testing.assert_allclose(frame["prob_covid"], mean, rtol=0, atol=1e-6)
@@ -96,6 +98,11 @@ def test_predict_ensemble_is_the_mean_of_its_members(
     assert recorded["rule"] == "mean of the members' P(COVID)"
     assert recorded["tta"] == [] and recorded["views"] == ["identity"]
     assert "2 checkpoint(s)" in recorded["description"]
+    assert recorded["operating_point"].endswith(
+        "chosen on the mean of the 2 members' recorded val P(COVID) over the 9 val images they "
+        "share"
+    )
+    assert (frame["predicted_label"] == (frame["prob_covid"] >= recorded["threshold"])).all()
 
 
 def test_occlusion_of_an_ensemble_explains_the_mean_probability(members, covidx5k_shared):
