@@ -115,11 +115,15 @@ def tiny_overrides(root: Path, out: Path, *extra: str) -> list[str]:
         "trainer.enable_model_summary=false",
         "logger=csv",
         "print_config=false",
+        "++failures.count=0",  # no failure-case figure: tiny_run and tests that need one add it
         *extra,
     ]
 
 
-TINY_RUN = ("trainer.max_epochs=2", "data.val_fraction=0.25", "metrics.bootstrap_resamples=50")
+TINY_RUN = (
+    "trainer.max_epochs=2", "data.val_fraction=0.25", "metrics.bootstrap_resamples=50",
+    "failures.count=8",
+)  # fmt: skip
 
 
 @pytest.fixture(scope="session")
