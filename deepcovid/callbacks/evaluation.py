@@ -21,7 +21,7 @@ from deepcovid.metrics.summary import Evaluation, MetricSettings, ModelInfo
 from deepcovid.models.classifier import CovidClassifier
 from deepcovid.results.checklist_fill import write_checklist
 from deepcovid.results.evaluation import (
-    ThresholdSource,
+    ValPredictions,
     evaluate_predictions,
     write_evaluation,
 )
@@ -40,21 +40,21 @@ def absolute_paths(frame: pd.DataFrame, root: Path) -> pd.DataFrame:
 
 def tested_weights_val(
     trainer: L.Trainer, module: CovidClassifier, source: str = TRAINING_VAL, chosen_on: str = "val"
-) -> ThresholdSource:
+) -> ValPredictions:
     """The val predictions of the weights under test: from the record of the tested checkpoint,
     or those of the current weights when they were validated at this very step."""
     root = trainer.datamodule.root
     if trainer.ckpt_path is not None:
         record = module.record
         if record is None or record.val_predictions is None:
-            return ThresholdSource(
+            return ValPredictions(
                 None, source, chosen_on, f"{trainer.ckpt_path} holds no val predictions"
             )
-        return ThresholdSource(absolute_paths(record.val_predictions, root), source, chosen_on)
+        return ValPredictions(absolute_paths(record.val_predictions, root), source, chosen_on)
     latest = module.latest_val
     if latest is not None and latest[0] == trainer.global_step:
-        return ThresholdSource(latest[2], source, chosen_on)
-    return ThresholdSource(None, source, chosen_on, "the tested weights were never validated")
+        return ValPredictions(latest[2], source, chosen_on)
+    return ValPredictions(None, source, chosen_on, "the tested weights were never validated")
 
 
 class EvaluationWriter(L.Callback):
@@ -64,7 +64,7 @@ class EvaluationWriter(L.Callback):
         self,
         output_dir: str | Path,
         settings: MetricSettings | None = None,
-        thresholds: ThresholdSource | None = None,
+        val_predictions: ValPredictions | None = None,
         checkpoint: str | None = None,
         mode: str = "the training data",
         failures: FailureSettings | None = None,
@@ -73,7 +73,7 @@ class EvaluationWriter(L.Callback):
         self.output_dir = Path(output_dir)
         self.failures, self.explainer = failures, explainer  # failure cases: None, none
         self.settings = settings or MetricSettings()
-        self.thresholds = thresholds
+        self.val_predictions = val_predictions
         self.checkpoint = checkpoint
         self.mode = mode
         self.evaluation: Evaluation | None = None
@@ -83,7 +83,7 @@ class EvaluationWriter(L.Callback):
         if not trainer.is_global_zero:
             return
         datamodule = trainer.datamodule
-        thresholds = self.thresholds or tested_weights_val(trainer, pl_module)
+        val_predictions = self.val_predictions or tested_weights_val(trainer, pl_module)
         test = predictions_frame(predictions, datamodule.table)
         checkpoint = self.checkpoint or trainer.ckpt_path
         record = pl_module.record
@@ -91,13 +91,13 @@ class EvaluationWriter(L.Callback):
         combination = None if record is None else record.combination
         self.evaluation = evaluate_predictions(
             test,
-            thresholds,
+            val_predictions,
             self.settings,
             float(pl_module.hparams.threshold),
             ModelInfo(
                 pl_module.hparams.backbone if record is None else record.backbone,
                 None if checkpoint is None else str(checkpoint),
-                pl_module.trained_from,
+                pl_module.pretrained_on,
                 **data.split.run_identity() if data else {},
                 ensemble=None if combination is None else combination.describe(),
             ),
@@ -109,7 +109,7 @@ class EvaluationWriter(L.Callback):
             data=data,
             mode=self.mode,
         )
-        written = write_evaluation(self.evaluation, test, thresholds.frame, self.output_dir)
+        written = write_evaluation(self.evaluation, test, val_predictions.frame, self.output_dir)
         if self.failures is not None and self.failures.count:
             written |= write_failures(
                 pl_module, datamodule, self.evaluation, test, self.failures, self.explainer,

@@ -44,7 +44,7 @@ class HeatmapLogger(L.Callback):
         num_fixed: int = 4,
         seed: int = 42,
         columns: int = 4,
-        cmap: str = "jet",
+        cmap: str | None = None,
         alpha: float = 0.5,
     ) -> None:
         if every_n_epochs < 1:

@@ -21,15 +21,15 @@ from deepcovid.data.leaks import DataReport, enforce, leak_report
 from deepcovid.data.samples import SPLITS, LabelMap, read_manifest, scan_folders
 from deepcovid.data.sampling import TrainingSampler, inverse_frequency_weights
 from deepcovid.data.settings import DataSettings
-from deepcovid.data.splits import DataRecord, make_splits
+from deepcovid.data.splits import MIN_VAL_PER_CLASS, DataRecord, make_splits
 from deepcovid.data.transforms import EvalPreset, Preprocessing, TrainPreset
 from deepcovid.lungs.crop import Box, LungBoxes, LungLoader, crop_mask_provider, mask_origin
 from deepcovid.lungs.masks import given_masks
 from deepcovid.scope.check import VerdictStore, load_checker
+from deepcovid.utils.config import manifest_file
 from deepcovid.utils.files import printable
 
 log = logging.getLogger(__name__)
-MIN_VAL_PER_CLASS = 20  # below this, checkpoint and threshold choice rest on very few images
 
 
 class BadFilesError(ValueError):
@@ -126,13 +126,8 @@ class XrayDataModule(L.LightningDataModule):
             )
 
     def manifest_path(self) -> Path | None:
-        """The manifest to read: explicit, ``ROOT/manifest.csv`` when ``auto``, else none."""
-        if self.manifest in (None, "none", "null"):
-            return None
-        if self.manifest == "auto":
-            candidate = self.root / "manifest.csv"
-            return candidate if candidate.is_file() else None
-        return Path(self.manifest)
+        """The manifest to read (:func:`~deepcovid.utils.config.manifest_file`)."""
+        return manifest_file(self.root, self.manifest)
 
     def read_samples(self) -> pd.DataFrame:
         """The sample table as the data gives it (splits not yet completed)."""

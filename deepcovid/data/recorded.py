@@ -106,7 +106,7 @@ def datamodule_for(
     datamodule = instantiate_with(
         data,
         preprocessing=record.preprocessing,
-        external="test_and_val" if with_val else "test",
+        external_splits="test_and_val" if with_val else "test",
     )
     datamodule.setup("test")
     return datamodule

@@ -23,7 +23,7 @@ from deepcovid.data.transforms import LUNG_CROP_MASKS, OUTSIDE_LUNGS
 MAX_DISTANCE = 16  # bits of 256: re-encodes are at <= 13, distinct cxr-dev images at >= 23
 
 
-class External(StrEnum):
+class ExternalSplits(StrEnum):
     """Another site's data: every image (or its own test split) is test; ``test_and_val``
     also keeps (or carves) a val split of that site, for re-choosing thresholds there."""
 
@@ -93,7 +93,7 @@ class Settings:
 class SplitSettings(Settings):
     """How the splits are made (recorded in the checkpoint, so ``evaluate`` rebuilds them):
     val carved from train, test carved when the data has none, or fold ``fold`` of
-    ``num_folds``, or ``holdout_source`` left out as test; ``external``: another
+    ``num_folds``, or ``holdout_source`` left out as test; ``external_splits``: another
     site's data, only tested; ``tested_split`` is the split the test loader serves."""
 
     seed: int = 42
@@ -102,7 +102,7 @@ class SplitSettings(Settings):
     num_folds: int | None = None
     fold: int | None = None
     holdout_source: str | None = None
-    external: External | None = None
+    external_splits: ExternalSplits | None = None
     tested_split: Split = Split.test
 
     def run_identity(self) -> dict[str, Any]:

@@ -13,6 +13,8 @@ from sklearn.model_selection import StratifiedGroupKFold
 from deepcovid import CLASS_NAMES
 from deepcovid.data.settings import SplitSettings
 
+MIN_VAL_PER_CLASS = 20  # below this, checkpoint and threshold choice rest on very few images
+
 
 @dataclass(frozen=True)
 class DataRecord:
@@ -207,8 +209,8 @@ def assign_holdout_source(
 def make_splits(table: pd.DataFrame, split: SplitSettings) -> tuple[pd.DataFrame, dict[str, str]]:
     """The splits ``split`` asks for: another site's (external data), one source held out, or
     carved (and folded) from the data's own; with where each split came from."""
-    if split.external is not None:
-        with_val = split.external == "test_and_val"
+    if split.external_splits is not None:
+        with_val = split.external_splits == "test_and_val"
         return assign_external_splits(table, with_val, split.val_fraction, split.seed)
     if split.holdout_source is not None:
         return assign_holdout_source(table, split.holdout_source, split.val_fraction, split.seed)

@@ -78,7 +78,7 @@ class CovidClassifier(L.LightningModule):
         self.head_name = built.head
         self.target_layer = built.target_layer
         self.preprocessing = built.preprocessing  # the backbone's; the run's is recorded
-        self.pretrained_on = built.pretrained_on
+        self.weights_corpora = built.pretrained_on  # of the backbone's weights, loaded or not
         self.weights_file = built.weights_file
         if finetune == "head":
             freeze_all_but_head(built)
@@ -189,11 +189,11 @@ class CovidClassifier(L.LightningModule):
 
     # ---- the record -----------------------------------------------------------------------
     @property
-    def trained_from(self) -> tuple[str, ...]:
+    def pretrained_on(self) -> tuple[str, ...]:
         """The corpora the starting weights were trained on (none when trained from scratch)."""
         if self.record is not None:
             return self.record.pretrained_on
-        return self.pretrained_on if self.hparams.pretrained or self.hparams.weights_path else ()
+        return self.weights_corpora if self.hparams.pretrained or self.hparams.weights_path else ()
 
     def make_record(self) -> ModelRecord:
         """What this model's checkpoints carry (see :class:`ModelRecord`)."""
@@ -218,7 +218,7 @@ class CovidClassifier(L.LightningModule):
             target_layer=self.target_layer,
             preprocessing=getattr(datamodule, "preprocessing", self.preprocessing),
             threshold=float(self.hparams.threshold),
-            pretrained_on=self.trained_from,
+            pretrained_on=self.pretrained_on,
             weights_file=self.weights_file if self.record is None else self.record.weights_file,
             operating_points=points,
             val_predictions=val,

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lightning.pytorch.loggers import Logger, MLFlowLogger, WandbLogger
 
@@ -20,7 +22,7 @@ from deepcovid.shortcuts.figures import (
     share_distribution_figure,
 )
 from deepcovid.shortcuts.flags import with_findings
-from deepcovid.shortcuts.masks import AuditMasks
+from deepcovid.shortcuts.masks import AuditMasks, MaskSources
 from deepcovid.shortcuts.measure import Audited, measure
 from deepcovid.shortcuts.report import audit_report
 from deepcovid.shortcuts.result import AuditResult, AuditSettings, summarize_audit
@@ -35,6 +37,27 @@ from deepcovid.utils.mlflow_logger import log_files, log_scalars
 from deepcovid.utils.tracking import scalars
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AuditPlan:
+    """What an audit runs (the ``audit`` config group, ``conf/audit/``): the explainers scored
+    against the lungs, where masks come from, and the audit's knobs."""
+
+    explainers: Mapping[str, Explainer] = field(default_factory=dict)
+    masks: MaskSources = field(default_factory=MaskSources)
+    settings: AuditSettings = field(default_factory=AuditSettings)
+
+
+def audit_plan(
+    explainers: Mapping[str, Explainer | None], masks: Mapping[str, bool], **settings: Any
+) -> AuditPlan:
+    """An :class:`AuditPlan` from the ``audit`` group; explainers set to null are left out."""
+    return AuditPlan(
+        {name: e for name, e in explainers.items() if e is not None},
+        MaskSources(**masks),
+        AuditSettings(**settings),
+    )
 
 
 def model_thresholds(record: ModelRecord) -> dict[str, float]:
@@ -65,16 +88,17 @@ def run_audit(
     record: ModelRecord,
     datamodule: XrayDataModule,
     split: str,
-    masks: AuditMasks,
-    explainers: Mapping[str, Explainer],
-    settings: AuditSettings,
+    plan: AuditPlan,
     output_dir: str | Path,
     checkpoint: str | None = None,
     loggers: list[Logger] = (),
 ) -> AuditResult:
-    """Audit ``split`` and write ``audit.json``, ``images.csv``, ``report.md`` and ``figures/``
-    under ``output_dir``."""
+    """Audit ``split`` as ``plan`` says and write ``audit.json``, ``images.csv``, ``report.md``
+    and ``figures/`` under ``output_dir``."""
     output_dir = Path(output_dir)
+    explainers, settings = plan.explainers, plan.settings
+    device = str(next(model.net.parameters()).device)
+    masks = AuditMasks.of(datamodule, plan.masks, device)
     table = datamodule.split(split)
     columns, _ = confounder_columns(table, settings.confounders)  # a named column it lacks: refused
     dataset = datamodule.dataset(split, complete=True)  # fed to the network directly
@@ -89,9 +113,10 @@ def run_audit(
         images[column] = table[column].to_numpy()
     images, probes = probe_confounders(images, measured.features, columns, settings.seed)
     methods = {name: explainer.colorbar_label for name, explainer in explainers.items()}
+    titles = {name: explainer.title for name, explainer in explainers.items()}
     result = summarize_audit(
         images, probes, methods, model_thresholds(record), record.threshold,
-        settings, split, record.backbone, checkpoint,
+        settings, split, record.backbone, checkpoint, titles,
     )  # fmt: skip
     result = with_findings(result)
     if settings.sanity is not None and explainers:
@@ -100,19 +125,17 @@ def run_audit(
     write_csv_atomic(images, output_dir / "images.csv")
     figures = {
         "lung_share": save_figure(
-            share_distribution_figure(images, list(explainers)),
+            share_distribution_figure(images, titles),
             output_dir / "figures" / "lung_share.png",
         ),
         "overlays": save_figure(
-            contour_grid_figure(
-                measured.panel, list(explainers), panel_titles(measured.panel, images)
-            ),
+            contour_grid_figure(measured.panel, titles, panel_titles(measured.panel, images)),
             output_dir / "figures" / "overlays.png",
         ),
     }
     if result.sanity:
         figures["sanity"] = save_figure(
-            sanity_figure(result.sanity), output_dir / "figures" / "sanity.png"
+            sanity_figure(result.sanity, result.titles), output_dir / "figures" / "sanity.png"
         )
     write_text_atomic(audit_report(result), output_dir / "report.md")
     log_audit(list(loggers), result, figures)

@@ -16,7 +16,7 @@ CHOICES = {
     "out_of_scope": "['exclude', 'keep', 'error']",
     "on_leak": "['error', 'warn']",
     "balance": "['oversample', 'weighted_loss', 'none']",
-    "external": "['test', 'test_and_val']",
+    "external_splits": "['test', 'test_and_val']",
     "tested_split": "['train', 'val', 'test']",
     "lung_crop_masks": "['segmenter', 'any']",
     "outside_lungs": "['keep', 'blank']",

@@ -132,7 +132,7 @@ def test_a_checkpoint_without_a_record_is_refused_by_name(tiny_run: Path, tmp_pa
 def test_loaded_model_keeps_its_provenance(tiny_run: Path) -> None:
     model = load_classifier(best_checkpoint(tiny_run))
     assert not model.training and model.record.backbone == "resnet18"
-    assert model.trained_from == ()  # trained from scratch: no pretraining corpora
+    assert model.pretrained_on == ()  # trained from scratch: no pretraining corpora
 
 
 def test_a_record_written_before_the_split_settings_were_grouped_still_loads(

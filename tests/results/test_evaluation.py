@@ -13,8 +13,9 @@ from deepcovid.data.settings import SplitSettings
 from deepcovid.data.splits import DataRecord
 from deepcovid.metrics.summary import Evaluation, MetricSettings, ModelInfo
 from deepcovid.results.evaluation import (
-    ThresholdSource,
+    ValPredictions,
     evaluate_predictions,
+    notes_for,
     read_evaluation,
     write_evaluation,
 )
@@ -39,7 +40,7 @@ def predictions(n: int, seed: int, one_class: bool = False) -> pd.DataFrame:
 
 
 def run(test, val, tmp_path, **kwargs) -> Evaluation:
-    source = ThresholdSource(val, "the val split", reason=kwargs.pop("reason", ""))
+    source = ValPredictions(val, "the val split", reason=kwargs.pop("reason", ""))
     evaluation = evaluate_predictions(test, source, SETTINGS, 0.2, MODEL, **kwargs)
     write_evaluation(evaluation, test, val, tmp_path)
     return evaluation
@@ -131,3 +132,16 @@ def test_oversampling_prior_shift_and_a_small_val_split_are_said(tmp_path: Path)
     lower = run(test, predictions(60, 1), tmp_path / "d", data=data_record(1 / 6))
     (note,) = [n for n in lower.notes if "prevalence" in n]
     assert "16.7 % (over-sampling), 0.33× the 50.0 %" in note and "shifted downwards" in note
+
+
+def test_the_small_val_note_and_the_datamodule_share_one_limit(monkeypatch) -> None:
+    from deepcovid.data import datamodule, splits
+    from deepcovid.results import evaluation
+
+    val = predictions(30, 1)  # about 15 per class: below 20, above 10
+    small = notes_for(predictions(80, 0), val, None, MODEL, "test")
+    assert any("operating points rest on that few" in n for n in small)
+    monkeypatch.setattr(evaluation, "MIN_VAL_PER_CLASS", 10)
+    fewer = notes_for(predictions(80, 0), val, None, MODEL, "test")
+    assert not any("operating points rest on that few" in n for n in fewer)
+    assert datamodule.MIN_VAL_PER_CLASS is splits.MIN_VAL_PER_CLASS == 20

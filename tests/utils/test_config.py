@@ -6,7 +6,7 @@ import hydra
 import pytest
 from omegaconf import OmegaConf
 
-from deepcovid.utils.config import compose_config
+from deepcovid.utils.config import compose_config, manifest_file, manifest_sources
 from tests.conftest import CONFIG_DIR
 
 GROUP_OPTIONS = {
@@ -121,3 +121,25 @@ def test_the_authors_script_as_an_experiment(tmp_path: Path) -> None:
     assert cfg.monitor == "val/accuracy" and not cfg.model.frozen_batchnorm
     assert cfg.data.crop_ratio == 1.0 and list(cfg.data.augmentation.crop_scale) == [0.08, 1.0]
     assert cfg.data.augmentation.hflip_prob == 0 and cfg.data.augmentation.rotation_degrees == 0
+
+
+def test_one_reading_of_data_manifest(tmp_path: Path) -> None:
+    assert manifest_file(tmp_path, "auto") is None  # no ROOT/manifest.csv: the folders are read
+    (tmp_path / "manifest.csv").write_text("path,label,source\na.png,covid,x\nb.png,non,y\n")
+    assert manifest_file(tmp_path, "auto") == tmp_path / "manifest.csv"
+    for none in (None, "none", "null"):
+        assert manifest_file(tmp_path, none) is None
+        with pytest.raises(FileNotFoundError, match=f"data.manifest={none}"):
+            manifest_sources(str(tmp_path), none)  # no manifest: no sources to leave out
+    assert manifest_sources(str(tmp_path), "auto") == "'x','y'"
+    assert manifest_file(tmp_path, "other.csv") == Path("other.csv")
+
+
+def test_one_meaning_per_name(tmp_path: Path) -> None:
+    """``external`` is the commands' switch (another site's data); the data's own knob says how
+    such data is split; the full-precision switch has the model's name in evaluate too."""
+    cfg = compose_config("eval", ["ckpt_path=x.ckpt"], str(tmp_path))
+    assert cfg.external is False and "external" not in cfg.data
+    assert cfg.data.external_splits is None
+    assert "full_precision" not in cfg and cfg.full_precision_eval is True
+    assert "full_precision_eval" in compose_config("train", [], str(tmp_path)).model
