@@ -176,11 +176,3 @@ def test_bad_arguments_write_nothing(
             source, prob, threshold, operating_point, overlay, ALGORITHM, tmp_path / "out"
         )
     assert not (tmp_path / "out").exists()
-
-
-def test_algorithm_needs_a_sha256_and_is_one_observer() -> None:
-    with pytest.raises(ValueError, match="64 lower-case hex"):
-        AlgorithmInfo(weights_sha256="abc")
-    same = AlgorithmInfo(weights_sha256=ALGORITHM.weights_sha256)
-    other = AlgorithmInfo(weights_sha256="f" * 64)
-    assert same.device_uid == ALGORITHM.device_uid != other.device_uid
