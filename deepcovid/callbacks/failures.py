@@ -1,7 +1,8 @@
 """The failure cases of a finished test (:mod:`deepcovid.results.failures`), drawn with the
 tested weights: the model's inputs, their heatmaps (the run's explainer, Grad-CAM when none is
 chosen, none with ``failures.heatmaps=false``) and lung contours (the audit's masks: given →
-V7 Labs → the shipped segmenter, taken through the model's eval geometry).
+V7 Labs → with ``failures.segmenter=true`` the shipped segmenter; through the model's eval
+geometry).
 
 Writes ``failures/failure_cases.csv`` and ``failures/failure_cases.png`` and appends a section
 to ``report.md``; the evaluation writer logs the figure with its other plots.

@@ -37,7 +37,7 @@ class FailureSettings:
     operating_point: str = "youden"
     heatmaps: bool = True
     v7: bool = True
-    segmenter: bool = True
+    segmenter: bool = False  # the shipped segmenter where no mask is known (slow on a CPU)
     columns: int = 4
     cmap: str | None = None  # None: the heatmap kind's (explain.overlay.heatmap_cmap)
     alpha: float = 0.5
