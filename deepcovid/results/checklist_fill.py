@@ -54,6 +54,7 @@ TRAINING_KEYS = (
     "data.augmentation.crop_scale", "data.augmentation.hflip_prob",
     "data.augmentation.rotation_degrees", "monitor",
 )  # fmt: skip
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's when built with it
 INPUT_KEYS = ("data.on_bad_file", "data.out_of_scope", "data.on_leak", "data.near_duplicates")
 
 
@@ -82,6 +83,7 @@ class RunFiles:
     audit: dict[str, Any] | None = None
     manifest: pd.DataFrame | None = None
     manifest_file: str | None = None
+    table1_groups: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
 
     def cite(self, path: str | Path) -> str:
         """A path as cited: relative to the run folder when inside it."""
@@ -112,7 +114,7 @@ def read_config(folder: Path) -> tuple[dict[str, Any], str | None]:
     candidates = [folder / ".hydra" / "config.yaml", *sorted(folder.glob("**/hparams.yaml"))]
     for path in candidates:
         if path.is_file():
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER) or {}
             return flatten(loaded), str(path.relative_to(folder))
     return {}, None
 
@@ -129,6 +131,7 @@ def read_run(folder: str | Path, split: str = "test") -> RunFiles:
     run.data_check = read_json(folder / "data_check.json")
     if (folder / "table1.csv").is_file():
         run.table1 = read_table_one(folder / "table1.csv")
+        run.table1_groups = dict(iter(run.table1.groupby(["characteristic", "partition"])))
     run.config, run.config_file = read_config(folder)
     run.audit = read_json(folder / "audit" / "audit.json")
     # an ensemble's evaluation names its members "a, b": the first one's record is read
@@ -153,10 +156,8 @@ def metrics_file(run: RunFiles) -> str:
 
 def table1_rows(run: RunFiles, characteristic: str, partition: str = ALL) -> pd.DataFrame:
     """Rows of Table 1 for one characteristic and partition (empty without Table 1)."""
-    if run.table1 is None:
-        return pd.DataFrame(columns=["level", "count", "percent"])
-    t = run.table1
-    return t[(t["characteristic"] == characteristic) & (t["partition"] == partition)]
+    empty = pd.DataFrame(columns=["level", "count", "percent"])
+    return run.table1_groups.get((characteristic, partition), empty)
 
 
 def levels_text(rows: pd.DataFrame) -> str:
@@ -849,17 +850,19 @@ def cited(answer: Answer, prefix: str) -> str:
     return f" (from {', '.join(f'`{n}`' for n in names)})" if names else ""
 
 
-def item_lines(item: ChecklistItem, runs: list[RunFiles], prefixes: list[str]) -> list[str]:
+def item_lines(
+    item: ChecklistItem, answers: list[dict[str, Answer | None]], prefixes: list[str]
+) -> list[str]:
     """The Markdown of one item: its answers per run (one line when all runs agree)."""
     lines = [f"### {item.guideline} {item.number}: {item.topic}", ""]
     filled = False
     for key in item.answers:
-        found = [ANSWERS[key](run) for run in runs]
+        found = [answered[key] for answered in answers]
         if all(a is None for a in found):
             continue
         filled = True
         texts = {a.text for a in found if a is not None}
-        if len(runs) == 1 or (len(texts) == 1 and None not in found):
+        if len(answers) == 1 or (len(texts) == 1 and None not in found):
             lines += [found[0].text + cited(found[0], prefixes[0]), ""]
             continue
         for prefix, answer in zip(prefixes, found, strict=True):
@@ -878,7 +881,8 @@ def checklist_markdown(runs: list[RunFiles], output: Path) -> str:
     for run in runs:
         relative = os.path.relpath(run.folder.resolve(), output.resolve())
         prefixes.append("" if relative == "." else f"{relative}/")
-    filled = sum(any(ANSWERS[k](runs[0]) for k in item.answers) for item in ITEMS)
+    answers = [{key: answer(run) for key, answer in ANSWERS.items()} for run in runs]
+    filled = sum(any(answers[0][k] for k in item.answers) for item in ITEMS)
     which = ", ".join(f"`{p.rstrip('/') or '.'}`" for p in prefixes)
     lines = [
         "# Reporting checklist: TRIPOD+AI 2024 and CLAIM 2024",
@@ -895,7 +899,7 @@ def checklist_markdown(runs: list[RunFiles], output: Path) -> str:
     for guideline in NUMBERING:
         lines += [f"## {guideline}", ""]
         for item in (i for i in ITEMS if i.guideline == guideline):
-            lines += item_lines(item, runs, prefixes)
+            lines += item_lines(item, answers, prefixes)
     return "\n".join(lines)
 
 
