@@ -139,6 +139,27 @@ def tiny_run(covidx5k_shared: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return out
 
 
+CXR_DEV_RUN = (
+    f"data.root={CXR_DEV}", "data.num_workers=0", "trainer=cpu", "logger=csv",
+    "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+    "print_config=false", "metrics.bootstrap_resamples=50", "model.pretrained=false",
+    "data.image_size=48", "trainer.max_epochs=1", "trainer.limit_train_batches=3",
+    "failures.count=4",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def cxr_dev_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1-epoch resnet18 run on the real cxr-dev radiographs at 48 px (3 training batches),
+    shared by the real-data tests: its final test writes a full evaluation."""
+    from deepcovid.train import train
+    from deepcovid.utils.config import compose_config
+
+    out = tmp_path_factory.mktemp("cxr_train")
+    train(compose_config("train", list(CXR_DEV_RUN), output_dir=str(out)))
+    return out
+
+
 def best_checkpoint(run: Path) -> Path:
     """The run's best checkpoint (the one its final test evaluated)."""
     (best,) = (run / "checkpoints").glob("best-epoch*.ckpt")

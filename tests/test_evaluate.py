@@ -168,15 +168,9 @@ REAL = [f"data.root={CXR_DEV}", "data.num_workers=0"]
 
 
 @pytest.fixture(scope="module")
-def cxr_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 1-epoch resnet18 run on cxr-dev at 48 px (its final test writes an evaluation too)."""
-    out = tmp_path_factory.mktemp("cxr_train")
-    overrides = [
-        *REAL, *QUIET, "model.pretrained=false", "data.image_size=48", "trainer.max_epochs=1",
-        "trainer.limit_train_batches=3", "logger=csv",
-    ]  # fmt: skip
-    train(compose_config("train", overrides, output_dir=str(out)))
-    return out
+def cxr_run(cxr_dev_run: Path) -> Path:
+    """The shared 1-epoch resnet18 run on cxr-dev at 48 px (tests/conftest.py)."""
+    return cxr_dev_run
 
 
 @pytest.fixture(scope="module")
