@@ -7,5 +7,7 @@ wrong value stops when the config is composed, naming the key and its choices.
 from hydra.core.config_store import ConfigStore
 
 from deepcovid.data.settings import DataConfig
+from deepcovid.metrics.summary import MetricsConfig
 
 ConfigStore.instance().store(group="data", name="schema", node=DataConfig)
+ConfigStore.instance().store(group="metrics", name="schema", node=MetricsConfig)

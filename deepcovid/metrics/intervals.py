@@ -17,6 +17,7 @@ from statsmodels.stats.proportion import proportion_confint
 from deepcovid.metrics.bootstrap import Clusters, mean_interval
 from deepcovid.metrics.inputs import PatientIds, checked_ids, has_patient_ids
 from deepcovid.metrics.undefined import UndefinedMetric
+from deepcovid.utils.choices import choices
 
 # per-image methods → their names in statsmodels' proportion_confint
 INTERVAL_METHODS = {"wilson": "wilson", "clopper_pearson": "beta", "normal": "normal"}
@@ -27,6 +28,7 @@ PATIENT_INTERVAL_METHODS = ("deff_wilson", "patient_bootstrap")
 # assumption and stays available by name.
 DEFAULT_PATIENT_METHOD = "deff_wilson"
 ALL_INTERVAL_METHODS = ("auto", *INTERVAL_METHODS, *PATIENT_INTERVAL_METHODS)
+IntervalMethod = choices("IntervalMethod", ALL_INTERVAL_METHODS)  # metrics.interval's type
 # Below this many patients, or with one patient holding more than this share of a class's
 # images, the design effect is poorly estimated: deff_wilson covered 83–88 % for a nominal
 # 95 % with 15 patients, one holding 30 of 58 images. ``auto`` then uses the patient bootstrap.

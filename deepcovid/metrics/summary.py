@@ -32,7 +32,7 @@ from deepcovid.metrics.calibration import (
 )
 from deepcovid.metrics.decision import DecisionCurve, decision_curve
 from deepcovid.metrics.discrimination import auroc, average_precision
-from deepcovid.metrics.intervals import ALL_INTERVAL_METHODS, Estimate, few_patients
+from deepcovid.metrics.intervals import Estimate, IntervalMethod, few_patients
 from deepcovid.metrics.operating_points import (
     NO_INTERVAL,
     Interval,
@@ -44,6 +44,7 @@ from deepcovid.metrics.operating_points import (
 )
 from deepcovid.metrics.threshold_selection import SELECTION_RULES, select_threshold
 from deepcovid.metrics.undefined import UndefinedMetric, class_counts, or_reason
+from deepcovid.utils.choices import checked_choice
 from deepcovid.utils.serialize import from_jsonable, to_jsonable
 
 PAPER_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -67,10 +68,8 @@ class MetricSettings:
     def __post_init__(self) -> None:
         object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
         object.__setattr__(self, "subgroups", tuple(str(s) for s in self.subgroups))
-        if self.interval not in ALL_INTERVAL_METHODS:
-            raise ValueError(
-                f"metrics.interval={self.interval!r}; choose one of {list(ALL_INTERVAL_METHODS)}"
-            )
+        interval = checked_choice("metrics.interval", self.interval, IntervalMethod)
+        object.__setattr__(self, "interval", interval)  # plain text in results
         if self.prevalence is not None and not 0.0 < self.prevalence < 1.0:
             raise ValueError(f"metrics.prevalence={self.prevalence}: must lie in (0, 1)")
         if not all(0.0 <= t <= 1.0 for t in self.thresholds):
@@ -82,6 +81,24 @@ class MetricSettings:
     def targets(self) -> dict[str, float | None]:
         """The target of each threshold-selection rule (a rule named like a setting has it)."""
         return {rule: getattr(self, rule, None) for rule in SELECTION_RULES}
+
+
+@dataclass
+class MetricsConfig:
+    """``conf/metrics``'s schema (registered in ``deepcovid/conf``): Hydra checks each key's
+    type, and ``interval`` against its choices, when it composes the config."""
+
+    _target_: str = f"{__name__}.MetricSettings"
+    thresholds: list[float] = field(default_factory=lambda: list(MetricSettings.thresholds))
+    interval: IntervalMethod = IntervalMethod(MetricSettings.interval)
+    confidence: float = MetricSettings.confidence
+    prevalence: float | None = MetricSettings.prevalence
+    target_sensitivity: float = MetricSettings.target_sensitivity
+    target_specificity: float = MetricSettings.target_specificity
+    bootstrap_resamples: int = MetricSettings.bootstrap_resamples
+    seed: int = MetricSettings.seed
+    calibration_bins: int = MetricSettings.calibration_bins
+    subgroups: list[str] = field(default_factory=lambda: list(MetricSettings.subgroups))
 
 
 def arrays(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,43 @@
+"""Choice keys typed by one Enum each: a wrong value stops when Hydra composes the config,
+naming the key and the choices (the schemas in conf/__init__.py); Python callers get the same
+check from the same Enum."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from deepcovid.metrics.intervals import ALL_INTERVAL_METHODS, IntervalMethod
+from deepcovid.utils.choices import checked_choice, choices
+from deepcovid.utils.config import compose_config
+
+# (config, key, its one tuple of choices)
+CHOICE_KEYS = [
+    ("train", "metrics.interval", ALL_INTERVAL_METHODS),
+    ("eval", "metrics.interval", ALL_INTERVAL_METHODS),
+]
+
+
+@pytest.mark.parametrize(("config", "key", "allowed"), CHOICE_KEYS)
+def test_a_wrong_choice_stops_at_composition_naming_key_and_choices(
+    config: str, key: str, allowed: tuple[str, ...]
+) -> None:
+    with pytest.raises(ConfigCompositionException) as error:
+        compose_config(config, [f"{key}=wrng"])
+    message = f"{error.value}\n{error.value.__cause__}"
+    assert f"full_key: {key}" in message and "Invalid value 'wrng'" in message
+    assert f"expected one of [{', '.join(allowed)}]" in message
+
+
+@pytest.mark.parametrize(("config", "key", "allowed"), CHOICE_KEYS)
+def test_each_choice_composes(config: str, key: str, allowed: tuple[str, ...]) -> None:
+    for value in allowed:
+        assert OmegaConf.select(compose_config(config, [f"{key}={value}"]), key) == value
+
+
+def test_python_callers_get_the_same_check() -> None:
+    assert checked_choice("metrics.interval", IntervalMethod.wilson, IntervalMethod) == "wilson"
+    assert type(checked_choice("k", "auto", IntervalMethod)) is str
+    with pytest.raises(ValueError, match=r"^k='x'; choose one of \['a', 'b'\]$"):
+        checked_choice("k", "x", choices("AB", ("a", "b")))
