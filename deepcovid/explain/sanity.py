@@ -32,7 +32,7 @@ FLAG_WORDS = "its maps barely change when the learned weights are destroyed: the
 
 @dataclass(frozen=True)
 class SanitySettings:
-    """The checks' knobs (``conf/shortcuts/default.yaml``: ``audit.sanity.*``)."""
+    """The checks' knobs (``conf/audit/default.yaml``: ``audit.sanity.*``)."""
 
     images: int = 16  # test images checked, half of each class where possible
     layer_shares: Sequence[float] = (0.25, 0.5, 1.0)  # cascade steps after the head

@@ -77,7 +77,7 @@ def confounder_columns(
             raise ValueError(
                 f"audit.confounders names {absent}, which the sample table does not have; its "
                 f"columns: {', '.join(table.columns)}. Name those (manifest columns deepcovid "
-                "reads) or fix audit.confounders in conf/shortcuts/default.yaml"
+                "reads) or fix audit.confounders in conf/audit/default.yaml"
             )
     columns, skipped = [], {}
     for column in DEFAULT_CONFOUNDERS if requested is None else requested:
