@@ -1,12 +1,15 @@
 """The audit's findings in words: each sentence fires on a hand-built typed result whose number
 crosses its threshold, and none fires on one whose numbers all stay on the safe side."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from deepcovid.metrics.operating_points import NO_INTERVAL
 from deepcovid.shortcuts.ablation import AblationResult, Retained, retained_share
 from deepcovid.shortcuts.flags import findings, retained_decision, with_findings
+from deepcovid.shortcuts.probe import ClassProbe
 from deepcovid.shortcuts.result import AuditSettings
 from tests.shortcuts.audit_results import ablation, attribution, confounder, probe, result, retained
 
@@ -106,6 +109,17 @@ def test_the_thresholds_come_from_the_settings() -> None:
     assert len(findings(thin, AuditSettings(share_over_area=2.0))) == 1
     beyond = result(confounders={"source": confounder(probe=probe(0.7, 0.62))})
     assert findings(beyond, AuditSettings(probe_margin=0.2)) == []
+
+
+def test_within_a_class_the_probe_is_judged_against_that_class_alone() -> None:
+    """52 % within COVID images whose commonest source is 40 %: flagged, though below the 55 %
+    the label alone reaches over all images."""
+    within = dataclasses.replace(
+        probe(0.58, 0.62), within_class={"COVID": ClassProbe(0.52, 0.4, 2, 20)}
+    )
+    (found,) = findings(result(confounders={"source": confounder(probe=within)}), SETTINGS)
+    assert found.startswith("within the 20 COVID images alone its features tell the 2 source")
+    assert "right for 52 %, against 40 % for always naming their most common source" in found
 
 
 @pytest.mark.parametrize(("intact", "removed"), [(0.90, 0.70), (0.80, 0.65), (0.70, 0.60)])
