@@ -8,7 +8,6 @@ import statsmodels.api as sm
 import torch
 
 from deepcovid.metrics import calibration
-from deepcovid.metrics.predictions import PredictionStore, predictions_frame
 from deepcovid.metrics.scores import log_odds_covid, prob_covid
 from deepcovid.metrics.summary import MetricSettings, ModelInfo, summarize
 from deepcovid.results.markdown import results_section
@@ -61,13 +60,3 @@ def test_without_log_odds_the_report_counts_the_saturated_scores() -> None:
     )
     text = results_section(evaluation)
     assert f"{saturated} of {len(label)} scores are saturated" in text
-
-
-def test_the_prediction_store_keeps_the_log_odds() -> None:
-    store = PredictionStore()
-    logits = torch.tensor([[0.0, 30.0], [0.0, -2.0], [1.0, 0.5]])
-    store.update(torch.tensor([2, 0, 1]), torch.tensor([1, 0, 1]), logits)
-    samples = pd.DataFrame({"path": ["a", "b", "c"], "label": [0, 1, 1]})
-    frame = predictions_frame(store.compute(), samples)
-    assert frame["logit_covid"].tolist() == pytest.approx([-2.0, -0.5, 30.0])
-    assert frame["prob_covid"].iloc[2] == 1.0  # saturated; the log-odds are not
