@@ -8,6 +8,8 @@ from hydra.core.config_store import ConfigStore
 
 from deepcovid.data.settings import DataConfig
 from deepcovid.metrics.summary import MetricsConfig
+from deepcovid.models.classifier import ModelConfig
 
 ConfigStore.instance().store(group="data", name="schema", node=DataConfig)
 ConfigStore.instance().store(group="metrics", name="schema", node=MetricsConfig)
+ConfigStore.instance().store(group="model", name="schema", node=ModelConfig)

@@ -20,9 +20,11 @@ from torch import nn
 from deepcovid.data.transforms import Preprocessing
 from deepcovid.models.provenance import WeightsFile
 from deepcovid.models.xrv import XRV_WEIGHTS, build_xrv, download_weights, read_xrv_file
+from deepcovid.utils.choices import choices
 
 log = logging.getLogger(__name__)
 FINETUNE_MODES = ("head", "full")
+Finetune = choices("Finetune", FINETUNE_MODES)  # model.finetune's type
 IMAGENET_1K = ("ImageNet-1k",)
 
 

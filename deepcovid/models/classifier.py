@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
 import pandas as pd
 import torch
 from lightning.pytorch.loggers import MLFlowLogger, WandbLogger
+from omegaconf import MISSING
 from torch import nn
 from torch.nn import functional as F
 
@@ -18,8 +20,9 @@ from deepcovid.metrics.epoch import epoch_metrics
 from deepcovid.metrics.predictions import Predictions, PredictionStore, predictions_frame
 from deepcovid.metrics.scores import prob_covid
 from deepcovid.metrics.summary import MetricSettings, choose_thresholds
-from deepcovid.models.backbones import FINETUNE_MODES, create_backbone, freeze_all_but_head
+from deepcovid.models.backbones import Finetune, create_backbone, freeze_all_but_head
 from deepcovid.models.record import CHECKPOINT_KEY, ModelRecord
+from deepcovid.utils.choices import checked_choice
 from deepcovid.utils.system import strict_float32
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
@@ -35,6 +38,27 @@ LOGGED_METRICS = (
     "val/specificity",
     "val/accuracy",
 )
+
+
+@dataclass
+class ModelConfig:
+    """``conf/model``'s schema (registered in ``deepcovid.conf``): Hydra checks each key's type,
+    and ``finetune`` against its choices, when it composes the config (the yaml gives the
+    values; the optimizer and scheduler are configs of their own)."""
+
+    _target_: str = f"{__name__}.CovidClassifier"
+    backbone: str = MISSING
+    pretrained: bool = MISSING
+    weights_path: str | None = MISSING
+    finetune: Finetune = MISSING
+    threshold: float = MISSING
+    optimizer: Any = MISSING
+    scheduler: Any = MISSING
+    scheduler_monitor: str = MISSING
+    channels_last: bool = MISSING
+    compile: bool = MISSING
+    full_precision_eval: bool = MISSING
+    frozen_batchnorm: bool = MISSING
 
 
 class CovidClassifier(L.LightningModule):
@@ -70,8 +94,7 @@ class CovidClassifier(L.LightningModule):
         frozen_batchnorm: bool = True,
     ) -> None:
         super().__init__()
-        if finetune not in FINETUNE_MODES:
-            raise ValueError(f"model.finetune={finetune!r}; choose one of {list(FINETUNE_MODES)}")
+        finetune = checked_choice("model.finetune", finetune, Finetune)  # recorded as text
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         built = create_backbone(backbone, pretrained, weights_path, num_classes)
         self.net = built.net

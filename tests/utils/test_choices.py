@@ -9,6 +9,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from deepcovid.metrics.intervals import ALL_INTERVAL_METHODS, IntervalMethod
+from deepcovid.models.backbones import FINETUNE_MODES
 from deepcovid.utils.choices import checked_choice, choices
 from deepcovid.utils.config import compose_config
 
@@ -16,6 +17,7 @@ from deepcovid.utils.config import compose_config
 CHOICE_KEYS = [
     ("train", "metrics.interval", ALL_INTERVAL_METHODS),
     ("eval", "metrics.interval", ALL_INTERVAL_METHODS),
+    ("train", "model.finetune", FINETUNE_MODES),
 ]
 
 
