@@ -7,9 +7,11 @@ wrong value stops when the config is composed, naming the key and its choices.
 from hydra.core.config_store import ConfigStore
 
 from deepcovid.data.settings import DataConfig
+from deepcovid.evaluate import EvalConfig
 from deepcovid.metrics.summary import MetricsConfig
 from deepcovid.models.classifier import ModelConfig
 
 ConfigStore.instance().store(group="data", name="schema", node=DataConfig)
 ConfigStore.instance().store(group="metrics", name="schema", node=MetricsConfig)
 ConfigStore.instance().store(group="model", name="schema", node=ModelConfig)
+ConfigStore.instance().store(name="eval_schema", node=EvalConfig)

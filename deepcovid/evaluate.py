@@ -21,11 +21,13 @@ recorded ones), and ``metrics/<split>.json`` and ``report.md`` say so.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, open_dict
+from omegaconf import MISSING, DictConfig, open_dict
 
 from deepcovid.callbacks.evaluation import TRAINING_VAL, EvaluationWriter, absolute_paths
 from deepcovid.data.datamodule import XrayDataModule
@@ -37,6 +39,7 @@ from deepcovid.models.classifier import CovidClassifier
 from deepcovid.models.ensemble import EnsembleMismatchError, checkpoint_paths, load_combined
 from deepcovid.models.record import ModelRecord
 from deepcovid.results.evaluation import ValPredictions
+from deepcovid.utils.choices import choices
 from deepcovid.utils.command import command_loggers, start
 from deepcovid.utils.config import CONFIG_PATH
 from deepcovid.utils.files import write_json_atomic
@@ -44,6 +47,35 @@ from deepcovid.utils.files import write_json_atomic
 log = logging.getLogger(__name__)
 SPLITS = ("test", "val")
 OPERATING_POINTS = ("frozen", "site_recalibrated")
+EvalSplit = choices("EvalSplit", SPLITS)
+OperatingPoints = choices("OperatingPoints", OPERATING_POINTS)
+
+
+@dataclass
+class EvalConfig:
+    """``conf/eval.yaml``'s schema (registered in ``deepcovid.conf``): Hydra checks each key's
+    type, and ``split`` and ``operating_points`` against their choices, when it composes the
+    config (the yaml gives the values; the groups carry schemas of their own)."""
+
+    data: Any = MISSING
+    trainer: Any = MISSING
+    logger: Any = MISSING
+    metrics: Any = MISSING
+    failures: Any = MISSING
+    explainer: Any = MISSING
+    paths: Any = MISSING
+    task_name: str = MISSING
+    tags: list[str] = MISSING
+    print_config: bool = MISSING
+    seed: int = MISSING
+    ckpt_path: Any = MISSING  # a checkpoint, a list of them or a folder
+    split: EvalSplit = MISSING
+    external: bool = MISSING
+    operating_points: OperatingPoints = MISSING
+    full_precision_eval: bool = MISSING
+    allow_incomplete: bool = MISSING
+    tta: list[str] = MISSING
+    tta_crop_fraction: float = MISSING
 
 
 def val_predictions_for(
@@ -139,12 +171,6 @@ def wandb_identity(cfg: DictConfig, record: ModelRecord) -> None:
 def evaluate(cfg: DictConfig) -> Evaluation | None:
     """Evaluate ``cfg.ckpt_path`` on ``cfg.split``; the evaluation on rank 0, else None."""
     start(cfg)
-    if cfg.split not in SPLITS:
-        raise ValueError(f"split={cfg.split!r}; choose one of {list(SPLITS)}")
-    if cfg.operating_points not in OPERATING_POINTS:
-        raise ValueError(
-            f"operating_points={cfg.operating_points!r}; choose one of {list(OPERATING_POINTS)}"
-        )
     if cfg.external and cfg.split != "test":
         raise ValueError("external=true evaluates the test split of the other site: drop split=")
     label = checkpoint_label(cfg)

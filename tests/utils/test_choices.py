@@ -8,6 +8,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
+from deepcovid.evaluate import OPERATING_POINTS, SPLITS
 from deepcovid.metrics.intervals import ALL_INTERVAL_METHODS, IntervalMethod
 from deepcovid.models.backbones import FINETUNE_MODES
 from deepcovid.utils.choices import checked_choice, choices
@@ -18,6 +19,8 @@ CHOICE_KEYS = [
     ("train", "metrics.interval", ALL_INTERVAL_METHODS),
     ("eval", "metrics.interval", ALL_INTERVAL_METHODS),
     ("train", "model.finetune", FINETUNE_MODES),
+    ("eval", "split", SPLITS),
+    ("eval", "operating_points", OPERATING_POINTS),
 ]
 
 
