@@ -10,8 +10,10 @@ from deepcovid.data.settings import DataConfig
 from deepcovid.evaluate import EvalConfig
 from deepcovid.metrics.summary import MetricsConfig
 from deepcovid.models.classifier import ModelConfig
+from deepcovid.predict import PredictConfig
 
 ConfigStore.instance().store(group="data", name="schema", node=DataConfig)
 ConfigStore.instance().store(group="metrics", name="schema", node=MetricsConfig)
 ConfigStore.instance().store(group="model", name="schema", node=ModelConfig)
 ConfigStore.instance().store(name="eval_schema", node=EvalConfig)
+ConfigStore.instance().store(name="predict_schema", node=PredictConfig)

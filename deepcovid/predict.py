@@ -33,7 +33,7 @@ import hydra
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
-from omegaconf import DictConfig
+from omegaconf import MISSING, DictConfig
 from PIL import Image
 
 from deepcovid.data.io import DICOM_SUFFIXES, UnreadableImageError, load_image
@@ -53,6 +53,7 @@ from deepcovid.models.record import ModelRecord
 from deepcovid.models.tta import DEFAULT_CROP_FRACTION
 from deepcovid.results.names import RULE_TEXT
 from deepcovid.scope.check import IN_SCOPE_VERDICT, ScopeChecker, load_checker
+from deepcovid.utils.choices import checked_choice, choices
 from deepcovid.utils.config import CONFIG_PATH
 from deepcovid.utils.files import (
     common_folder,
@@ -67,6 +68,33 @@ from deepcovid.utils.system import resolve_device, strict_float32
 log = logging.getLogger(__name__)
 PREDICT_COLUMNS = ["path", "prob_covid", "predicted_label", "in_scope", "scope_reason"]
 OUT_OF_SCOPE = ("skip", "score")  # predict.out_of_scope: no call, or scored anyway
+OutOfScope = choices("OutOfScope", OUT_OF_SCOPE)
+
+
+@dataclass
+class PredictConfig:
+    """``conf/predict.yaml``'s schema (registered in ``deepcovid.conf``): Hydra checks each key's
+    type, and ``out_of_scope`` against its choices, when it composes the config (the yaml
+    gives the values)."""
+
+    explainer: Any = MISSING
+    paths: Any = MISSING
+    task_name: str = MISSING
+    ckpt_path: Any = MISSING  # a checkpoint, a list of them or a folder
+    inputs: Any = MISSING
+    operating_point: str = MISSING
+    threshold: float | None = MISSING
+    batch_size: int = MISSING
+    tta: list[str] = MISSING
+    tta_crop_fraction: float = MISSING
+    scope_check: bool = MISSING
+    out_of_scope: OutOfScope = MISSING
+    dicom_output: bool = MISSING
+    dicom_lung_seg: bool = MISSING
+    device: str = MISSING
+    heatmaps: Any = MISSING
+
+
 SEGMENTER_NAME = "deepcovid lung segmenter"
 
 
@@ -231,8 +259,7 @@ def predict_files(
     With ``scope``, each image gets ``in_scope`` and ``scope_reason``; an out-of-scope image
     gets no P(COVID), no call, no heatmap and a "not assessed" SR unless ``out_of_scope`` is
     ``score``. Without, every image counts as in scope."""
-    if out_of_scope not in OUT_OF_SCOPE:
-        raise ValueError(f"out_of_scope={out_of_scope!r}; choose one of {list(OUT_OF_SCOPE)}")
+    out_of_scope = checked_choice("out_of_scope", out_of_scope, OutOfScope)
     device = next(model.parameters()).device
     preprocessing = model.record.preprocessing
     transform = EvalPreset(preprocessing)

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from deepcovid.evaluate import OPERATING_POINTS, SPLITS
 from deepcovid.metrics.intervals import ALL_INTERVAL_METHODS, IntervalMethod
 from deepcovid.models.backbones import FINETUNE_MODES
+from deepcovid.predict import OUT_OF_SCOPE
 from deepcovid.utils.choices import checked_choice, choices
 from deepcovid.utils.config import compose_config
 
@@ -21,6 +22,7 @@ CHOICE_KEYS = [
     ("train", "model.finetune", FINETUNE_MODES),
     ("eval", "split", SPLITS),
     ("eval", "operating_points", OPERATING_POINTS),
+    ("predict", "out_of_scope", OUT_OF_SCOPE),
 ]
 
 
