@@ -8,15 +8,17 @@ is rewritten, listing every format in the folder). See conf/export.yaml."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import MISSING, DictConfig
 
 from deepcovid.models.checkpoints import load_classifier
 from deepcovid.models.exported import (
     SUFFIXES,
-    WRITERS,
+    ExportFormat,
     metadata_path,
     write_export,
 )
@@ -27,10 +29,28 @@ from deepcovid.results.model_card import (
     model_card,
     read_run_files,
 )
+from deepcovid.utils.choices import checked_choice
 from deepcovid.utils.config import CONFIG_PATH
 from deepcovid.utils.files import sha256_of, write_text_atomic
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExportConfig:
+    """``conf/export.yaml``'s schema (registered in ``deepcovid.conf``): Hydra checks each key's
+    type, and ``format`` against the writers, when it composes the config (the yaml gives the
+    values)."""
+
+    paths: Any = MISSING
+    task_name: str = MISSING
+    ckpt_path: str = MISSING
+    format: ExportFormat = MISSING
+    output_dir: str = MISSING
+    name: str = MISSING
+    allow_pickle: bool = MISSING
+    overwrite: bool = MISSING
+    card: Any = MISSING
 
 
 def refuse_card(card: Path, checkpoint_sha256: str) -> None:
@@ -64,8 +84,7 @@ def export(
     ``output_dir/README.md``; return the weights path. An existing export of that name and
     format, or another README.md, is refused unless ``overwrite``. The card reads the
     evaluation in ``evaluation_dir`` (default: the checkpoint's run folder)."""
-    if fmt not in WRITERS:
-        raise ValueError(f"format={fmt!r}; choose one of {list(WRITERS)}")
+    fmt = checked_choice("format", fmt, ExportFormat)
     output_dir = Path(output_dir)
     weights = output_dir / f"{name}{SUFFIXES[fmt]}"
     card_path = output_dir / CARD_NAME

@@ -216,7 +216,9 @@ def test_an_existing_export_is_kept_without_overwrite(checkpoint: Path, tmp_path
 
 
 def test_unknown_format_is_refused(checkpoint: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="format='keras'"):
+    with pytest.raises(
+        ValueError, match=r"format='keras'; choose one of \['safetensors', 'onnx', 'torchscript'\]"
+    ):
         export(checkpoint, "keras", tmp_path)
 
 

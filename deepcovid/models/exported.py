@@ -28,6 +28,7 @@ from deepcovid.data.transforms import EvalPreset
 from deepcovid.metrics.scores import prob_covid
 from deepcovid.models.backbones import create_backbone
 from deepcovid.models.record import ModelRecord
+from deepcovid.utils.choices import choices
 from deepcovid.utils.files import atomic_path, sha256_of
 
 METADATA_VERSION = 2
@@ -116,6 +117,7 @@ WRITERS: dict[str, Callable[[nn.Module, Path, ModelRecord, dict[str, Any]], None
     "onnx": save_onnx,
     "torchscript": save_torchscript,
 }
+ExportFormat = choices("ExportFormat", WRITERS)  # export's format
 
 
 def write_export(
@@ -128,8 +130,6 @@ def write_export(
 ) -> dict[str, Any]:
     """Write ``weights`` in ``fmt`` and its JSON; return the JSON's content. An existing
     export at ``weights`` is refused unless ``overwrite``."""
-    if fmt not in WRITERS:
-        raise ValueError(f"format={fmt!r}; choose one of {list(WRITERS)}")
     if not overwrite:
         refuse_overwrite(weights)
     channels = record.preprocessing.channels

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from deepcovid.evaluate import OPERATING_POINTS, SPLITS
 from deepcovid.metrics.intervals import ALL_INTERVAL_METHODS, IntervalMethod
 from deepcovid.models.backbones import FINETUNE_MODES
+from deepcovid.models.exported import WRITERS
 from deepcovid.predict import OUT_OF_SCOPE
 from deepcovid.utils.choices import checked_choice, choices
 from deepcovid.utils.config import compose_config
@@ -23,6 +24,7 @@ CHOICE_KEYS = [
     ("eval", "split", SPLITS),
     ("eval", "operating_points", OPERATING_POINTS),
     ("predict", "out_of_scope", OUT_OF_SCOPE),
+    ("export", "format", tuple(WRITERS)),
 ]
 
 
