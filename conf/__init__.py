@@ -8,6 +8,7 @@ from hydra.core.config_store import ConfigStore
 
 from deepcovid.data.settings import DataConfig
 from deepcovid.evaluate import EvalConfig
+from deepcovid.explain.explainers import GradCamConfig, OcclusionConfig
 from deepcovid.export import ExportConfig
 from deepcovid.metrics.summary import MetricsConfig
 from deepcovid.models.classifier import ModelConfig
@@ -19,3 +20,5 @@ ConfigStore.instance().store(group="model", name="schema", node=ModelConfig)
 ConfigStore.instance().store(name="eval_schema", node=EvalConfig)
 ConfigStore.instance().store(name="predict_schema", node=PredictConfig)
 ConfigStore.instance().store(name="export_schema", node=ExportConfig)
+ConfigStore.instance().store(group="explainer", name="occlusion_schema", node=OcclusionConfig)
+ConfigStore.instance().store(group="explainer", name="gradcam_schema", node=GradCamConfig)

@@ -8,15 +8,18 @@ for ``deepcovid.predict`` and for the audit. The classifier is anything with ``n
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
+from omegaconf import MISSING
 from torch import nn
 
 from deepcovid.explain.gradcam import grad_cam
-from deepcovid.explain.occlusion import occlusion
-from deepcovid.explain.scoring import SCORE_LABELS, score_module
+from deepcovid.explain.occlusion import OcclusionMethod, occlusion
+from deepcovid.explain.scoring import SCORE_LABELS, Score, score_module
 from deepcovid.models.ensemble import MeanProbabilityNet
+from deepcovid.utils.choices import checked_choice
 
 
 class Explainable(Protocol):
@@ -51,9 +54,10 @@ class OcclusionExplainer:
         score: str = "prob",
     ) -> None:
         self.window, self.stride, self.baseline = window, stride, baseline
-        self.batch_size, self.method = batch_size, method
-        self.score = score
-        self.colorbar_label = f"drop in {SCORE_LABELS[score]} when occluded"
+        self.batch_size = batch_size
+        self.method = checked_choice("method", method, OcclusionMethod)
+        self.score = checked_choice("score", score, Score)
+        self.colorbar_label = f"drop in {SCORE_LABELS[self.score]} when occluded"
 
     def __call__(self, classifier: Explainable, images: torch.Tensor) -> torch.Tensor:
         maps = occlusion(
@@ -76,8 +80,8 @@ class GradCamExplainer:
     title = "Grad-CAM"
 
     def __init__(self, score: str = "logit") -> None:
-        self.score = score
-        self.colorbar_label = f"Grad-CAM ({SCORE_LABELS[score]})"
+        self.score = checked_choice("score", score, Score)
+        self.colorbar_label = f"Grad-CAM ({SCORE_LABELS[self.score]})"
 
     def __call__(self, classifier: Explainable, images: torch.Tensor) -> torch.Tensor:
         if isinstance(classifier.net, MeanProbabilityNet):
@@ -87,3 +91,26 @@ class GradCamExplainer:
                 "explainer=occlusion, which explains that mean probability"
             )
         return grad_cam(classifier.net, classifier.target_layer, images, self.score)
+
+
+@dataclass
+class OcclusionConfig:
+    """``conf/explainer/occlusion.yaml``'s schema (registered in ``deepcovid.conf``): Hydra
+    checks each key's type, and ``method`` and ``score`` against their choices, when it composes
+    the config (the yaml gives the values)."""
+
+    _target_: str = f"{__name__}.OcclusionExplainer"
+    window: int = MISSING
+    stride: int = MISSING
+    baseline: float = MISSING
+    batch_size: int = MISSING
+    method: OcclusionMethod = MISSING
+    score: Score = MISSING
+
+
+@dataclass
+class GradCamConfig:
+    """``conf/explainer/gradcam.yaml``'s schema, as :class:`OcclusionConfig`'s."""
+
+    _target_: str = f"{__name__}.GradCamExplainer"
+    score: Score = MISSING

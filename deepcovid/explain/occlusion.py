@@ -29,9 +29,11 @@ from deepcovid.explain.incremental import (
     IncrementalUnsupportedError,
 )
 from deepcovid.explain.plain import PlainRunner
+from deepcovid.utils.choices import checked_choice, choices
 
 log = logging.getLogger(__name__)
 METHODS = ("auto", "incremental", "plain")
+OcclusionMethod = choices("OcclusionMethod", METHODS)  # explainer.method's type
 
 
 class OcclusionRunner(Protocol):
@@ -52,8 +54,7 @@ def make_runner(
     """The runner ``method`` asks for; ``auto`` is plain on a GPU (``device_type`` cuda) and
     falls back to plain when incremental inference does not apply (not an ``nn.Module``,
     training mode, untraceable)."""
-    if method not in METHODS:
-        raise ValueError(f"method={method!r}; choose one of {list(METHODS)}")
+    method = checked_choice("method", method, OcclusionMethod)
     if method == "plain" or (method == "auto" and device_type == "cuda"):
         return PlainRunner(model, grid)
     if not isinstance(model, nn.Module):

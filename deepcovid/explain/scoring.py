@@ -12,8 +12,10 @@ import torch
 from torch import nn
 
 from deepcovid.metrics.scores import log_odds_covid, prob_covid
+from deepcovid.utils.choices import checked_choice, choices
 
 SCORES = ("prob", "logit")
+Score = choices("Score", SCORES)  # an explainer's score
 SCORE_LABELS = {"prob": "P(COVID)", "logit": "log-odds of COVID"}
 
 
@@ -38,6 +40,5 @@ class LogOddsCovid(ProbCovid):
 
 def score_module(net: nn.Module, score: str = "prob") -> ProbCovid:
     """``net`` wrapped to return the named score."""
-    if score not in SCORES:
-        raise ValueError(f"score={score!r}; choose one of {list(SCORES)}")
+    score = checked_choice("score", score, Score)
     return (LogOddsCovid if score == "logit" else ProbCovid)(net)

@@ -9,6 +9,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from deepcovid.evaluate import OPERATING_POINTS, SPLITS
+from deepcovid.explain.occlusion import METHODS
+from deepcovid.explain.scoring import SCORES
 from deepcovid.metrics.intervals import ALL_INTERVAL_METHODS, IntervalMethod
 from deepcovid.models.backbones import FINETUNE_MODES
 from deepcovid.models.exported import WRITERS
@@ -16,33 +18,42 @@ from deepcovid.predict import OUT_OF_SCOPE
 from deepcovid.utils.choices import checked_choice, choices
 from deepcovid.utils.config import compose_config
 
-# (config, key, its one tuple of choices)
+# (config, key, its one tuple of choices, the overrides that bring the key in)
 CHOICE_KEYS = [
-    ("train", "metrics.interval", ALL_INTERVAL_METHODS),
-    ("eval", "metrics.interval", ALL_INTERVAL_METHODS),
-    ("train", "model.finetune", FINETUNE_MODES),
-    ("eval", "split", SPLITS),
-    ("eval", "operating_points", OPERATING_POINTS),
-    ("predict", "out_of_scope", OUT_OF_SCOPE),
-    ("export", "format", tuple(WRITERS)),
+    ("train", "metrics.interval", ALL_INTERVAL_METHODS, ""),
+    ("eval", "metrics.interval", ALL_INTERVAL_METHODS, ""),
+    ("train", "model.finetune", FINETUNE_MODES, ""),
+    ("eval", "split", SPLITS, ""),
+    ("eval", "operating_points", OPERATING_POINTS, ""),
+    ("predict", "out_of_scope", OUT_OF_SCOPE, ""),
+    ("export", "format", tuple(WRITERS), ""),
+    ("predict", "explainer.method", METHODS, "explainer=occlusion"),
+    ("predict", "explainer.score", SCORES, "explainer=occlusion"),
+    ("eval", "explainer.score", SCORES, "explainer=gradcam"),
+    ("audit", "audit.explainers.occlusion.method", METHODS, ""),
 ]
 
 
-@pytest.mark.parametrize(("config", "key", "allowed"), CHOICE_KEYS)
+def overrides(group: str, *more: str) -> list[str]:
+    return [group, *more] if group else list(more)
+
+
+@pytest.mark.parametrize(("config", "key", "allowed", "group"), CHOICE_KEYS)
 def test_a_wrong_choice_stops_at_composition_naming_key_and_choices(
-    config: str, key: str, allowed: tuple[str, ...]
+    config: str, key: str, allowed: tuple[str, ...], group: str
 ) -> None:
     with pytest.raises(ConfigCompositionException) as error:
-        compose_config(config, [f"{key}=wrng"])
+        compose_config(config, overrides(group, f"{key}=wrng"))
     message = f"{error.value}\n{error.value.__cause__}"
     assert f"full_key: {key}" in message and "Invalid value 'wrng'" in message
     assert f"expected one of [{', '.join(allowed)}]" in message
 
 
-@pytest.mark.parametrize(("config", "key", "allowed"), CHOICE_KEYS)
-def test_each_choice_composes(config: str, key: str, allowed: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(("config", "key", "allowed", "group"), CHOICE_KEYS)
+def test_each_choice_composes(config: str, key: str, allowed: tuple[str, ...], group: str) -> None:
     for value in allowed:
-        assert OmegaConf.select(compose_config(config, [f"{key}={value}"]), key) == value
+        composed = compose_config(config, overrides(group, f"{key}={value}"))
+        assert OmegaConf.select(composed, key) == value
 
 
 def test_python_callers_get_the_same_check() -> None:
