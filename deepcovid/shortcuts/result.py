@@ -13,6 +13,7 @@ import pandas as pd
 
 from deepcovid import CLASS_NAMES
 from deepcovid.explain.sanity import SanityCheck, SanitySettings
+from deepcovid.metrics.operating_points import Scalar
 from deepcovid.shortcuts.ablation import (
     AblationResult,
     Retained,
@@ -95,6 +96,29 @@ class AuditResult:
     def title(self, method: str) -> str:
         """How ``method`` is named in words (its explainer's ``title``; older files: the key)."""
         return self.titles.get(method, method)
+
+    def scalars(self) -> dict[str, Scalar]:
+        """The audit's headline numbers as flat keys (for loggers): per ablation variant its
+        AUROC, per method its lung share, share over area and pointing hit rate, per
+        confounder Cramér's V, balanced AUROC and probe accuracy, and the number of flags."""
+        values: dict[str, Scalar] = {}
+        for variant, ablated in (self.ablation or {}).items():
+            values[f"{variant}/auroc"] = ablated.auroc
+        for method, attribution in self.lung_attribution.items():
+            a = attribution.overall
+            values |= {
+                f"{method}/lung_share": a.mean_share,
+                f"{method}/share_over_area": a.share_over_area,
+                f"{method}/pointing_hit_rate": a.pointing_hit_rate,
+            }
+        for column, c in self.confounders.items():
+            values |= {
+                f"{column}/cramers_v": c.cramers_v,
+                f"{column}/balanced_auroc": c.balanced_auroc,
+                f"{column}/probe_accuracy": None if c.probe is None else c.probe.accuracy,
+            }
+        values["flags"] = len(self.flags)
+        return values
 
     def to_json(self) -> dict[str, Any]:
         return to_jsonable(self)
