@@ -27,6 +27,7 @@ from deepcovid.results.evaluation import (
 )
 from deepcovid.results.failures import FailureSettings
 from deepcovid.results.table1 import write_table_one
+from deepcovid.utils.mlflow_logger import log_files
 from deepcovid.utils.tracking import log_evaluation
 
 log = logging.getLogger(__name__)
@@ -122,4 +123,6 @@ class EvaluationWriter(L.Callback):
     def on_test_end(self, trainer: L.Trainer, pl_module: CovidClassifier) -> None:
         """The checklist last, once the other test-end callbacks (the audit) have written."""
         if trainer.is_global_zero and self.evaluation is not None:
-            write_checklist([self.output_dir], split=self.evaluation.split)
+            split = self.evaluation.split
+            checklist = write_checklist([self.output_dir], split=split)
+            log_files(trainer.loggers, [checklist], f"evaluation/{split}")

@@ -71,3 +71,28 @@ def test_ensemble_with_flip_tta_is_the_mean_of_four_scores(
     recorded = json.loads((tmp_path / "ensemble" / "model.json").read_text())
     assert recorded["checkpoints"] == [str(m) for m in members]
     assert recorded["tta"] == ["hflip"]
+
+
+def test_an_evaluation_on_cxr_dev_reads_back_from_mlflow(
+    cxr_dev_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mlflow = pytest.importorskip("mlflow")
+    from deepcovid.evaluate import evaluate
+    from deepcovid.utils.config import compose_config
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # the client below reads the same
+    uri = f"file:{tmp_path / 'mlruns'}"
+    overrides = [
+        f"ckpt_path={best_checkpoint(cxr_dev_run)}", f"data.root={CXR_DEV}", "logger=mlflow",
+        f"logger.mlflow.tracking_uri={uri}", "trainer=cpu", "trainer.enable_progress_bar=false",
+        "print_config=false", "data.num_workers=0", "metrics.bootstrap_resamples=20",
+    ]  # fmt: skip
+    evaluate(compose_config("eval", overrides, str(tmp_path / "eval")))
+    client = mlflow.MlflowClient(uri)
+    [run] = client.search_runs([client.get_experiment_by_name("deepcovid").experiment_id])
+    stored = json.loads((tmp_path / "eval" / "metrics" / "test.json").read_text())
+    assert stored["counts"]["n"] == 135  # cxr-dev's test split
+    assert run.data.metrics["test/auroc"] == pytest.approx(stored["auroc"])
+    assert run.data.metrics["test/n"] == 135
+    files = {entry.path for entry in client.list_artifacts(run.info.run_id, "evaluation/test")}
+    assert {"evaluation/test/test.json", "evaluation/test/checklist.md"} <= files
