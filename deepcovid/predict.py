@@ -402,4 +402,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    import deepcovid.conf  # noqa: F401  (registers the schemas, also for --config-path DIR)
+
     main()

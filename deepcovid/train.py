@@ -197,4 +197,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    import deepcovid.conf  # noqa: F401  (registers the schemas, also for --config-path DIR)
+
     main()
