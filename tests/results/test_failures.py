@@ -1,5 +1,5 @@
 """Failure cases: the most confident false positives and false negatives, checked against a
-brute-force reading of the predictions, and as the final test of a run writes them."""
+brute-force reading of the predictions, and the threshold they are read at."""
 
 import json
 from pathlib import Path
@@ -7,9 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
-from deepcovid.metrics.predictions import read_predictions
 from deepcovid.metrics.summary import Evaluation
 from deepcovid.results.failures import FAILURE_COLUMNS, failure_cases, failure_threshold
 
@@ -63,26 +61,3 @@ def test_threshold_of_an_operating_point_or_the_default(tiny_run: Path) -> None:
     assert failure_threshold(evaluation, "default") == (stored["threshold"], "default")
     with pytest.raises(ValueError, match="failures.operating_point='best'"):
         failure_threshold(evaluation, "best")
-
-
-def test_final_test_writes_the_true_top_mistakes(tiny_run: Path) -> None:
-    """failures/failure_cases.csv holds exactly the top false positives and negatives of
-    predictions/test.csv at its threshold; the figure is written and report.md points to it."""
-    cases = pd.read_csv(tiny_run / "failures" / "failure_cases.csv")
-    predictions = read_predictions(tiny_run / "predictions" / "test.csv")
-    threshold = float(cases["threshold"].iloc[0])
-    evaluation = Evaluation.from_json(json.loads((tiny_run / "metrics" / "test.json").read_text()))
-    assert (threshold, cases["operating_point"].iloc[0]) == failure_threshold(evaluation, "youden")
-    assert set(cases["threshold"]) == {threshold}
-    assert not cases.empty  # the tiny model errs on some images
-    assert list(zip(cases["kind"], cases["path"], strict=True)) == brute_force(
-        predictions, threshold, 8
-    )
-    by_path = predictions.set_index("path")
-    assert np.array_equal(cases["prob_covid"], by_path.loc[cases["path"], "prob_covid"])
-    figure = tiny_run / "failures" / "failure_cases.png"
-    assert Image.open(figure).size[0] > 400
-    report = (tiny_run / "report.md").read_text()
-    assert "## Failure cases" in report and "failures/failure_cases.csv" in report
-    assert "Grad-CAM heatmaps" in report  # the run chose no explainer: Grad-CAM
-    assert "false positives by highest P(COVID), false negatives by lowest" in report
