@@ -13,6 +13,7 @@ from deepcovid.export import ExportConfig
 from deepcovid.metrics.summary import MetricsConfig
 from deepcovid.models.classifier import ModelConfig
 from deepcovid.predict import PredictConfig
+from deepcovid.results.failures import FailuresConfig
 
 ConfigStore.instance().store(group="data", name="schema", node=DataConfig)
 ConfigStore.instance().store(group="metrics", name="schema", node=MetricsConfig)
@@ -22,3 +23,4 @@ ConfigStore.instance().store(name="predict_schema", node=PredictConfig)
 ConfigStore.instance().store(name="export_schema", node=ExportConfig)
 ConfigStore.instance().store(group="explainer", name="occlusion_schema", node=OcclusionConfig)
 ConfigStore.instance().store(group="explainer", name="gradcam_schema", node=GradCamConfig)
+ConfigStore.instance().store(group="failures", name="schema", node=FailuresConfig)

@@ -21,10 +21,14 @@ from matplotlib.figure import Figure
 from deepcovid import CLASS_TITLES
 from deepcovid.explain.overlay import draw_overlay, heatmap_title
 from deepcovid.metrics.summary import Evaluation
+from deepcovid.metrics.threshold_selection import SELECTION_RULES
+from deepcovid.utils.choices import checked_choice, choices
 
 KINDS = {"FP": "false positive", "FN": "false negative"}
 FAILURE_COLUMNS = ["rank", "kind", "path", "label", "prob_covid", "threshold", "operating_point"]
 DEFAULT_POINT = "default"  # the model's own threshold (evaluation.threshold)
+FAILURE_POINTS = (*SELECTION_RULES, DEFAULT_POINT)  # failures.operating_point
+FailurePoint = choices("FailurePoint", FAILURE_POINTS)
 CONTOUR_COLOUR = "lime"
 
 
@@ -47,19 +51,30 @@ class FailureSettings:
             raise ValueError(f"failures.count={self.count}: expected >= 0 (0: none)")
 
 
+@dataclass
+class FailuresConfig:
+    """``conf/failures``'s schema (registered in ``deepcovid.conf``): Hydra checks each key's
+    type, and ``operating_point`` against its choices, when it composes the config."""
+
+    _target_: str = f"{__name__}.FailureSettings"
+    count: int = FailureSettings.count
+    operating_point: FailurePoint = FailurePoint(FailureSettings.operating_point)
+    heatmaps: bool = FailureSettings.heatmaps
+    v7: bool = FailureSettings.v7
+    segmenter: bool = FailureSettings.segmenter
+    columns: int = FailureSettings.columns
+    cmap: str | None = FailureSettings.cmap
+    alpha: float = FailureSettings.alpha
+
+
 def failure_threshold(evaluation: Evaluation, operating_point: str) -> tuple[float, str]:
     """(threshold, its name) of ``operating_point`` in ``evaluation``: a rule chosen on val, or
     ``default``; the default threshold, named so, where the rule found none."""
-    chosen = {point.name: point for point in evaluation.chosen_points}
-    if operating_point != DEFAULT_POINT and operating_point not in chosen:
-        raise ValueError(
-            f"failures.operating_point={operating_point!r}; choose one of "
-            f"{[DEFAULT_POINT, *chosen]}"
-        )
-    point = chosen.get(operating_point)
+    operating_point = checked_choice("failures.operating_point", operating_point, FailurePoint)
+    point = {point.name: point for point in evaluation.chosen_points}.get(operating_point)
     if point is not None and point.threshold is not None:
         return float(point.threshold), f"{operating_point}, chosen on {point.chosen_on}"
-    if point is None:
+    if operating_point == DEFAULT_POINT:
         return evaluation.threshold, DEFAULT_POINT
     return evaluation.threshold, f"{DEFAULT_POINT}, as val gave no {operating_point} threshold"
 

@@ -15,6 +15,7 @@ from deepcovid.metrics.intervals import ALL_INTERVAL_METHODS, IntervalMethod
 from deepcovid.models.backbones import FINETUNE_MODES
 from deepcovid.models.exported import WRITERS
 from deepcovid.predict import OUT_OF_SCOPE
+from deepcovid.results.failures import FAILURE_POINTS
 from deepcovid.utils.choices import checked_choice, choices
 from deepcovid.utils.config import compose_config
 
@@ -31,6 +32,7 @@ CHOICE_KEYS = [
     ("predict", "explainer.score", SCORES, "explainer=occlusion"),
     ("eval", "explainer.score", SCORES, "explainer=gradcam"),
     ("audit", "audit.explainers.occlusion.method", METHODS, ""),
+    ("eval", "failures.operating_point", FAILURE_POINTS, ""),
 ]
 
 
