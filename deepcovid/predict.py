@@ -48,6 +48,7 @@ from deepcovid.explain.overlay import figure_rgb, heatmap_title, overlay_figure,
 from deepcovid.lungs.crop import LungCropReader, crop_mask_provider
 from deepcovid.lungs.provider import LungMaskProvider
 from deepcovid.lungs.weights import read_card
+from deepcovid.metrics.threshold_selection import SELECTION_RULES
 from deepcovid.models.ensemble import Model, checkpoint_paths, load_combined
 from deepcovid.models.record import ModelRecord
 from deepcovid.models.tta import DEFAULT_CROP_FRACTION
@@ -69,20 +70,23 @@ log = logging.getLogger(__name__)
 PREDICT_COLUMNS = ["path", "prob_covid", "predicted_label", "in_scope", "scope_reason"]
 OUT_OF_SCOPE = ("skip", "score")  # predict.out_of_scope: no call, or scored anyway
 OutOfScope = choices("OutOfScope", OUT_OF_SCOPE)
+# predict.operating_point: the model's default threshold or a rule chosen on val in training
+PREDICT_POINTS = ("fixed", *SELECTION_RULES)
+PredictPoint = choices("PredictPoint", PREDICT_POINTS)
 
 
 @dataclass
 class PredictConfig:
     """``conf/predict.yaml``'s schema (registered in ``deepcovid.conf``): Hydra checks each key's
-    type, and ``out_of_scope`` against its choices, when it composes the config (the yaml
-    gives the values)."""
+    type, and ``operating_point`` and ``out_of_scope`` against their choices, when it composes
+    the config (the yaml gives the values)."""
 
     explainer: Any = MISSING
     paths: Any = MISSING
     task_name: str = MISSING
     ckpt_path: Any = MISSING  # a checkpoint, a list of them or a folder
     inputs: Any = MISSING
-    operating_point: str = MISSING
+    operating_point: PredictPoint = MISSING
     threshold: float | None = MISSING
     batch_size: int = MISSING
     tta: list[str] = MISSING
@@ -331,15 +335,14 @@ def predict(cfg: DictConfig) -> Path:
     model = model.to(resolve_device(cfg.device))
     if model.record.combination is not None:
         log.info(model.record.combination.describe())
-    threshold = model.record.threshold_of(cfg.operating_point)
+    rule = checked_choice("operating_point", cfg.operating_point, PredictPoint)
+    threshold = model.record.threshold_of(rule)
     if cfg.threshold is not None:
         threshold = float(cfg.threshold)
-    log.info("COVID when P(COVID) ≥ %.4g (operating point %s)", threshold, cfg.operating_point)
+    log.info("COVID when P(COVID) ≥ %.4g (operating point %s)", threshold, rule)
     explainer = hydra.utils.instantiate(cfg.explainer) if cfg.get("explainer") else None
     output_dir = Path(cfg.paths.output_dir)
-    described = operating_point_text(
-        model.record, cfg.operating_point, threshold, cfg.threshold is not None
-    )
+    described = operating_point_text(model.record, rule, threshold, cfg.threshold is not None)
     dicom = None
     if cfg.dicom_output:
         if explainer is None:

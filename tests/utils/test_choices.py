@@ -14,7 +14,7 @@ from deepcovid.explain.scoring import SCORES
 from deepcovid.metrics.intervals import ALL_INTERVAL_METHODS, IntervalMethod
 from deepcovid.models.backbones import FINETUNE_MODES
 from deepcovid.models.exported import WRITERS
-from deepcovid.predict import OUT_OF_SCOPE
+from deepcovid.predict import OUT_OF_SCOPE, PREDICT_POINTS
 from deepcovid.results.failures import FAILURE_POINTS
 from deepcovid.utils.choices import checked_choice, choices
 from deepcovid.utils.config import compose_config
@@ -27,6 +27,7 @@ CHOICE_KEYS = [
     ("eval", "split", SPLITS, ""),
     ("eval", "operating_points", OPERATING_POINTS, ""),
     ("predict", "out_of_scope", OUT_OF_SCOPE, ""),
+    ("predict", "operating_point", PREDICT_POINTS, ""),
     ("export", "format", tuple(WRITERS), ""),
     ("predict", "explainer.method", METHODS, "explainer=occlusion"),
     ("predict", "explainer.score", SCORES, "explainer=occlusion"),
