@@ -16,13 +16,16 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from deepcovid.utils.choices import checked_choice, choices
+
 
 def monitor_mode(monitor: str) -> str:
     """``min`` for a loss, ``max`` for every other monitored metric (AUROC, AP, …)."""
     return "min" if monitor.rsplit("/", 1)[-1].endswith("loss") else "max"
 
 
-SELECTIONS = ("best", "last")
+SELECTIONS = ("best", "last")  # callbacks.model_checkpoint.select (conf/callbacks/default.yaml)
+Selection = choices("Selection", SELECTIONS)
 
 
 class BestCheckpoint(ModelCheckpoint):
@@ -33,11 +36,7 @@ class BestCheckpoint(ModelCheckpoint):
     def __init__(
         self, monitor: str, tie_breaker: str = "val/loss", select: str = "best", **kwargs: Any
     ) -> None:
-        if select not in SELECTIONS:
-            raise ValueError(
-                f"callbacks.model_checkpoint.select={select!r}: use one of {SELECTIONS} "
-                "(conf/callbacks/default.yaml)"
-            )
+        select = checked_choice("callbacks.model_checkpoint.select", select, Selection)
         super().__init__(monitor=monitor, mode=monitor_mode(monitor), save_top_k=1, **kwargs)
         self.tie_breaker = tie_breaker
         self.tie_breaker_value: float | None = None
