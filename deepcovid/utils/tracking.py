@@ -15,10 +15,17 @@ from hydra.types import RunMode
 from lightning.pytorch.loggers import Logger, MLFlowLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from deepcovid.utils.choices import checked_choice, choices
 from deepcovid.utils.mlflow_logger import ALLOW_FILE_STORE, log_files, log_scalars
 
 log = logging.getLogger(__name__)
-WANDB_MODES = ("auto", "online", "offline", "disabled")
+WANDB_MODES = (
+    "auto",
+    "online",
+    "offline",
+    "disabled",
+)  # logger.wandb.mode (conf/logger/wandb.yaml)
+WandbMode = choices("WandbMode", WANDB_MODES)
 
 
 def has_wandb_credentials() -> bool:
@@ -33,12 +40,11 @@ def has_wandb_credentials() -> bool:
 
 def resolve_wandb_mode(mode: str) -> str:
     """``auto`` becomes ``WANDB_MODE`` if set, else online with credentials, else offline."""
-    if mode not in WANDB_MODES:
-        raise ValueError(f"logger.wandb.mode={mode!r}; choose one of {list(WANDB_MODES)}")
+    mode = checked_choice("logger.wandb.mode", mode, WandbMode)
     if mode != "auto":
         return mode
     env_mode = os.environ.get("WANDB_MODE")
-    if env_mode in ("online", "offline", "disabled"):
+    if env_mode in WANDB_MODES and env_mode != "auto":
         return env_mode
     return "online" if has_wandb_credentials() else "offline"
 

@@ -54,8 +54,16 @@ def test_mode_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     monkeypatch.setenv("WANDB_MODE", "disabled")
     assert resolve_wandb_mode("auto") == "disabled"
     assert resolve_wandb_mode("offline") == "offline"
-    with pytest.raises(ValueError, match="logger.wandb.mode"):
+    monkeypatch.setenv("WANDB_MODE", "auto")  # not a mode W&B reads: the credentials decide
+    assert resolve_wandb_mode("auto") == "online"
+    wrong = (
+        r"^logger\.wandb\.mode='sometimes'; "
+        r"choose one of \['auto', 'online', 'offline', 'disabled'\]$"
+    )
+    with pytest.raises(ValueError, match=wrong):
         resolve_wandb_mode("sometimes")
+    with pytest.raises(ValueError, match=wrong):  # when the logger is built, before training
+        wandb_logger(mode="sometimes")
     assert wandb_logger(mode="disabled") is None
 
 
