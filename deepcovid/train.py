@@ -114,7 +114,7 @@ def read_data(trainer: L.Trainer, datamodule: XrayDataModule) -> None:
     per_node = datamodule.prepare_data_per_node
     if trainer.local_rank == 0 and (per_node or trainer.node_rank == 0):
         datamodule.prepare_data()
-    elif datamodule.download:
+    elif datamodule.settings.download.download:
         return
     datamodule.setup("fit")
 
