@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -56,9 +57,13 @@ def signed(value: float) -> str:
 
 
 def estimate_text(estimate: Estimate | None, digits: int = 3) -> str:
-    """``0.953 (0.912–0.985)``, or ``n/a``."""
-    if estimate is None:
+    """``0.953 (0.912–0.985)``, ``0.953 (no interval)`` when its bounds are not finite (a
+    Wald interval without a standard error: null once written to JSON), or ``n/a``."""
+    if estimate is None or estimate.value is None:
         return "n/a"
+    bounds = (estimate.low, estimate.high)
+    if any(bound is None or not math.isfinite(bound) for bound in bounds):
+        return f"{estimate.value:.{digits}f} (no interval)"
     return f"{estimate.value:.{digits}f} ({estimate.low:.{digits}f}–{estimate.high:.{digits}f})"
 
 

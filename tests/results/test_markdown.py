@@ -25,6 +25,11 @@ def test_numbers_and_undefined_values() -> None:
     assert (fraction(39, 1), fraction(0, 0)) == ("39/40", "–")
     assert estimate_text(Estimate(2.5, 1.25, 4.0, 0.95, "log"), 2) == "2.50 (1.25–4.00)"
     assert estimate_text(None) == "n/a"
+    # a Wald interval without a standard error: NaN in memory, null once read back from JSON
+    assert estimate_text(Estimate(-8.8, None, None, 0.95, "wald")) == "-8.800 (no interval)"
+    assert estimate_text(Estimate(1.0, float("nan"), float("nan"), 0.95, "wald")) == (
+        "1.000 (no interval)"
+    )
 
 
 @pytest.mark.parametrize(
