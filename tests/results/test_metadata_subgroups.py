@@ -21,6 +21,7 @@ from tests.conftest import CONFIG_DIR, CXR_DEV, chest_like, requires_real_data, 
 def settings():
     """The shipped metric settings (conf/metrics/default.yaml), with few resamples."""
     conf = OmegaConf.load(CONFIG_DIR / "metrics" / "default.yaml")
+    conf.pop("defaults")  # the group's schema, which Hydra composes in
     conf.seed, conf.bootstrap_resamples = 0, 20
     return instantiate(conf)
 
