@@ -177,3 +177,19 @@ def http_folder(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     yield served, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+def tiny_classifier():  # noqa: ANN201
+    """A seeded 3-layer stand-in for a classifier (conv → pool → fc head), enough for the
+    explainers and the audit's measures."""
+    from types import SimpleNamespace
+
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential()
+    net.add_module("conv", nn.Conv2d(3, 4, 3, padding=1))
+    net.add_module("pool", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()))
+    net.add_module("fc", nn.Linear(4, 2))
+    return SimpleNamespace(net=net.eval(), head_name="fc", target_layer="conv")

@@ -11,19 +11,11 @@ from deepcovid.explain import occlusion
 from deepcovid.explain.explainers import GradCamExplainer, OcclusionExplainer
 from deepcovid.explain.scoring import ProbCovid
 from deepcovid.models.ensemble import MeanProbabilityNet
-
-
-def classifier() -> SimpleNamespace:
-    torch.manual_seed(0)
-    net = nn.Sequential()
-    net.add_module("conv", nn.Conv2d(3, 4, 3, padding=1))
-    net.add_module("pool", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()))
-    net.add_module("fc", nn.Linear(4, 2))
-    return SimpleNamespace(net=net.eval(), target_layer="conv")
+from tests.conftest import tiny_classifier
 
 
 def test_each_method_gives_one_map_per_image() -> None:
-    model, images = classifier(), torch.randn(2, 3, 12, 12)
+    model, images = tiny_classifier(), torch.randn(2, 3, 12, 12)
     maps = OcclusionExplainer(window=4, stride=4, method="plain")(model, images)
     assert maps.shape == (2, 12, 12)
     assert torch.equal(maps, occlusion(ProbCovid(model.net), images, 4, 4, method="plain")[:, 0])
@@ -33,7 +25,7 @@ def test_each_method_gives_one_map_per_image() -> None:
 
 
 def test_grad_cam_refuses_a_mean_over_networks_naming_occlusion() -> None:
-    model = classifier()
+    model = tiny_classifier()
     mean = SimpleNamespace(
         net=MeanProbabilityNet([model.net], [nn.Identity()]), target_layer="conv"
     )

@@ -1,26 +1,15 @@
 """One batch measured: P(COVID) intact and with the lungs removed or alone, the features at the
 head, and each heatmap's lung share and peak; masks missing for some images."""
 
-from types import SimpleNamespace
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch import nn
 
 from deepcovid.metrics.scores import prob_covid
 from deepcovid.shortcuts.masks import AuditMask
 from deepcovid.shortcuts.measure import measure_batch, panel_rows
-
-
-def tiny_model() -> SimpleNamespace:
-    torch.manual_seed(0)
-    net = nn.Sequential()
-    net.add_module("conv", nn.Conv2d(3, 4, 3, padding=1))
-    net.add_module("pool", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()))
-    net.add_module("fc", nn.Linear(4, 2))
-    return SimpleNamespace(net=net.eval(), head_name="fc", target_layer="conv")
+from tests.conftest import tiny_classifier
 
 
 def left_half(images: torch.Tensor) -> torch.Tensor:
@@ -31,7 +20,7 @@ def left_half(images: torch.Tensor) -> torch.Tensor:
 
 
 def test_a_batch_is_measured_per_image_and_per_variant() -> None:
-    model = tiny_model()
+    model = tiny_classifier()
     images = torch.randn(3, 3, 8, 8)
     lungs = torch.zeros(8, 8, dtype=torch.bool)
     lungs[:, :4] = True  # the left half

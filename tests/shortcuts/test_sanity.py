@@ -2,25 +2,15 @@
 images, each explainer's checks kept, its findings added under its title."""
 
 import dataclasses
-from types import SimpleNamespace
 
 import pandas as pd
 import torch
-from torch import nn
 
 from deepcovid.explain.sanity import FLAG_WORDS, SanitySettings
 from deepcovid.shortcuts.result import AuditSettings
 from deepcovid.shortcuts.sanity import with_sanity_checks
+from tests.conftest import tiny_classifier
 from tests.shortcuts.audit_results import result
-
-
-def tiny_model() -> SimpleNamespace:
-    torch.manual_seed(0)
-    net = nn.Sequential()
-    net.add_module("conv", nn.Conv2d(3, 4, 3, padding=1))
-    net.add_module("pool", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()))
-    net.add_module("fc", nn.Linear(4, 2))
-    return SimpleNamespace(net=net.eval(), head_name="fc", target_layer="conv")
 
 
 def edges(classifier, images: torch.Tensor) -> torch.Tensor:
@@ -38,7 +28,7 @@ def test_an_explainer_that_ignores_the_model_is_flagged_under_its_title() -> Non
         result(), flags=["an earlier finding"], titles={"edges": "Edge map"}
     )
     checked = with_sanity_checks(
-        audited, tiny_model(), dataset, table, {"edges": edges},
+        audited, tiny_classifier(), dataset, table, {"edges": edges},
         AuditSettings(sanity=sanity),
     )  # fmt: skip
     assert set(checked.sanity) == {"edges"} and checked.sanity["edges"].randomisation.flagged
