@@ -57,6 +57,7 @@ class ModelConfig:
     scheduler_monitor: str = MISSING
     channels_last: bool = MISSING
     compile: bool = MISSING
+    compile_backend: str = MISSING
     full_precision_eval: bool = MISSING
     frozen_batchnorm: bool = MISSING
 
@@ -73,8 +74,10 @@ class CovidClassifier(L.LightningModule):
     precision training, so scores and thresholds do not depend on the training precision.
 
     Speed switches: ``channels_last`` stores weights and inputs NHWC (faster convolutions on
-    tensor cores); ``compile`` compiles the network with ``torch.compile`` when the trainer
-    sets the model up (in place: checkpoints keep their plain parameter names).
+    tensor cores); ``compile`` compiles the network with ``torch.compile`` (its
+    ``compile_backend``: ``inductor`` generates kernels, ``aot_eager`` only traces, to check a
+    network compiles without waiting for code generation) when the trainer sets the model up
+    (in place: checkpoints keep their plain parameter names).
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class CovidClassifier(L.LightningModule):
         num_classes: int = 2,
         channels_last: bool = False,
         compile: bool = False,
+        compile_backend: str = "inductor",
         full_precision_eval: bool = True,
         frozen_batchnorm: bool = True,
     ) -> None:
@@ -144,7 +148,7 @@ class CovidClassifier(L.LightningModule):
     def configure_model(self) -> None:
         """Compile the network in place when ``compile=True`` (once, in every process)."""
         if self.hparams.compile and not self.compiled:
-            self.net.compile()
+            self.net.compile(backend=self.hparams.compile_backend)
             self.compiled = True
 
     def setup(self, stage: str) -> None:
