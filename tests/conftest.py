@@ -22,6 +22,13 @@ os.environ.setdefault("WANDB_SILENT", "true")
 # (conf/data/covidx5k.yaml data.out_of_scope, conf/predict.yaml out_of_scope)
 os.environ.setdefault("DEEPCOVID_OUT_OF_SCOPE", "keep")
 os.environ.setdefault("DEEPCOVID_PREDICT_OUT_OF_SCOPE", "score")
+# Under pytest-xdist (README: -n auto) each worker computes on one thread, as do the commands it
+# starts: OpenMP threads of several workers spinning on the same cores cost more than they gain.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
 # File facts and cached pixels of the test session (and of its subprocesses) stay out of ~/.cache
 os.environ.setdefault("DEEPCOVID_CACHE_DIR", tempfile.mkdtemp(prefix="deepcovid-test-cache-"))
 
@@ -32,6 +39,13 @@ CXR_DEV = SHARED_DATA / "cxr-dev"
 requires_real_data = pytest.mark.skipif(
     not CXR_DEV.is_dir(), reason="../shared/data is absent (CI always has it)"
 )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, which hands each worker whole files (--dist loadfile), slow tests
+    first: the longest files start early instead of finishing last on one worker."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def chest_like(size: int, seed: int, positive: bool) -> np.ndarray:

@@ -123,7 +123,7 @@ def test_the_audit_callback_runs_after_the_final_test(covidx5k_shared, mask_dir,
         covidx5k_shared, tmp_path, *TINY_RUN, "callbacks.audit.enabled=true",
         f"data.lung_masks={mask_dir}", "audit.masks.v7=false",
         "audit.explainers.occlusion.stride=16",
-        "audit.bootstrap_resamples=50",
+        "audit.bootstrap_resamples=50", "audit.sanity=null",
     )  # fmt: skip
     train(compose_config("train", overrides, str(tmp_path)))
     result = json.loads((tmp_path / "audit" / "audit.json").read_text())
@@ -161,7 +161,7 @@ def test_blank_lung_mask_cells_fall_back_to_the_next_mask(
     overrides = [
         f"ckpt_path={best_checkpoint(tiny_run)}", f"data.root={covidx5k_shared}",
         f"data.manifest={manifest}", "external=true", f"data.lung_masks={mask_dir}",
-        "audit.masks.v7=false", "audit.masks.segmenter=false", *QUIET, *FAST,
+        "audit.masks.v7=false", "audit.masks.segmenter=false", "audit.sanity=null", *QUIET, *FAST,
     ]  # fmt: skip
     result = audit(compose_config("audit", overrides, str(tmp_path)))
     assert result.masks.by_origin == {"given": 7, "folder": 7}

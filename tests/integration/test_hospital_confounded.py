@@ -79,7 +79,7 @@ def test_both_reports_say_the_auroc_collapses_within_the_mixed_source(tmp_path: 
     assert "comes largely from telling the source values apart" in care
     audited = audit(compose_config("audit", [
         f"ckpt_path={best_checkpoint(run)}", f"data.root={data}", "audit.explainers.occlusion=null",
-        "audit.masks.v7=false", "audit.masks.segmenter=false", "logger=csv",
+        "audit.masks.v7=false", "audit.masks.segmenter=false", "logger=csv", "audit.sanity=null",
         "audit.bootstrap_resamples=200", "print_config=false", "data.num_workers=0",
     ], str(tmp_path / "audit")))  # fmt: skip
     (finding,) = [f for f in audited.flags if f.startswith(f"Within source '{MIXED}'")]

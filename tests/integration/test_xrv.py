@@ -109,7 +109,7 @@ def test_audit_runs_on_the_one_channel_model(run: Path, chexpert_manifest: Path,
         f"ckpt_path={best_checkpoint(run)}", "external=true", *on_manifest(chexpert_manifest),
         "audit.bootstrap_resamples=50", "logger=none", "print_config=false", "data.num_workers=0",
         "device=cpu", "audit.explainers.occlusion.window=16",
-        "audit.explainers.occlusion.stride=16",
+        "audit.explainers.occlusion.stride=16", "audit.sanity.images=4",
     ]  # fmt: skip
     result = audit(compose_config("audit", overrides, str(tmp_path)))
     images = pd.read_csv(tmp_path / "audit" / "images.csv")
