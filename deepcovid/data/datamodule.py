@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
+from deepcovid import CLASS_NAMES
 from deepcovid.data.cache import CachedImages, FileCache, FileFacts, default_cache_dir
 from deepcovid.data.dataset import XrayDataset
 from deepcovid.data.download import download_dataset
@@ -182,9 +183,17 @@ class XrayDataModule(L.LightningDataModule):
         if out_of_scope == "keep":
             log.warning("data.out_of_scope=keep: %s; kept:\n%s", count, listing)
             return table
+        kept = table[~table["path"].isin(list(self.not_frontal))].reset_index(drop=True)
+        emptied = [CLASS_NAMES[label] for label in sorted(set(table["label"]) - set(kept["label"]))]
+        if emptied:
+            raise OutOfScopeError(
+                f"{count}, and leaving them out (data.out_of_scope=exclude) leaves no "
+                f"{' and no '.join(emptied)} image:\n{listing}\nFix: check that data.root holds "
+                "frontal chest radiographs, or set data.out_of_scope=keep to train on them anyway."
+            )
         log.warning("data.out_of_scope=exclude: %s; left out:\n%s", count, listing)
         self.skipped |= {p: f"out of scope: {why}" for p, why in self.not_frontal.items()}
-        return table[~table["path"].isin(list(self.not_frontal))].reset_index(drop=True)
+        return kept
 
     def complete_splits(self, table: pd.DataFrame) -> pd.DataFrame:
         """The table with every row in a split, and :attr:`split_origin` saying how."""

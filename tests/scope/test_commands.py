@@ -147,6 +147,18 @@ def test_training_start_excludes_or_refuses_out_of_scope_images(tmp_path: Path) 
     assert all(name in str(raised.value) for name in outside)
 
 
+def test_excluding_every_image_of_a_class_stops_naming_the_fix(covidx5k: Path) -> None:
+    """Generated images are not radiographs: excluding them leaves nothing to train on, which
+    is said as such (before: a split error about 0 patient groups)."""
+    datamodule = XrayDataModule(str(covidx5k), out_of_scope="exclude", num_workers=0)
+    with pytest.raises(OutOfScopeError) as raised:
+        datamodule.setup("fit")
+    message = str(raised.value)
+    assert "50 of 50 images are not frontal chest radiographs" in message
+    assert "leaves no non-covid and no covid image" in message
+    assert "data.out_of_scope=keep" in message and "img000.png" in message
+
+
 def test_out_of_scope_setting_is_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="data.out_of_scope='drop'"):
         XrayDataModule(str(tmp_path), out_of_scope="drop")
